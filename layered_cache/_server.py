@@ -1,0 +1,206 @@
+"""One memcached server as the client sees it: a pool of connections and a health record."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pymemcache.exceptions import MemcacheIllegalInputError
+
+from layered_cache._connection import Connection
+from layered_cache._translate import STALE_ERRORS, is_server_failure, translate
+from layered_cache.errors import (
+    InvalidKeyError,
+    LayeredCacheError,
+    SerializationError,
+    ServerUnavailableError,
+)
+from layered_cache.transport._base import Address
+
+__all__ = ["HealthPolicy", "ServerNode"]
+
+logger = logging.getLogger("layered_cache")
+
+T = TypeVar("T")
+
+_REFUSED_BEFORE_SENDING = (InvalidKeyError, SerializationError, MemcacheIllegalInputError)
+
+
+class HealthPolicy:
+    """When a failing server is retried, and when it counts as dead.
+
+    Same names and defaults as pymemcache's ``HashClient``, with one
+    difference in kind: a server that is being skipped makes calls raise
+    :class:`~layered_cache.errors.ServerUnavailableError` at once instead of
+    answering with a quiet ``None``, so a miss always means "not in cache".
+    """
+
+    __slots__ = ("dead_timeout", "retry_attempts", "retry_timeout")
+
+    def __init__(self, retry_attempts: int, retry_timeout: float, dead_timeout: float) -> None:
+        self.retry_attempts = retry_attempts
+        self.retry_timeout = retry_timeout
+        self.dead_timeout = dead_timeout
+
+
+class ServerNode:
+    """Connections to one server, reused across calls and threads.
+
+    Idle connections wait in a deque: ``pop``/``append`` are atomic in
+    CPython, so taking and returning a connection costs no lock. A call that
+    fails discards its connection (its reply stream can no longer be trusted)
+    and the next call opens and authenticates a new one.
+    """
+
+    def __init__(
+        self,
+        address: Address,
+        name: str,
+        connect: Callable[[], Connection],
+        policy: HealthPolicy,
+        *,
+        timeout: float | None,
+        max_idle: int | None,
+        idle_timeout: float,
+    ) -> None:
+        self.address = address
+        #: ``host:port`` as shown in errors and logs.
+        self.name = name
+        self._connect = connect
+        self._policy = policy
+        self._timeout = timeout
+        self._max_idle = max_idle
+        self._idle_timeout = idle_timeout
+        self._idle: deque[Connection] = deque()
+        self._state_lock = threading.Lock()
+        #: monotonic time before which calls fail fast; 0.0 while healthy.
+        self.down_until = 0.0
+        self.failures = 0
+
+    # -- running commands ---------------------------------------------------
+
+    def run(self, op: Callable[..., T], idempotent: bool, *args: Any) -> T:
+        """Run ``op(connection, *args)`` on a pooled connection, translating failures.
+
+        A pooled connection that turns out to be closed by the server (a
+        restart, an idle timeout at a proxy) is replaced and, for idempotent
+        commands only, the command is sent once more on the fresh connection.
+        """
+        if self.down_until and self.down_until > time.monotonic():
+            raise self._unavailable()
+        try:
+            conn = self._idle.pop()
+            reused = True
+        except IndexError:
+            conn = self._connect()
+            reused = False
+        else:
+            if self._idle_timeout and conn.idle_since + self._idle_timeout < time.monotonic():
+                conn.close()
+                reused = False
+        try:
+            result = op(conn, *args)
+        except _REFUSED_BEFORE_SENDING as exc:
+            # Bad keys, arguments and values are refused before a byte is
+            # sent, so the connection is still in step and goes back.
+            self._release(conn)
+            if isinstance(exc, LayeredCacheError):
+                raise
+            raise translate(exc, self.name, self._timeout) from exc
+        except Exception as exc:
+            conn.close()
+            if reused and isinstance(exc, STALE_ERRORS):
+                # Its siblings idled through the same event: drop them all.
+                self.discard_idle()
+                if idempotent:
+                    return self._run_fresh(op, args)
+            raise self._failed(exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+        if self.failures:
+            self._recovered()
+        self._release(conn)
+        return result
+
+    def _run_fresh(self, op: Callable[..., T], args: tuple[Any, ...]) -> T:
+        conn = self._connect()
+        try:
+            result = op(conn, *args)
+        except Exception as exc:
+            conn.close()
+            raise self._failed(exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._release(conn)
+        return result
+
+    def _release(self, conn: Connection) -> None:
+        if conn.sock is None:
+            return
+        if self._max_idle is not None and len(self._idle) >= self._max_idle:
+            conn.close()
+            return
+        if self._idle_timeout:
+            conn.idle_since = time.monotonic()
+        self._idle.append(conn)
+
+    def discard_idle(self) -> None:
+        """Close every idle connection (in-flight ones are closed when they come back broken)."""
+        while True:
+            try:
+                self._idle.pop().close()
+            except IndexError:
+                return
+
+    # -- health -------------------------------------------------------------
+
+    def _failed(self, exc: Exception) -> Exception:
+        error = translate(exc, self.name, self._timeout)
+        if is_server_failure(exc):
+            self._record_failure(error)
+        return error
+
+    def _record_failure(self, error: Exception) -> None:
+        policy = self._policy
+        with self._state_lock:
+            self.failures += 1
+            now = time.monotonic()
+            if self.failures >= policy.retry_attempts:
+                self.down_until = now + policy.dead_timeout
+                logger.warning(
+                    "memcached server %s failed %d times; skipping it for %g s: %s",
+                    self.name,
+                    self.failures,
+                    policy.dead_timeout,
+                    error,
+                )
+            else:
+                self.down_until = now + policy.retry_timeout
+                logger.warning(
+                    "memcached server %s failed; retrying it after %g s: %s",
+                    self.name,
+                    policy.retry_timeout,
+                    error,
+                )
+        self.discard_idle()
+
+    def _recovered(self) -> None:
+        with self._state_lock:
+            if self.failures:
+                logger.warning("memcached server %s is answering again", self.name)
+            self.failures = 0
+            self.down_until = 0.0
+
+    def _unavailable(self) -> ServerUnavailableError:
+        wait = max(0.0, self.down_until - time.monotonic())
+        return ServerUnavailableError(
+            f"{self.name} is being skipped after {self.failures} failed attempt(s); "
+            f"it will be tried again in {wait:.1f} s",
+            server=self.name,
+        )

@@ -1,0 +1,89 @@
+"""The one boundary where socket, TLS and pymemcache exceptions become layered_cache errors."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+from pymemcache.exceptions import (
+    MemcacheClientError,
+    MemcacheError,
+    MemcacheIllegalInputError,
+    MemcacheServerError,
+    MemcacheUnexpectedCloseError,
+)
+
+from layered_cache.errors import (
+    CacheConnectionError,
+    CacheTimeoutError,
+    InvalidArgumentError,
+    LayeredCacheError,
+    ServerError,
+    ServerResponseError,
+    TLSError,
+)
+
+__all__ = ["STALE_ERRORS", "is_server_failure", "translate"]
+
+#: Errors a pooled connection gives when the server (or a proxy) closed it
+#: while it sat idle. A fresh connection is expected to work.
+STALE_ERRORS: tuple[type[BaseException], ...] = (
+    MemcacheUnexpectedCloseError,
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+)
+
+
+def is_server_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server is unreachable or stalled (not that it refused a request)."""
+    return isinstance(exc, OSError | MemcacheUnexpectedCloseError) and not isinstance(
+        exc, ssl.SSLCertVerificationError
+    )
+
+
+def translate(  # noqa: PLR0912 - one branch per kind of failure, in one place
+    exc: BaseException, server: str, timeout: float | None
+) -> LayeredCacheError:
+    """Return the layered_cache error that reports ``exc`` raised while talking to ``server``."""
+    if isinstance(exc, LayeredCacheError):
+        return exc
+    error: ServerError
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        error = TLSError(
+            f"{server}: TLS certificate not accepted: {exc.verify_message}", server=server
+        )
+    elif isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        error = CacheConnectionError(f"{server} closed the TLS connection", server=server)
+    elif isinstance(exc, ssl.SSLError):
+        error = TLSError(f"{server}: TLS failed: {exc.reason or exc}", server=server)
+    elif isinstance(exc, TimeoutError):
+        within = "" if timeout is None else f" within {timeout:g} s"
+        error = CacheTimeoutError(f"{server} did not answer{within}", server=server)
+    elif isinstance(exc, socket.gaierror):
+        error = CacheConnectionError(
+            f"{server}: cannot resolve the host name ({exc.strerror})", server=server
+        )
+    elif isinstance(exc, ConnectionRefusedError):
+        error = CacheConnectionError(f"{server} refused the connection", server=server)
+    elif isinstance(exc, MemcacheUnexpectedCloseError):
+        error = CacheConnectionError(f"{server} closed the connection", server=server)
+    elif isinstance(exc, OSError):
+        error = CacheConnectionError(f"{server}: {exc.strerror or exc!r}", server=server)
+    elif isinstance(exc, MemcacheServerError | MemcacheClientError):
+        said = exc.args[0] if exc.args else b""
+        reply = (
+            said.decode("ascii", "backslashreplace") if isinstance(said, bytes) else str(said)
+        ).strip() or exc.__class__.__name__
+        error = ServerResponseError(f"{server} answered with an error: {reply}", server=server)
+    elif isinstance(exc, MemcacheIllegalInputError):
+        return InvalidArgumentError(str(exc))
+    elif isinstance(exc, MemcacheError):
+        # An unexpected reply means the stream is out of step; the connection
+        # has been discarded, which is all that can be done safely.
+        error = CacheConnectionError(f"{server} sent an unexpected reply: {exc}", server=server)
+    else:
+        return LayeredCacheError(f"{server}: {exc.__class__.__name__}: {exc}")
+    return error

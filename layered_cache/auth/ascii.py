@@ -1,0 +1,64 @@
+"""memcached's own ASCII authentication (``memcached -Y authfile``, memcached 1.5.15+)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from layered_cache.auth._base import (
+    HandshakeFlow,
+    expect_stored,
+    refuse_unsafe_password,
+    refuse_unsafe_username,
+)
+
+__all__ = ["AsciiAuth"]
+
+_SCHEME = "AsciiAuth"
+
+
+def _check_username(_instance: object, _attribute: object, value: Any) -> None:
+    # The authfile holds "user:password" lines, so a colon cannot be part of a name.
+    refuse_unsafe_username(_SCHEME, value, extra=":")
+
+
+def _check_password(_instance: object, _attribute: object, value: Any) -> None:
+    refuse_unsafe_password(_SCHEME, value, forbidden="\r\n\x00")
+
+
+@attrs.frozen
+class AsciiAuth:
+    """Authenticate against memcached started with ``-Y authfile``.
+
+    Every new connection first sends ``set <key> 0 0 <n>\\r\\n<username> <password>\\r\\n``;
+    memcached answers ``STORED`` when the pair is in its authfile and refuses
+    every other command until then. The key is ignored by the server.
+
+    Args:
+        username: a user from the authfile (no whitespace, control characters or ``:``).
+        password: that user's password; never shown in a repr, error or log.
+        key: the key the ``set`` names (any valid key; memcached ignores it).
+
+    Raises:
+        ConfigurationError: the username or password could break the protocol.
+
+    Example:
+        >>> AsciiAuth("app", "secret")
+        AsciiAuth(username='app', key='auth')
+    """
+
+    username: str = attrs.field(validator=_check_username)
+    password: str = attrs.field(repr=False, validator=_check_password)
+    key: str = attrs.field(default="auth", validator=_check_username)
+    _request: bytes = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        data = f"{self.username} {self.password}".encode()
+        request = b"set %s 0 0 %d\r\n%s\r\n" % (self.key.encode("utf-8"), len(data), data)
+        object.__setattr__(self, "_request", request)
+
+    def handshake(self, server: str) -> HandshakeFlow:
+        """Send ``username password`` as a ``set``; anything but ``STORED`` is a refusal."""
+        reply = yield self._request
+        expect_stored(reply, scheme=_SCHEME, server=server, username=self.username)

@@ -1,0 +1,434 @@
+"""The Client: one transport, one authenticator and one serializer over one or many servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+from layered_cache._addresses import ServerSpec, hash_name, parse_servers
+from layered_cache._connection import UNREADABLE, Connection, ReadGuard
+from layered_cache._keys import encode_key
+from layered_cache._ring import Ring
+from layered_cache._server import HealthPolicy, ServerNode
+from layered_cache.auth import NoAuth
+from layered_cache.auth._base import Authenticator
+from layered_cache.errors import ConfigurationError
+from layered_cache.serialization import PickleSerializer
+from layered_cache.serialization._base import Serializer
+from layered_cache.transport import TCPTransport, format_address
+from layered_cache.transport._base import Address, Transport
+
+__all__ = ["Client"]
+
+Key = str | bytes
+
+# pymemcache's unbound methods, looked up once: each call passes a connection.
+_get = Connection.get
+_gets = Connection.gets
+_get_many = Connection.get_many
+_gets_many = Connection.gets_many
+_set = Connection.set
+_set_many = Connection.set_many
+_add = Connection.add
+_replace = Connection.replace
+_append = Connection.append
+_prepend = Connection.prepend
+_cas = Connection.cas
+_delete = Connection.delete
+_delete_many = Connection.delete_many
+_incr = Connection.incr
+_decr = Connection.decr
+_touch = Connection.touch
+_stats = Connection.stats
+_version = Connection.version
+_flush_all = Connection.flush_all
+
+
+def _check_timeout(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigurationError(
+            f"{name} must be a positive number of seconds or None, not {value!r}"
+        )
+    return float(value)
+
+
+def _check_count(name: str, value: float, *, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise ConfigurationError(f"{name} must be a number >= {minimum:g}, not {value!r}")
+    return value
+
+
+def _check_strategy(name: str, value: object, method: str) -> None:
+    if not callable(getattr(value, method, None)):
+        raise ConfigurationError(
+            f"{name} must provide {method}() (e.g. a layered_cache.{name} strategy), "
+            f"not {type(value).__name__}"
+        )
+
+
+class Client:
+    """A thread-safe memcached client composed of a transport, an authenticator and a serializer.
+
+    Args:
+        servers: ``"host:port"``, ``(host, port)``, or a list of either; a string
+            may also list several servers separated by commas or spaces. With
+            several servers, keys are spread by rendezvous hashing exactly as
+            Django's ``PyMemcacheCache`` spreads them.
+        transport: how bytes travel: :class:`~layered_cache.transport.TCPTransport`
+            (default) or :class:`~layered_cache.transport.TLSTransport`.
+        auth: what each new connection proves before its first command:
+            :class:`~layered_cache.auth.NoAuth` (default),
+            :class:`~layered_cache.auth.MemCachierAuth` or
+            :class:`~layered_cache.auth.AsciiAuth`.
+        serializer: what the stored bytes mean:
+            :class:`~layered_cache.serialization.PickleSerializer` (default) or
+            :class:`~layered_cache.serialization.JSONSerializer`.
+        connect_timeout: seconds allowed to connect, handshake and authenticate;
+            None waits forever.
+        timeout: seconds allowed for each send or receive; None waits forever.
+        retry_attempts: failures in a row after which a server counts as dead.
+        retry_timeout: seconds a server that just failed is skipped before it is
+            tried again.
+        dead_timeout: seconds a dead server is skipped before it is tried again.
+        max_pool_size: idle connections kept per server (None: as many as
+            threads used them). Calls never wait for a connection.
+        pool_idle_timeout: seconds after which an idle connection is replaced
+            instead of reused (0: never), for servers or proxies that drop idle
+            connections.
+
+    While a server is being skipped, calls for its keys raise
+    :class:`~layered_cache.errors.ServerUnavailableError` at once (no timeout
+    wait); keys on the other servers keep working. A miss (``None``) therefore
+    always means "not in the cache", never "could not ask".
+
+    Raises:
+        ConfigurationError: an option is invalid; no connection is attempted.
+
+    Example:
+        >>> client = Client(memcached_address)
+        >>> client.set("greeting", {"text": "hello"}, expire=60)
+        True
+        >>> client.get("greeting")
+        {'text': 'hello'}
+        >>> client.close()
+    """
+
+    def __init__(
+        self,
+        servers: ServerSpec | Iterable[ServerSpec],
+        *,
+        transport: Transport | None = None,
+        auth: Authenticator | None = None,
+        serializer: Serializer | None = None,
+        connect_timeout: float | None = 2.0,
+        timeout: float | None = 2.0,
+        retry_attempts: int = 2,
+        retry_timeout: float = 1.0,
+        dead_timeout: float = 60.0,
+        max_pool_size: int | None = None,
+        pool_idle_timeout: float = 0.0,
+    ) -> None:
+        self.transport: Transport = TCPTransport() if transport is None else transport
+        self.auth: Authenticator = NoAuth() if auth is None else auth
+        self.serializer: Serializer = PickleSerializer() if serializer is None else serializer
+        _check_strategy("transport", self.transport, "connect")
+        _check_strategy("auth", self.auth, "handshake")
+        _check_strategy("serializer", self.serializer, "serialize")
+        _check_strategy("serializer", self.serializer, "deserialize")
+        self.connect_timeout = _check_timeout("connect_timeout", connect_timeout)
+        self.timeout = _check_timeout("timeout", timeout)
+        policy = HealthPolicy(
+            retry_attempts=int(_check_count("retry_attempts", retry_attempts, minimum=1)),
+            retry_timeout=_check_count("retry_timeout", retry_timeout, minimum=0),
+            dead_timeout=_check_count("dead_timeout", dead_timeout, minimum=0),
+        )
+        if max_pool_size is not None:
+            max_pool_size = int(_check_count("max_pool_size", max_pool_size, minimum=1))
+        idle_timeout = _check_count("pool_idle_timeout", pool_idle_timeout, minimum=0)
+
+        self._serde = ReadGuard(self.serializer)
+        self._nodes: dict[str, ServerNode] = {}
+        for address in parse_servers(servers):
+            name = hash_name(address)
+            if name in self._nodes:
+                raise ConfigurationError(f"server {format_address(address)} is listed twice")
+            self._nodes[name] = ServerNode(
+                address,
+                format_address(address),
+                self._connection_factory(address),
+                policy,
+                timeout=self.timeout,
+                max_idle=max_pool_size,
+                idle_timeout=idle_timeout,
+            )
+        nodes = list(self._nodes.values())
+        # One server needs no hashing at all: the common case stays cheap.
+        self._only: ServerNode | None = nodes[0] if len(nodes) == 1 else None
+        self._ring = Ring(list(self._nodes))
+
+    def _connection_factory(self, address: Address) -> Any:
+        name = format_address(address)
+
+        def connect() -> Connection:
+            return Connection(
+                address,
+                name=name,
+                transport=self.transport,
+                auth=self.auth,
+                serde=self._serde,
+                connect_timeout=self.connect_timeout,
+                timeout=self.timeout,
+            )
+
+        return connect
+
+    # -- routing ------------------------------------------------------------
+
+    @property
+    def servers(self) -> list[str]:
+        """The servers, as ``host:port`` strings, in the order given."""
+        return [node.name for node in self._nodes.values()]
+
+    def server_for(self, key: Key) -> str:
+        """The server (``host:port``) that holds ``key``."""
+        return self._node(key).name
+
+    def _node(self, key: Key) -> ServerNode:
+        only = self._only
+        if only is not None:
+            return only
+        try:
+            return self._nodes[self._ring.node_for(key)]
+        except TypeError:
+            encode_key(key)  # raises InvalidKeyError naming the problem
+            raise
+
+    def _group(self, keys: Iterable[Key], *, validate: bool) -> dict[ServerNode, list[Key]]:
+        only = self._only
+        if only is not None:
+            return {only: keys if isinstance(keys, list) else list(keys)}
+        groups: dict[ServerNode, list[Key]] = {}
+        for key in keys:
+            if validate:
+                # A multi-server write refuses every key before any server is written.
+                encode_key(key)
+            groups.setdefault(self._node(key), []).append(key)
+        return groups
+
+    # -- reads --------------------------------------------------------------
+
+    def get(self, key: Key, default: Any = None) -> Any:
+        """Return the value stored under ``key``, or ``default`` when it is missing.
+
+        Raises:
+            InvalidKeyError: the key is not a valid memcached key (nothing is sent).
+            ServerError: the server could not be reached or answered with an error.
+        """
+        value = self._node(key).run(_get, True, key, default)
+        return default if value is UNREADABLE else value
+
+    def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
+        """Return ``{key: value}`` for the keys in the cache, in one round trip per server."""
+        found: dict[Key, Any] = {}
+        for node, group in self._group(keys, validate=False).items():
+            if group:
+                found.update(node.run(_get_many, True, group))
+        return _readable(found)
+
+    def gets(self, key: Key, default: Any = None, cas_default: Any = None) -> tuple[Any, Any]:
+        """Return ``(value, cas_token)`` for ``key``, or ``(default, cas_default)`` when missing.
+
+        Pass the token to :meth:`cas` to write only if nobody wrote in between.
+        """
+        value, token = self._node(key).run(_gets, True, key, default, cas_default)
+        if value is UNREADABLE:
+            return default, cas_default
+        return value, token
+
+    def gets_many(self, keys: Iterable[Key]) -> dict[Key, tuple[Any, Any]]:
+        """Return ``{key: (value, cas_token)}`` for the keys that are in the cache."""
+        found: dict[Key, tuple[Any, Any]] = {}
+        for node, group in self._group(keys, validate=False).items():
+            if group:
+                found.update(node.run(_gets_many, True, group))
+        return {key: pair for key, pair in found.items() if pair[0] is not UNREADABLE}
+
+    # -- writes -------------------------------------------------------------
+
+    def set(
+        self,
+        key: Key,
+        value: Any,
+        expire: int = 0,
+        noreply: bool = False,
+        flags: int | None = None,
+    ) -> bool:
+        """Store ``value`` under ``key``.
+
+        Args:
+            key: the key.
+            value: anything the serializer can hold.
+            expire: seconds to live (0: no expiry; over 30 days: a Unix timestamp;
+                negative: expired at once).
+            noreply: don't wait for the server's answer (the result is then
+                always True, even if the write failed).
+            flags: override the serializer's flags (advanced).
+
+        Returns:
+            True when the server stored it.
+
+        Raises:
+            InvalidKeyError, SerializationError: refused before anything was sent.
+            ServerResponseError: the server refused it (e.g. larger than its item limit).
+        """
+        return bool(self._node(key).run(_set, True, key, value, expire, noreply, flags))
+
+    def set_many(
+        self,
+        values: Mapping[Key, Any],
+        expire: int = 0,
+        noreply: bool = False,
+        flags: int | None = None,
+    ) -> list[Key]:
+        """Store several values (one round trip per server); return the keys that were not stored.
+
+        Every key and value is checked before anything is sent, so a bad one
+        leaves the cache as it was.
+        """
+        if self._only is not None:
+            return list(self._only.run(_set_many, True, dict(values), expire, noreply, flags))
+        batches: dict[ServerNode, dict[Key, Any]] = {}
+        for key, value in values.items():
+            encode_key(key)
+            self.serializer.serialize(key, value)
+            batches.setdefault(self._node(key), {})[key] = value
+        failed: list[Key] = []
+        for node, batch in batches.items():
+            failed.extend(node.run(_set_many, True, batch, expire, noreply, flags))
+        return failed
+
+    def add(
+        self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
+    ) -> bool:
+        """Store ``value`` only if ``key`` is not in the cache; True when stored."""
+        return bool(self._node(key).run(_add, False, key, value, expire, noreply, flags))
+
+    def replace(
+        self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
+    ) -> bool:
+        """Store ``value`` only if ``key`` is already in the cache; True when stored."""
+        return bool(self._node(key).run(_replace, False, key, value, expire, noreply, flags))
+
+    def append(
+        self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
+    ) -> bool:
+        """Append serialized ``value`` to the bytes stored under ``key``; True when it existed."""
+        return bool(self._node(key).run(_append, False, key, value, expire, noreply, flags))
+
+    def prepend(
+        self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
+    ) -> bool:
+        """Prepend serialized ``value`` to the bytes stored under ``key``; True when it existed."""
+        return bool(self._node(key).run(_prepend, False, key, value, expire, noreply, flags))
+
+    def cas(  # noqa: PLR0917 - pymemcache's signature, positional arguments included
+        self,
+        key: Key,
+        value: Any,
+        cas: int | str | bytes,
+        expire: int = 0,
+        noreply: bool = False,
+        flags: int | None = None,
+    ) -> bool | None:
+        """Store ``value`` only if nobody wrote ``key`` since :meth:`gets` returned ``cas``.
+
+        Returns:
+            True when stored, False when someone wrote in between, None when the key is missing.
+        """
+        result = self._node(key).run(_cas, False, key, value, cas, expire, noreply, flags)
+        return None if result is None else bool(result)
+
+    def delete(self, key: Key, noreply: bool = False) -> bool:
+        """Remove ``key``; True when it was in the cache."""
+        return bool(self._node(key).run(_delete, True, key, noreply))
+
+    def delete_many(self, keys: Iterable[Key], noreply: bool = False) -> bool:
+        """Remove several keys (one round trip per server); True once the servers acknowledged."""
+        for node, group in self._group(keys, validate=True).items():
+            if group:
+                node.run(_delete_many, True, group, noreply)
+        return True
+
+    def incr(self, key: Key, value: int, noreply: bool = False) -> int | None:
+        """Add ``value`` to the integer stored under ``key``; return the new value, None if missing.
+
+        Never retried on a fresh connection: the first attempt may have counted.
+        """
+        result: int | None = self._node(key).run(_incr, False, key, value, noreply)
+        return result
+
+    def decr(self, key: Key, value: int, noreply: bool = False) -> int | None:
+        """Subtract ``value`` (memcached stops at 0); return the new value, None if missing."""
+        result: int | None = self._node(key).run(_decr, False, key, value, noreply)
+        return result
+
+    def touch(self, key: Key, expire: int = 0, noreply: bool = False) -> bool:
+        """Give ``key`` a new expiry without fetching it; True when it was in the cache."""
+        return bool(self._node(key).run(_touch, True, key, expire, noreply))
+
+    # -- servers ------------------------------------------------------------
+
+    def stats(self, *args: str) -> dict[str, dict[str, Any]]:
+        """Return each server's ``stats`` (``stats <args>``) as ``{server: {name: value}}``."""
+        report: dict[str, dict[str, Any]] = {}
+        for node in self._nodes.values():
+            raw: dict[bytes, Any] = node.run(_stats, True, *args)
+            report[node.name] = {
+                name.decode("ascii", "replace"): value.decode("ascii", "replace")
+                if isinstance(value, bytes)
+                else value
+                for name, value in raw.items()
+            }
+        return report
+
+    def version(self) -> dict[str, str]:
+        """Return each server's version as ``{server: "1.6.18"}``."""
+        return {
+            node.name: node.run(_version, True).decode("ascii", "replace")
+            for node in self._nodes.values()
+        }
+
+    def flush_all(self, delay: int = 0, noreply: bool = False) -> bool:
+        """Invalidate every item on every server (after ``delay`` seconds); True when all agreed."""
+        return all(node.run(_flush_all, True, delay, noreply) for node in self._nodes.values())
+
+    def close(self) -> None:
+        """Close idle connections. The client stays usable and reconnects when next used."""
+        for node in self._nodes.values():
+            node.discard_idle()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Client({self.servers!r}, transport={self.transport!r}, auth={self.auth!r}, "
+            f"serializer={self.serializer!r})"
+        )
+
+
+def _readable(found: dict[Key, Any]) -> dict[Key, Any]:
+    for key in [key for key, value in found.items() if value is UNREADABLE]:
+        del found[key]
+    return found

@@ -1,0 +1,123 @@
+"""The exceptions layered_cache raises.
+
+Everything derives from :class:`LayeredCacheError`::
+
+    LayeredCacheError
+    ├── ConfigurationError (also ValueError)   bad options, credentials or strategy names
+    ├── InvalidKeyError (also ValueError)      a key memcached cannot store safely
+    ├── InvalidArgumentError (also ValueError) an expire, delta or cas memcached cannot take
+    ├── SerializationError                     a value the serializer cannot (de)serialize
+    ├── AuthenticationError                    the server refused the credentials
+    └── ServerError                            a failure tied to one server
+        ├── ServerResponseError                the server answered with an error
+        └── CacheConnectionError               the server could not be reached or dropped us
+            ├── CacheTimeoutError              no answer within the timeout
+            ├── TLSError                       the TLS handshake or certificate check failed
+            └── ServerUnavailableError         skipped: the server failed recently
+
+Messages name the server (``host:port``) and never contain a password.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "CacheConnectionError",
+    "CacheTimeoutError",
+    "ConfigurationError",
+    "InvalidArgumentError",
+    "InvalidKeyError",
+    "LayeredCacheError",
+    "SerializationError",
+    "ServerError",
+    "ServerResponseError",
+    "ServerUnavailableError",
+    "TLSError",
+]
+
+
+class LayeredCacheError(Exception):
+    """Base class of every exception layered_cache raises."""
+
+
+class ConfigurationError(LayeredCacheError, ValueError):
+    """An option, credential or strategy name is not acceptable.
+
+    Raised while a client is being built, before any network I/O.
+    """
+
+
+class InvalidKeyError(LayeredCacheError, ValueError):
+    """A key is longer than 250 bytes or contains whitespace or control characters.
+
+    Raised before anything is sent, so a bad key never reaches the server.
+    """
+
+
+class InvalidArgumentError(LayeredCacheError, ValueError):
+    """An argument other than the key (expire, delta, cas token) is not what memcached takes.
+
+    Raised before anything is sent.
+    """
+
+
+class SerializationError(LayeredCacheError):
+    """A value cannot be serialized, or stored bytes cannot be deserialized."""
+
+
+class AuthenticationError(LayeredCacheError):
+    """The server refused the credentials (or the handshake) of a new connection.
+
+    Attributes:
+        server: the ``host:port`` that refused.
+        username: the user the handshake presented.
+    """
+
+    def __init__(self, message: str, *, server: str, username: str | None = None) -> None:
+        super().__init__(message)
+        self.server = server
+        self.username = username
+
+
+class ServerError(LayeredCacheError):
+    """A failure tied to one server.
+
+    Attributes:
+        server: the ``host:port`` (or socket path) concerned.
+    """
+
+    def __init__(self, message: str, *, server: str) -> None:
+        super().__init__(message)
+        self.server = server
+
+
+class ServerResponseError(ServerError):
+    """The server answered with an error (``SERVER_ERROR`` or ``CLIENT_ERROR``).
+
+    For example, memcached refuses values larger than its item size limit
+    (1 MB by default). The connection stays usable.
+    """
+
+
+class CacheConnectionError(ServerError):
+    """The server could not be reached, or the connection broke mid-call.
+
+    The connection concerned is discarded; the next call opens (and
+    authenticates) a fresh one.
+    """
+
+
+class CacheTimeoutError(CacheConnectionError):
+    """The server did not connect or answer within the configured timeout."""
+
+
+class TLSError(CacheConnectionError):
+    """The TLS handshake failed: untrusted certificate, wrong hostname, or refused client."""
+
+
+class ServerUnavailableError(CacheConnectionError):
+    """The server failed recently and is being skipped until its retry time comes.
+
+    Raised at once, without a network round trip, so that a dead server does
+    not cost every call a full timeout.
+    """

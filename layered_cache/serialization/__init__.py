@@ -1,0 +1,34 @@
+"""Serializers: what the stored bytes mean (pickle or JSON), on pymemcache's flag convention.
+
+Example:
+    >>> from layered_cache.serialization import JSONSerializer
+    >>> JSONSerializer().deserialize("k", b"[1,2]", 32)
+    [1, 2]
+"""
+
+from layered_cache.serialization._base import (
+    FLAG_BYTES,
+    FLAG_COMPRESSED,
+    FLAG_INTEGER,
+    FLAG_JSON,
+    FLAG_LONG,
+    FLAG_PICKLE,
+    FLAG_TEXT,
+    Serializer,
+)
+from layered_cache.serialization.json import JSONSerializer
+from layered_cache.serialization.pickle import PickleSerializer, UnpicklableValueError
+
+__all__ = [
+    "FLAG_BYTES",
+    "FLAG_COMPRESSED",
+    "FLAG_INTEGER",
+    "FLAG_JSON",
+    "FLAG_LONG",
+    "FLAG_PICKLE",
+    "FLAG_TEXT",
+    "JSONSerializer",
+    "PickleSerializer",
+    "Serializer",
+    "UnpicklableValueError",
+]

@@ -1,0 +1,61 @@
+"""The serializer contract and the flag bits shared with pymemcache and Django."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pymemcache.serde import (
+    FLAG_BYTES,
+    FLAG_COMPRESSED,
+    FLAG_INTEGER,
+    FLAG_LONG,
+    FLAG_PICKLE,
+    FLAG_TEXT,
+)
+
+from layered_cache.errors import SerializationError
+
+__all__ = [
+    "FLAG_BYTES",
+    "FLAG_COMPRESSED",
+    "FLAG_INTEGER",
+    "FLAG_JSON",
+    "FLAG_LONG",
+    "FLAG_PICKLE",
+    "FLAG_TEXT",
+    "Serializer",
+    "unreadable",
+]
+
+#: Our flag for JSON documents. pymemcache leaves bit 5 unused; a reader that
+#: does not know it (Django's PyMemcacheCache) gets the raw JSON bytes back.
+FLAG_JSON = 1 << 5
+
+
+class Serializer(Protocol):
+    """Turns values into bytes plus memcached flags, and back.
+
+    This is pymemcache's "serde" contract, so any serializer here plugs into
+    pymemcache and any pymemcache serde works here. The flags say how the
+    bytes were made, so a reader never guesses: ``0`` bytes, ``1`` pickle,
+    ``2`` int, ``4`` long, ``8`` compressed, ``16`` UTF-8 text (pymemcache's
+    convention, which Django's ``PyMemcacheCache`` shares), ``32`` JSON.
+
+    ``serialize`` raises :class:`~layered_cache.errors.SerializationError`
+    for a value it cannot hold, before anything is written. ``deserialize``
+    raises it for bytes it will not read; the client then logs the problem
+    and answers as if the key were missing.
+    """
+
+    def serialize(self, key: Any, value: Any) -> tuple[bytes, int]:
+        """Return the bytes to store for ``value`` and their flags."""
+        ...
+
+    def deserialize(self, key: Any, value: bytes, flags: int) -> Any:
+        """Return the value that ``value`` (stored with ``flags``) represents."""
+        ...
+
+
+def unreadable(serializer: str, flags: int, why: str) -> SerializationError:
+    """The error for stored bytes whose flags ``serializer`` will not read."""
+    return SerializationError(f"{serializer} cannot read a value stored with flags {flags}: {why}")

@@ -1,0 +1,87 @@
+"""JSON for values other languages (and other clients) can read; never unpickles."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+
+from layered_cache.errors import SerializationError
+from layered_cache.serialization._base import (
+    FLAG_BYTES,
+    FLAG_INTEGER,
+    FLAG_JSON,
+    FLAG_LONG,
+    FLAG_PICKLE,
+    FLAG_TEXT,
+    unreadable,
+)
+
+__all__ = ["JSONSerializer"]
+
+
+@attrs.frozen
+class JSONSerializer:
+    """JSON documents: dicts, lists, str, int, float, bool and None; never pickle.
+
+    ``bytes``, ``str`` and ``int`` are stored as :class:`PickleSerializer`
+    stores them (flags 0, 16, 2), so Django's ``PyMemcacheCache`` reads them
+    and ``incr``/``decr`` work. Other values are JSON (flags 32). A value
+    JSON cannot hold (a set, a datetime, NaN, an object) raises
+    :class:`~layered_cache.errors.SerializationError` and nothing is written.
+    As always with JSON, tuples come back as lists and dict keys as strings.
+
+    A pickled value (flags 1) written by another client is never unpickled:
+    reading it is treated as a miss and logged, so a writable cache cannot
+    run code in this process.
+
+    Args:
+        sort_keys: write dict keys sorted (stable bytes for equal values).
+
+    Example:
+        >>> JSONSerializer().serialize("k", {"a": [1, 2]})
+        (b'{"a":[1,2]}', 32)
+    """
+
+    sort_keys: bool = False
+
+    def serialize(self, key: Any, value: Any) -> tuple[bytes, int]:
+        """Return ``(bytes, flags)`` for ``value``; see the class description."""
+        kind = type(value)
+        if kind is bytes:
+            return value, FLAG_BYTES
+        if kind is str:
+            return value.encode("utf-8"), FLAG_TEXT
+        if kind is int:
+            return b"%d" % value, FLAG_INTEGER
+        try:
+            text = json.dumps(
+                value, separators=(",", ":"), allow_nan=False, sort_keys=self.sort_keys
+            )
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(
+                f"JSONSerializer cannot store a {kind.__module__}.{kind.__qualname__} "
+                f"value: {exc}. JSON holds dicts, lists, str, int, finite floats, "
+                "bool and None"
+            ) from exc
+        return text.encode("utf-8"), FLAG_JSON
+
+    def deserialize(self, key: Any, value: bytes, flags: int) -> Any:
+        """Return the value stored as ``value`` with ``flags``; refuses pickles."""
+        if flags == FLAG_JSON:
+            try:
+                return json.loads(value)
+            except ValueError as exc:
+                raise unreadable("JSONSerializer", flags, f"invalid JSON: {exc}") from exc
+        if flags == FLAG_BYTES:
+            return value
+        if flags == FLAG_TEXT:
+            return value.decode("utf-8")
+        if flags in (FLAG_INTEGER, FLAG_LONG):
+            return int(value)
+        if flags & FLAG_PICKLE:
+            raise unreadable(
+                "JSONSerializer", flags, "it is a pickle, and this serializer never unpickles"
+            )
+        raise SerializationError(f"JSONSerializer cannot read a value stored with flags {flags}")

@@ -1,0 +1,95 @@
+"""pickle for arbitrary Python objects; bytes, str and int stored plainly, as pymemcache does."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import attrs
+
+from layered_cache.errors import SerializationError
+from layered_cache.serialization._base import (
+    FLAG_BYTES,
+    FLAG_COMPRESSED,
+    FLAG_INTEGER,
+    FLAG_LONG,
+    FLAG_PICKLE,
+    FLAG_TEXT,
+    unreadable,
+)
+
+__all__ = ["PickleSerializer", "UnpicklableValueError"]
+
+
+class UnpicklableValueError(SerializationError, pickle.PicklingError):
+    """A value pickle cannot serialize; nothing was written.
+
+    It is also a :class:`pickle.PicklingError`, as Django's cache API promises.
+    """
+
+
+def _check_protocol(_instance: object, _attribute: object, value: int) -> None:
+    if not 0 <= value <= pickle.HIGHEST_PROTOCOL:
+        raise SerializationError(
+            f"PickleSerializer: protocol must be 0-{pickle.HIGHEST_PROTOCOL}, not {value}"
+        )
+
+
+@attrs.frozen
+class PickleSerializer:
+    """The default: any picklable value, wire-compatible with Django's ``PyMemcacheCache``.
+
+    ``bytes`` are stored as they are (flags 0), ``str`` as UTF-8 (16), ``int``
+    as decimal digits (2, so ``incr``/``decr`` work on them), and everything
+    else pickled (1). Subclasses of these types are pickled so they come back
+    as themselves.
+
+    Unpickling runs code chosen by whoever wrote the bytes: anyone who can
+    write to your memcached can run code in every process that reads it.
+    Keep memcached private (TLS and authentication help), or use
+    :class:`~layered_cache.serialization.JSONSerializer`.
+
+    Args:
+        protocol: the pickle protocol for writing; reading accepts any.
+
+    Example:
+        >>> PickleSerializer().serialize("k", {"a": 1})[1]
+        1
+    """
+
+    protocol: int = attrs.field(default=pickle.HIGHEST_PROTOCOL, validator=_check_protocol)
+
+    def serialize(self, key: Any, value: Any) -> tuple[bytes, int]:
+        """Return ``(bytes, flags)`` for ``value``; see the class description."""
+        kind = type(value)
+        if kind is bytes:
+            return value, FLAG_BYTES
+        if kind is str:
+            return value.encode("utf-8"), FLAG_TEXT
+        if kind is int:
+            return b"%d" % value, FLAG_INTEGER
+        try:
+            return pickle.dumps(value, self.protocol), FLAG_PICKLE
+        except Exception as exc:
+            raise UnpicklableValueError(
+                f"cannot pickle a {kind.__module__}.{kind.__qualname__} value: {exc}"
+            ) from exc
+
+    def deserialize(self, key: Any, value: bytes, flags: int) -> Any:
+        """Return the value stored as ``value`` with ``flags``."""
+        if flags == FLAG_BYTES:
+            return value
+        if flags == FLAG_PICKLE:
+            try:
+                return pickle.loads(value)
+            except Exception as exc:
+                raise unreadable("PickleSerializer", flags, f"unpickling failed: {exc!r}") from exc
+        if flags == FLAG_TEXT:
+            return value.decode("utf-8")
+        if flags in (FLAG_INTEGER, FLAG_LONG):
+            return int(value)
+        if flags & FLAG_COMPRESSED:
+            raise unreadable(
+                "PickleSerializer", flags, "it is compressed; configure a CompressedSerializer"
+            )
+        raise unreadable("PickleSerializer", flags, "unknown flags")

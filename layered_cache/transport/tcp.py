@@ -1,0 +1,105 @@
+"""Plain TCP (or UNIX socket) connections."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import attrs
+
+from layered_cache.errors import ConfigurationError
+from layered_cache.transport._base import Address
+
+__all__ = ["Keepalive", "TCPTransport", "open_socket"]
+
+
+@attrs.frozen
+class Keepalive:
+    """TCP keepalive timing, so that idle connections through NATs and proxies stay open.
+
+    Args:
+        idle: seconds of silence before the first probe.
+        interval: seconds between probes.
+        count: unanswered probes before the connection is declared dead.
+    """
+
+    idle: int = attrs.field(default=60, validator=attrs.validators.gt(0))
+    interval: int = attrs.field(default=10, validator=attrs.validators.gt(0))
+    count: int = attrs.field(default=5, validator=attrs.validators.gt(0))
+
+
+def _to_keepalive(value: Keepalive | bool | None) -> Keepalive | None:
+    if value is True:
+        return Keepalive()
+    if value is False or value is None:
+        return None
+    if isinstance(value, Keepalive):
+        return value
+    raise ConfigurationError(
+        f"keepalive must be True, False, None or a Keepalive(...), not {value!r}"
+    )
+
+
+def open_socket(
+    address: Address,
+    *,
+    connect_timeout: float | None,
+    no_delay: bool,
+    keepalive: Keepalive | None,
+) -> socket.socket:
+    """Connect a TCP socket (trying every address the host resolves to) or a UNIX socket."""
+    if isinstance(address, str):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(connect_timeout)
+            sock.connect(address)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    sock = socket.create_connection(address, timeout=connect_timeout)
+    try:
+        if no_delay:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if keepalive is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if sys.platform == "linux":
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, keepalive.idle)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, keepalive.interval)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, keepalive.count)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+@attrs.frozen
+class TCPTransport:
+    """Unencrypted TCP, the way memcached is usually reached inside a private network.
+
+    Args:
+        no_delay: set ``TCP_NODELAY`` so small requests leave at once (memcached
+            traffic is request/response; Nagle's algorithm only adds latency).
+        keepalive: ``True`` for :class:`Keepalive` defaults, a :class:`Keepalive`
+            for your own timing, or ``False``/``None`` to leave keepalive off.
+
+    Example:
+        >>> TCPTransport(keepalive=True)
+        TCPTransport(no_delay=True, keepalive=Keepalive(idle=60, interval=10, count=5))
+    """
+
+    no_delay: bool = True
+    keepalive: Keepalive | None = attrs.field(default=None, converter=_to_keepalive)
+
+    def connect(
+        self, address: Address, *, connect_timeout: float | None, timeout: float | None
+    ) -> socket.socket:
+        """Open a connected socket; see :meth:`Transport.connect`."""
+        sock = open_socket(
+            address,
+            connect_timeout=connect_timeout,
+            no_delay=self.no_delay,
+            keepalive=self.keepalive,
+        )
+        sock.settimeout(timeout)
+        return sock
