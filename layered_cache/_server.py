@@ -12,12 +12,14 @@ from typing import Any, TypeVar
 from pymemcache.exceptions import MemcacheIllegalInputError
 
 from layered_cache._connection import Connection
-from layered_cache._translate import STALE_ERRORS, is_server_failure, translate
+from layered_cache._translate import STALE_ERRORS, translate
 from layered_cache.errors import (
+    CacheConnectionError,
     InvalidKeyError,
     LayeredCacheError,
     SerializationError,
     ServerUnavailableError,
+    TLSError,
 )
 from layered_cache.transport._base import Address
 
@@ -118,7 +120,7 @@ class ServerNode:
                 self.discard_idle()
                 if idempotent:
                     return self._run_fresh(op, args)
-            raise self._failed(exc) from exc
+            raise self._failed(exc, first_use=not reused) from exc
         except BaseException:
             conn.close()
             raise
@@ -133,7 +135,7 @@ class ServerNode:
             result = op(conn, *args)
         except Exception as exc:
             conn.close()
-            raise self._failed(exc) from exc
+            raise self._failed(exc, first_use=True) from exc
         except BaseException:
             conn.close()
             raise
@@ -160,9 +162,11 @@ class ServerNode:
 
     # -- health -------------------------------------------------------------
 
-    def _failed(self, exc: Exception) -> Exception:
-        error = translate(exc, self.name, self._timeout)
-        if is_server_failure(exc):
+    def _failed(self, exc: Exception, *, first_use: bool) -> Exception:
+        error = translate(exc, self.name, self._timeout, first_use=first_use)
+        # Unreachable or stalled servers are skipped for a while; TLS and
+        # authentication refusals are configuration problems, reported each time.
+        if isinstance(error, CacheConnectionError) and not isinstance(error, TLSError):
             self._record_failure(error)
         return error
 

@@ -23,7 +23,7 @@ from layered_cache.errors import (
     TLSError,
 )
 
-__all__ = ["STALE_ERRORS", "is_server_failure", "translate"]
+__all__ = ["STALE_ERRORS", "translate"]
 
 #: Errors a pooled connection gives when the server (or a proxy) closed it
 #: while it sat idle. A fresh connection is expected to work.
@@ -37,17 +37,19 @@ STALE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def is_server_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` says the server is unreachable or stalled (not that it refused a request)."""
-    return isinstance(exc, OSError | MemcacheUnexpectedCloseError) and not isinstance(
-        exc, ssl.SSLCertVerificationError
-    )
-
-
 def translate(  # noqa: PLR0912 - one branch per kind of failure, in one place
-    exc: BaseException, server: str, timeout: float | None
+    exc: BaseException, server: str, timeout: float | None, *, first_use: bool = False
 ) -> LayeredCacheError:
-    """Return the layered_cache error that reports ``exc`` raised while talking to ``server``."""
+    """Return the layered_cache error that reports ``exc`` raised while talking to ``server``.
+
+    Args:
+        exc: what was raised.
+        server: ``host:port``, for the message.
+        timeout: the socket timeout in force, for the message.
+        first_use: the connection was opened for this call. A TLS connection
+            the server closes before its first answer was refused (typically
+            a client certificate is required), which is not an outage.
+    """
     if isinstance(exc, LayeredCacheError):
         return exc
     error: ServerError
@@ -56,7 +58,15 @@ def translate(  # noqa: PLR0912 - one branch per kind of failure, in one place
             f"{server}: TLS certificate not accepted: {exc.verify_message}", server=server
         )
     elif isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
-        error = CacheConnectionError(f"{server} closed the TLS connection", server=server)
+        if first_use:
+            error = TLSError(
+                f"{server} closed the new TLS connection before answering: it refused "
+                "this client (does it require a client certificate? see TLSTransport "
+                "cert_file/key_file)",
+                server=server,
+            )
+        else:
+            error = CacheConnectionError(f"{server} closed the TLS connection", server=server)
     elif isinstance(exc, ssl.SSLError):
         error = TLSError(f"{server}: TLS failed: {exc.reason or exc}", server=server)
     elif isinstance(exc, TimeoutError):
@@ -72,14 +82,14 @@ def translate(  # noqa: PLR0912 - one branch per kind of failure, in one place
         error = CacheConnectionError(f"{server} closed the connection", server=server)
     elif isinstance(exc, OSError):
         error = CacheConnectionError(f"{server}: {exc.strerror or exc!r}", server=server)
+    elif isinstance(exc, MemcacheIllegalInputError):
+        return InvalidArgumentError(str(exc))
     elif isinstance(exc, MemcacheServerError | MemcacheClientError):
         said = exc.args[0] if exc.args else b""
         reply = (
             said.decode("ascii", "backslashreplace") if isinstance(said, bytes) else str(said)
         ).strip() or exc.__class__.__name__
         error = ServerResponseError(f"{server} answered with an error: {reply}", server=server)
-    elif isinstance(exc, MemcacheIllegalInputError):
-        return InvalidArgumentError(str(exc))
     elif isinstance(exc, MemcacheError):
         # An unexpected reply means the stream is out of step; the connection
         # has been discarded, which is all that can be done safely.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -158,7 +159,14 @@ class Client:
             self._nodes[name] = ServerNode(
                 address,
                 format_address(address),
-                self._connection_factory(address),
+                _connection_factory(
+                    address,
+                    transport=self.transport,
+                    auth=self.auth,
+                    serde=self._serde,
+                    connect_timeout=self.connect_timeout,
+                    timeout=self.timeout,
+                ),
                 policy,
                 timeout=self.timeout,
                 max_idle=max_pool_size,
@@ -168,22 +176,8 @@ class Client:
         # One server needs no hashing at all: the common case stays cheap.
         self._only: ServerNode | None = nodes[0] if len(nodes) == 1 else None
         self._ring = Ring(list(self._nodes))
-
-    def _connection_factory(self, address: Address) -> Any:
-        name = format_address(address)
-
-        def connect() -> Connection:
-            return Connection(
-                address,
-                name=name,
-                transport=self.transport,
-                auth=self.auth,
-                serde=self._serde,
-                connect_timeout=self.connect_timeout,
-                timeout=self.timeout,
-            )
-
-        return connect
+        # Sockets of a client that is simply dropped are closed, not left to the GC.
+        weakref.finalize(self, _close_all, nodes)
 
     # -- routing ------------------------------------------------------------
 
@@ -407,8 +401,13 @@ class Client:
 
     def close(self) -> None:
         """Close idle connections. The client stays usable and reconnects when next used."""
-        for node in self._nodes.values():
-            node.discard_idle()
+        _close_all(list(self._nodes.values()))
+
+    # pymemcache's aliases, so code (and Django's base backend) written for it works unchanged.
+    get_multi = get_many
+    set_multi = set_many
+    delete_multi = delete_many
+    disconnect_all = close
 
     def __enter__(self) -> Self:
         return self
@@ -426,6 +425,38 @@ class Client:
             f"Client({self.servers!r}, transport={self.transport!r}, auth={self.auth!r}, "
             f"serializer={self.serializer!r})"
         )
+
+
+def _connection_factory(
+    address: Address,
+    *,
+    transport: Transport,
+    auth: Authenticator,
+    serde: ReadGuard,
+    connect_timeout: float | None,
+    timeout: float | None,
+) -> Callable[[], Connection]:
+    # A closure over the strategies, not over the client, so that the client
+    # can be garbage collected while its nodes are still referenced.
+    name = format_address(address)
+
+    def connect() -> Connection:
+        return Connection(
+            address,
+            name=name,
+            transport=transport,
+            auth=auth,
+            serde=serde,
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+        )
+
+    return connect
+
+
+def _close_all(nodes: list[ServerNode]) -> None:
+    for node in nodes:
+        node.discard_idle()
 
 
 def _readable(found: dict[Key, Any]) -> dict[Key, Any]:

@@ -12,11 +12,13 @@ from layered_cache.serialization._base import (
     FLAG_BYTES,
     FLAG_COMPRESSED,
     FLAG_INTEGER,
+    FLAG_JSON,
     FLAG_LONG,
     FLAG_PICKLE,
     FLAG_TEXT,
     unreadable,
 )
+from layered_cache.serialization.json import JSONSerializer
 
 __all__ = ["PickleSerializer", "UnpicklableValueError"]
 
@@ -41,8 +43,9 @@ class PickleSerializer:
 
     ``bytes`` are stored as they are (flags 0), ``str`` as UTF-8 (16), ``int``
     as decimal digits (2, so ``incr``/``decr`` work on them), and everything
-    else pickled (1). Subclasses of these types are pickled so they come back
-    as themselves.
+    else pickled (1). It also reads the JSON documents (32) that a
+    :class:`~layered_cache.serialization.JSONSerializer` client writes.
+    Subclasses of these types are pickled so they come back as themselves.
 
     Unpickling runs code chosen by whoever wrote the bytes: anyone who can
     write to your memcached can run code in every process that reads it.
@@ -88,6 +91,9 @@ class PickleSerializer:
             return value.decode("utf-8")
         if flags in (FLAG_INTEGER, FLAG_LONG):
             return int(value)
+        if flags == FLAG_JSON:
+            # Written by a JSONSerializer client sharing the cache; JSON is safe to read.
+            return JSONSerializer().deserialize(key, value, flags)
         if flags & FLAG_COMPRESSED:
             raise unreadable(
                 "PickleSerializer", flags, "it is compressed; configure a CompressedSerializer"
