@@ -1,0 +1,189 @@
+"""A tour of layered_cache against local memcached servers this script starts and stops.
+
+Run it with ``bash scripts/demo.sh`` (which sets everything up first). It starts,
+on 127.0.0.1 only: a plain memcached, a TLS memcached (certificates made on the
+fly), a memcached with ASCII authentication (``-Y``), and a small gateway that
+speaks MemCachier's authentication in front of a memcached. Then it shows the
+programmatic client with each strategy, and the Django backend configured the
+way a settings file would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from layered_cache import AuthenticationError, Client, InvalidKeyError  # noqa: E402
+from layered_cache.auth import AsciiAuth, MemCachierAuth  # noqa: E402
+from layered_cache.serialization import JSONSerializer  # noqa: E402
+from layered_cache.transport import TLSTransport  # noqa: E402
+from tests.servers import (  # noqa: E402
+    MemcachedProcess,
+    MemCachierGateway,
+    ServerGroup,
+    TLSMaterial,
+    tls_server_args,
+)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)  # noqa: T201 - the demo talks to its user
+
+
+def heading(text: str) -> None:
+    say()
+    say(f"== {text} " + "=" * max(0, 70 - len(text)))
+
+
+@contextlib.contextmanager
+def servers() -> Iterator[dict[str, object]]:
+    group = ServerGroup()
+    material = TLSMaterial()
+    gateway = None
+    try:
+        plain = group.add(MemcachedProcess(name="plain")).start()
+        tls = group.add(
+            MemcachedProcess(
+                tls_server_args(material.server_cert_file, material.server_key_file),
+                ssl_context=material.client_context(),
+                name="tls",
+            )
+        ).start()
+        ascii_auth = group.add(
+            MemcachedProcess(credentials=("demo-user", "demo-password"), name="ascii-auth")
+        ).start()
+        upstream = group.add(MemcachedProcess(name="behind-gateway")).start()
+        gateway = MemCachierGateway(upstream, "memcachier-user", "memcachier-password")
+        gateway.start()
+        yield {
+            "plain": plain,
+            "tls": tls,
+            "ascii": ascii_auth,
+            "gateway": gateway,
+            "ca_file": material.ca_file,
+        }
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        group.close()
+        material.close()
+
+
+def programmatic(env: dict[str, object]) -> None:
+    plain, tls, ascii_auth, gateway = (env[name] for name in ("plain", "tls", "ascii", "gateway"))
+    assert isinstance(plain, MemcachedProcess)
+    assert isinstance(tls, MemcachedProcess)
+    assert isinstance(ascii_auth, MemcachedProcess)
+    assert isinstance(gateway, MemCachierGateway)
+    ca_file = str(env["ca_file"])
+
+    clients = {
+        "TCP, no auth, pickle": Client(plain.address),
+        "TLS (verified), no auth": Client(tls.address, transport=TLSTransport(ca_file=ca_file)),
+        "TCP, memcached -Y ASCII auth": Client(
+            ascii_auth.address, auth=AsciiAuth("demo-user", "demo-password")
+        ),
+        "TCP, MemCachier auth": Client(
+            gateway.address, auth=MemCachierAuth("memcachier-user", "memcachier-password")
+        ),
+        "TCP, JSON serializer": Client(plain.address, serializer=JSONSerializer()),
+    }
+    heading("The programmatic client, one strategy combination per line")
+    for label, client in clients.items():
+        with client:
+            started = time.perf_counter()
+            client.set("demo:profile", {"name": "Ada", "langs": ["py", "c"]}, expire=60)
+            value = client.get("demo:profile")
+            client.set_many({"demo:a": 1, "demo:b": 2})
+            total = client.incr("demo:a", 41)
+            elapsed = (time.perf_counter() - started) * 1000
+            say(f"  {label:32} get -> {value!r:42} incr -> {total}  ({elapsed:.1f} ms)")
+    say(f"  MemCachier handshakes seen by the gateway: {gateway.handshakes} (one per connection)")
+
+    heading("Bad input never reaches the wire")
+    with Client(plain.address) as client:
+        try:
+            client.set("demo key\r\nflush_all", "x")
+        except InvalidKeyError as exc:
+            say(f"  InvalidKeyError: {exc}")
+    with Client(gateway.address, auth=MemCachierAuth("memcachier-user", "wrong")) as client:
+        try:
+            client.get("k")
+        except AuthenticationError as exc:
+            say(f"  AuthenticationError: {exc}")
+
+    heading("Several servers: keys spread as Django's PyMemcacheCache spreads them")
+    with Client([plain.address, ascii_auth.address]) as client:
+        for key in ("user:1", "user:2", "user:3", "user:4"):
+            say(f"  {key} lives on {client.server_for(key)}")
+
+
+def django_backend(env: dict[str, object]) -> None:
+    heading("The Django backend, configured as in settings.py")
+    try:
+        import django
+        from django.conf import settings
+    except ImportError:
+        say("  Django is not installed: pip install 'layered-cache[django]'")
+        return
+    try:
+        import layered_cache.django  # noqa: F401
+    except ImportError as exc:
+        say(f"  The Django backend is not available: {exc}")
+        return
+    plain, tls, gateway = env["plain"], env["tls"], env["gateway"]
+    assert isinstance(plain, MemcachedProcess)
+    assert isinstance(tls, MemcachedProcess)
+    assert isinstance(gateway, MemCachierGateway)
+    caches = {
+        "default": {
+            "BACKEND": "layered_cache.django.MemcacheCache",
+            "LOCATION": plain.address,
+            "OPTIONS": {"no_delay": True, "connect_timeout": 2, "timeout": 2},
+        },
+        "tls": {
+            "BACKEND": "layered_cache.django.MemcacheCache",
+            "LOCATION": tls.address,
+            "OPTIONS": {"transport": "tls", "ca_file": str(env["ca_file"])},
+        },
+    }
+    # The seed's configuration: nothing but environment variables (as on Heroku).
+    os.environ["MEMCACHIER_SERVERS"] = gateway.address
+    os.environ["MEMCACHIER_USERNAME"] = "memcachier-user"
+    os.environ["MEMCACHIER_PASSWORD"] = "memcachier-password"
+    caches["memcachier"] = {"BACKEND": "layered_cache.django.MemcacheCache"}
+    settings.configure(CACHES=caches, INSTALLED_APPS=["layered_cache.django"])
+    django.setup()
+    from django.core.cache import caches as django_caches
+
+    for alias in caches:
+        cache = django_caches[alias]
+        cache.set("visits", 0)
+        cache.incr("visits")
+        cache.set_many({"a": 1, "b": [2, 3]}, timeout=30)
+        say(
+            f"  CACHES[{alias!r}]: incr -> {cache.get('visits')}, "
+            f"get_many -> {cache.get_many(['a', 'b', 'c'])}"
+        )
+        cache.close()  # Django does this after every request; the connection stays pooled
+
+
+def main() -> int:
+    say("Starting local memcached servers (plain, TLS, ASCII auth, MemCachier gateway)...")
+    with servers() as env:
+        programmatic(env)
+        django_backend(env)
+    say()
+    say("All servers stopped. Next: bash scripts/test.sh runs the whole suite.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
