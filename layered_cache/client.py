@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
@@ -14,7 +15,7 @@ from layered_cache._ring import Ring
 from layered_cache._server import HealthPolicy, ServerNode
 from layered_cache.auth import NoAuth
 from layered_cache.auth._base import Authenticator
-from layered_cache.errors import ConfigurationError
+from layered_cache.errors import CacheConnectionError, ConfigurationError, TLSError
 from layered_cache.serialization import PickleSerializer
 from layered_cache.serialization._base import Serializer
 from layered_cache.transport import TCPTransport, format_address
@@ -99,6 +100,13 @@ class Client:
         pool_idle_timeout: seconds after which an idle connection is replaced
             instead of reused (0: never), for servers or proxies that drop idle
             connections.
+        ignore_exceptions: fail-silent mode. When a server cannot be reached
+            (refused, timed out, dropped, being skipped), reads answer as a miss
+            and writes return False instead of raising; each such call is
+            counted in :attr:`ignored_errors`, and each failure burst is logged
+            once per server on the ``layered_cache`` logger. Bad keys, values,
+            credentials and TLS refusals still raise: they are mistakes to fix,
+            not outages to ride out.
 
     While a server is being skipped, calls for its keys raise
     :class:`~layered_cache.errors.ServerUnavailableError` at once (no timeout
@@ -131,6 +139,7 @@ class Client:
         dead_timeout: float = 60.0,
         max_pool_size: int | None = None,
         pool_idle_timeout: float = 0.0,
+        ignore_exceptions: bool = False,
     ) -> None:
         self.transport: Transport = TCPTransport() if transport is None else transport
         self.auth: Authenticator = NoAuth() if auth is None else auth
@@ -139,6 +148,9 @@ class Client:
         _check_strategy("auth", self.auth, "handshake")
         _check_strategy("serializer", self.serializer, "serialize")
         _check_strategy("serializer", self.serializer, "deserialize")
+        self.ignore_exceptions = bool(ignore_exceptions)
+        self._ignored_errors = 0
+        self._ignored_lock = threading.Lock()
         self.connect_timeout = _check_timeout("connect_timeout", connect_timeout)
         self.timeout = _check_timeout("timeout", timeout)
         policy = HealthPolicy(
@@ -221,7 +233,12 @@ class Client:
             InvalidKeyError: the key is not a valid memcached key (nothing is sent).
             ServerError: the server could not be reached or answered with an error.
         """
-        value = self._node(key).run(_get, True, key, default)
+        try:
+            value = self._node(key).run(_get, True, key, default)
+        except CacheConnectionError as error:
+            if not self._absorb(error):
+                raise
+            return default
         return default if value is UNREADABLE else value
 
     def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
@@ -229,7 +246,11 @@ class Client:
         found: dict[Key, Any] = {}
         for node, group in self._group(keys, validate=False).items():
             if group:
-                found.update(node.run(_get_many, True, group))
+                try:
+                    found.update(node.run(_get_many, True, group))
+                except CacheConnectionError as error:
+                    if not self._absorb(error):
+                        raise
         return _readable(found)
 
     def gets(self, key: Key, default: Any = None, cas_default: Any = None) -> tuple[Any, Any]:
@@ -237,7 +258,12 @@ class Client:
 
         Pass the token to :meth:`cas` to write only if nobody wrote in between.
         """
-        value, token = self._node(key).run(_gets, True, key, default, cas_default)
+        try:
+            value, token = self._node(key).run(_gets, True, key, default, cas_default)
+        except CacheConnectionError as error:
+            if not self._absorb(error):
+                raise
+            return default, cas_default
         if value is UNREADABLE:
             return default, cas_default
         return value, token
@@ -247,7 +273,11 @@ class Client:
         found: dict[Key, tuple[Any, Any]] = {}
         for node, group in self._group(keys, validate=False).items():
             if group:
-                found.update(node.run(_gets_many, True, group))
+                try:
+                    found.update(node.run(_gets_many, True, group))
+                except CacheConnectionError as error:
+                    if not self._absorb(error):
+                        raise
         return {key: pair for key, pair in found.items() if pair[0] is not UNREADABLE}
 
     # -- writes -------------------------------------------------------------
@@ -278,7 +308,7 @@ class Client:
             InvalidKeyError, SerializationError: refused before anything was sent.
             ServerResponseError: the server refused it (e.g. larger than its item limit).
         """
-        return bool(self._node(key).run(_set, True, key, value, expire, noreply, flags))
+        return self._write(key, _set, True, key, value, expire, noreply, flags)
 
     def set_many(
         self,
@@ -292,41 +322,48 @@ class Client:
         Every key and value is checked before anything is sent, so a bad one
         leaves the cache as it was.
         """
+        batches: dict[ServerNode, dict[Key, Any]]
         if self._only is not None:
-            return list(self._only.run(_set_many, True, dict(values), expire, noreply, flags))
-        batches: dict[ServerNode, dict[Key, Any]] = {}
-        for key, value in values.items():
-            encode_key(key)
-            self.serializer.serialize(key, value)
-            batches.setdefault(self._node(key), {})[key] = value
+            batches = {self._only: dict(values)}
+        else:
+            batches = {}
+            for key, value in values.items():
+                encode_key(key)
+                self.serializer.serialize(key, value)
+                batches.setdefault(self._node(key), {})[key] = value
         failed: list[Key] = []
         for node, batch in batches.items():
-            failed.extend(node.run(_set_many, True, batch, expire, noreply, flags))
+            try:
+                failed.extend(node.run(_set_many, True, batch, expire, noreply, flags))
+            except CacheConnectionError as error:
+                if not self._absorb(error):
+                    raise
+                failed.extend(batch)
         return failed
 
     def add(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
         """Store ``value`` only if ``key`` is not in the cache; True when stored."""
-        return bool(self._node(key).run(_add, False, key, value, expire, noreply, flags))
+        return self._write(key, _add, False, key, value, expire, noreply, flags)
 
     def replace(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
         """Store ``value`` only if ``key`` is already in the cache; True when stored."""
-        return bool(self._node(key).run(_replace, False, key, value, expire, noreply, flags))
+        return self._write(key, _replace, False, key, value, expire, noreply, flags)
 
     def append(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
         """Append serialized ``value`` to the bytes stored under ``key``; True when it existed."""
-        return bool(self._node(key).run(_append, False, key, value, expire, noreply, flags))
+        return self._write(key, _append, False, key, value, expire, noreply, flags)
 
     def prepend(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
         """Prepend serialized ``value`` to the bytes stored under ``key``; True when it existed."""
-        return bool(self._node(key).run(_prepend, False, key, value, expire, noreply, flags))
+        return self._write(key, _prepend, False, key, value, expire, noreply, flags)
 
     def cas(  # noqa: PLR0917 - pymemcache's signature, positional arguments included
         self,
@@ -342,36 +379,77 @@ class Client:
         Returns:
             True when stored, False when someone wrote in between, None when the key is missing.
         """
-        result = self._node(key).run(_cas, False, key, value, cas, expire, noreply, flags)
+        try:
+            result = self._node(key).run(_cas, False, key, value, cas, expire, noreply, flags)
+        except CacheConnectionError as error:
+            if not self._absorb(error):
+                raise
+            return False
         return None if result is None else bool(result)
 
     def delete(self, key: Key, noreply: bool = False) -> bool:
         """Remove ``key``; True when it was in the cache."""
-        return bool(self._node(key).run(_delete, True, key, noreply))
+        return self._write(key, _delete, True, key, noreply)
 
     def delete_many(self, keys: Iterable[Key], noreply: bool = False) -> bool:
         """Remove several keys (one round trip per server); True once the servers acknowledged."""
+        complete = True
         for node, group in self._group(keys, validate=True).items():
             if group:
-                node.run(_delete_many, True, group, noreply)
-        return True
+                try:
+                    node.run(_delete_many, True, group, noreply)
+                except CacheConnectionError as error:
+                    if not self._absorb(error):
+                        raise
+                    complete = False
+        return complete
 
     def incr(self, key: Key, value: int, noreply: bool = False) -> int | None:
         """Add ``value`` to the integer stored under ``key``; return the new value, None if missing.
 
         Never retried on a fresh connection: the first attempt may have counted.
         """
-        result: int | None = self._node(key).run(_incr, False, key, value, noreply)
-        return result
+        return self._count(key, _incr, value, noreply)
 
     def decr(self, key: Key, value: int, noreply: bool = False) -> int | None:
         """Subtract ``value`` (memcached stops at 0); return the new value, None if missing."""
-        result: int | None = self._node(key).run(_decr, False, key, value, noreply)
-        return result
+        return self._count(key, _decr, value, noreply)
 
     def touch(self, key: Key, expire: int = 0, noreply: bool = False) -> bool:
         """Give ``key`` a new expiry without fetching it; True when it was in the cache."""
-        return bool(self._node(key).run(_touch, True, key, expire, noreply))
+        return self._write(key, _touch, True, key, expire, noreply)
+
+    # -- fail-silent mode -------------------------------------------------------
+
+    def _write(self, key: Key, op: Callable[..., Any], idempotent: bool, *args: Any) -> bool:
+        try:
+            return bool(self._node(key).run(op, idempotent, *args))
+        except CacheConnectionError as error:
+            if not self._absorb(error):
+                raise
+            return False
+
+    def _count(self, key: Key, op: Callable[..., Any], value: int, noreply: bool) -> int | None:
+        try:
+            result: int | None = self._node(key).run(op, False, key, value, noreply)
+        except CacheConnectionError as error:
+            if not self._absorb(error):
+                raise
+            return None
+        return result
+
+    def _absorb(self, error: CacheConnectionError) -> bool:
+        """In fail-silent mode, count an outage and say it was absorbed; otherwise False."""
+        if not self.ignore_exceptions or isinstance(error, TLSError):
+            return False
+        with self._ignored_lock:
+            self._ignored_errors += 1
+        return True
+
+    @property
+    def ignored_errors(self) -> int:
+        """How many calls fail-silent mode has answered with a miss or False so far."""
+        return self._ignored_errors
 
     # -- servers ------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from layered_cache.serialization._base import (
 )
 from layered_cache.serialization.json import JSONSerializer
 from layered_cache.serialization.pickle import PickleSerializer, UnpicklableValueError
+from layered_cache.serialization.signed import FLAG_SIGNED_PICKLE, SignedPickleSerializer
 
 __all__ = [
     "FLAG_BYTES",
@@ -26,9 +27,11 @@ __all__ = [
     "FLAG_JSON",
     "FLAG_LONG",
     "FLAG_PICKLE",
+    "FLAG_SIGNED_PICKLE",
     "FLAG_TEXT",
     "JSONSerializer",
     "PickleSerializer",
     "Serializer",
+    "SignedPickleSerializer",
     "UnpicklableValueError",
 ]
