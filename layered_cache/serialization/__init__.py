@@ -16,11 +16,13 @@ from layered_cache.serialization._base import (
     FLAG_TEXT,
     Serializer,
 )
+from layered_cache.serialization.compression import FLAG_ZSTD, CompressedSerializer
 from layered_cache.serialization.json import JSONSerializer
 from layered_cache.serialization.pickle import PickleSerializer, UnpicklableValueError
 from layered_cache.serialization.signed import FLAG_SIGNED_PICKLE, SignedPickleSerializer
 
 __all__ = [
+    "CompressedSerializer",
     "FLAG_BYTES",
     "FLAG_COMPRESSED",
     "FLAG_INTEGER",
@@ -29,6 +31,7 @@ __all__ = [
     "FLAG_PICKLE",
     "FLAG_SIGNED_PICKLE",
     "FLAG_TEXT",
+    "FLAG_ZSTD",
     "JSONSerializer",
     "PickleSerializer",
     "Serializer",

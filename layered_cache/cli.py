@@ -1,0 +1,791 @@
+"""The ``layered-cache`` command: check memcached servers and read their stats before you deploy.
+
+Installed as the ``layered-cache`` console script and runnable as
+``python -m layered_cache``::
+
+    layered-cache check [SERVER ...] [connection options] [--json]
+    layered-cache stats [SERVER ...] [connection options] [--group NAME] [--json]
+    layered-cache --version
+
+``check`` connects to each server on its own (with the chosen transport and
+authentication), asks its version, writes, reads back and deletes a value under
+a unique key, and prints one line per server::
+
+    OK    127.0.0.1:11211   version 1.6.18  connect 1.02 ms  latency 0.12 ms
+    FAIL  cache.invalid:11211  dns: cache.invalid:11211: cannot resolve the host name (...)
+
+Servers come from the arguments or, when none are given, from
+``MEMCACHE_SERVERS`` then ``MEMCACHIER_SERVERS``. Credentials come from
+``--username`` / ``--password-env VAR`` or from ``MEMCACHE_USERNAME`` /
+``MEMCACHE_PASSWORD`` then ``MEMCACHIER_USERNAME`` / ``MEMCACHIER_PASSWORD``;
+credentials without ``--auth`` mean MemCachier authentication, as in the Django
+backend. A password is never accepted as a command-line value (other users see
+those in ``ps``) and never printed.
+
+Exit status: 0 when every server passed, 1 when any server failed, 2 for a
+usage or configuration error (nothing was contacted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import json
+import logging
+import os
+import secrets
+import socket
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Final, TextIO
+
+import attrs
+import pymemcache
+
+from layered_cache import __version__
+from layered_cache._addresses import parse_servers
+from layered_cache.auth import AsciiAuth, MemCachierAuth, NoAuth
+from layered_cache.auth._base import Authenticator
+from layered_cache.client import Client
+from layered_cache.errors import (
+    AuthenticationError,
+    CacheConnectionError,
+    CacheTimeoutError,
+    ConfigurationError,
+    LayeredCacheError,
+    ServerResponseError,
+    ServerUnavailableError,
+    TLSError,
+)
+from layered_cache.serialization import JSONSerializer, PickleSerializer
+from layered_cache.serialization._base import Serializer
+from layered_cache.transport import TCPTransport, TLSTransport, format_address
+from layered_cache.transport._base import Address, Transport
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CheckResult",
+    "check_server",
+    "classify_error",
+    "main",
+]
+
+PROG: Final = "layered-cache"
+
+#: Every server passed.
+EXIT_OK: Final = 0
+#: At least one server failed the check (or could not be read).
+EXIT_FAILED: Final = 1
+#: Bad arguments or configuration: nothing was contacted.
+EXIT_USAGE: Final = 2
+
+SERVERS_ENV: Final = ("MEMCACHE_SERVERS", "MEMCACHIER_SERVERS")
+USERNAME_ENV: Final = ("MEMCACHE_USERNAME", "MEMCACHIER_USERNAME")
+PASSWORD_ENV: Final = ("MEMCACHE_PASSWORD", "MEMCACHIER_PASSWORD")
+
+#: ``stats <group>`` variants that only read (``stats reset`` is deliberately absent).
+STATS_GROUPS: Final = ("settings", "items", "slabs", "sizes", "conns")
+
+#: Seconds the check value lives, in case the delete never happens.
+CHECK_EXPIRE: Final = 30
+
+#: ``get`` round trips timed by ``check``; the median is reported.
+_LATENCY_SAMPLES: Final = 3
+
+_DEFAULT_TIMEOUT: Final = 2.0
+
+
+class UsageError(Exception):
+    """The command line or environment is unusable; reported with exit status 2."""
+
+
+# -- results and classification -------------------------------------------------------
+
+
+@attrs.frozen
+class CheckResult:
+    """What ``check`` found out about one server.
+
+    Attributes:
+        server: ``host:port`` (or the UNIX socket path).
+        ok: the server passed every step.
+        version: the version the server reported, when it got that far.
+        connect_ms: milliseconds to connect, handshake TLS, authenticate and
+            answer ``version`` on a new connection.
+        latency_ms: milliseconds for one ``get`` round trip on the open
+            connection (the median of three).
+        kind: on failure, one of ``dns``, ``refused``, ``timeout``, ``tls``,
+            ``auth``, ``protocol``, ``connection``, ``unavailable``, ``error``.
+        reason: on failure, a one-line explanation naming the server.
+        hint: on some failures, what to try (in terms of this command's options).
+    """
+
+    server: str
+    ok: bool
+    version: str | None = None
+    connect_ms: float | None = None
+    latency_ms: float | None = None
+    kind: str | None = None
+    reason: str | None = None
+    hint: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as a JSON-ready dict (milliseconds rounded to microseconds)."""
+        data = attrs.asdict(self)
+        for name in ("connect_ms", "latency_ms"):
+            if data[name] is not None:
+                data[name] = round(data[name], 3)
+        return data
+
+
+def classify_error(exc: BaseException) -> tuple[str, str]:
+    """Name the kind of a failure and give its one-line reason, from layered_cache's errors.
+
+    Args:
+        exc: what a :class:`~layered_cache.Client` call raised.
+
+    Returns:
+        ``(kind, reason)``: kind is ``dns`` (the host name does not resolve),
+        ``refused`` (nothing listens on the port), ``timeout``, ``tls``
+        (certificate, hostname or client certificate refused), ``auth``
+        (credentials refused or missing), ``protocol`` (an unexpected or
+        error reply), ``connection`` (dropped or reset), ``unavailable``
+        (skipped after recent failures) or ``error`` (anything else).
+
+    Example:
+        >>> classify_error(CacheTimeoutError("db:11211 did not answer", server="db:11211"))
+        ('timeout', 'db:11211 did not answer')
+    """
+    reason = " ".join(str(exc).split()) or exc.__class__.__name__
+    cause = exc.__cause__
+    kind = "error"
+    if isinstance(exc, AuthenticationError):
+        kind = "auth"
+    elif isinstance(exc, TLSError):
+        kind = "tls"
+    elif isinstance(exc, CacheTimeoutError):
+        kind = "timeout"
+    elif isinstance(exc, ServerUnavailableError):
+        kind = "unavailable"
+    elif isinstance(exc, CacheConnectionError | ServerResponseError) and (
+        "authentication" in reason or "unauthenticated" in reason
+    ):
+        # memcached -Y answers "CLIENT_ERROR unauthenticated" to a client that
+        # skipped the handshake; a MemCachier endpoint says "authentication failed".
+        kind = "auth"
+    elif isinstance(exc, CacheConnectionError):
+        if isinstance(cause, socket.gaierror) or "cannot resolve" in reason:
+            kind = "dns"
+        elif isinstance(cause, ConnectionRefusedError) or "refused the connection" in reason:
+            kind = "refused"
+        else:
+            kind = "connection"
+    elif isinstance(exc, ServerResponseError):
+        kind = "protocol"
+    elif not isinstance(exc, LayeredCacheError):
+        reason = f"{exc.__class__.__name__}: {reason}"
+    return kind, reason
+
+
+#: (kind, text in the reason, hint): the usual misconfigurations, in option terms.
+_HINTS: Final = (
+    ("auth", "refused", "check the user name, the password and --auth"),
+    ("auth", "", "the server requires authentication: --auth ascii or memcachier, --username"),
+    ("tls", "WRONG_VERSION_NUMBER", "the server does not speak TLS here: drop the TLS options"),
+    ("tls", "hostname mismatch", "--server-hostname NAME names the host the certificate is for"),
+    ("tls", "address mismatch", "--server-hostname NAME names the host the certificate is for"),
+    ("tls", "local issuer", "--ca-file PEM trusts the authority that signed the certificate"),
+    ("tls", "self-signed", "--ca-file PEM trusts the authority that signed the certificate"),
+    ("tls", "client certificate", "--cert-file PEM --key-file PEM present a client certificate"),
+    ("tls", "CERTIFICATE_REQUIRED", "--cert-file PEM --key-file PEM present a client certificate"),
+    ("connection", "reset", "a TLS server resets plain connections: try --tls"),
+    ("timeout", "", "the server is stalled or a firewall drops packets; see --timeout"),
+)
+
+
+def _hint(kind: str, reason: str) -> str | None:
+    for hint_kind, text, hint in _HINTS:
+        if kind == hint_kind and text in reason:
+            return hint
+    return None
+
+
+def check_server(
+    address: Address,
+    *,
+    transport: Transport,
+    auth: Authenticator,
+    serializer: Serializer,
+    connect_timeout: float | None,
+    timeout: float | None,
+) -> CheckResult:
+    """Check one server: connect, authenticate, ``version``, then set, get and delete a value.
+
+    The value lives under ``layered-cache:check:<random>`` with a short expiry,
+    so a check never touches application keys and leaves nothing behind.
+
+    Args:
+        address: the server.
+        transport: how to reach it.
+        auth: how to authenticate.
+        serializer: how to encode the check value.
+        connect_timeout: seconds allowed to connect and authenticate.
+        timeout: seconds allowed for each reply.
+
+    Returns:
+        The outcome; failures are reported in it, never raised.
+
+    Raises:
+        ConfigurationError: an option is invalid (before any network I/O).
+    """
+    name = format_address(address)
+    client = _one_server_client(
+        address,
+        transport=transport,
+        auth=auth,
+        serializer=serializer,
+        connect_timeout=connect_timeout,
+        timeout=timeout,
+    )
+    version: str | None = None
+    connect_ms: float | None = None
+    try:
+        with client:
+            started = time.perf_counter()
+            version = client.version()[name]
+            connect_ms = _elapsed_ms(started)
+            token = secrets.token_hex(8)
+            key = f"layered-cache:check:{token}"
+            value = {"layered-cache": "check", "token": token}
+            if not client.set(key, value, expire=CHECK_EXPIRE):
+                return CheckResult(
+                    name,
+                    ok=False,
+                    version=version,
+                    kind="protocol",
+                    reason=f"{name} did not store the check value",
+                )
+            timings = []
+            for _ in range(_LATENCY_SAMPLES):
+                started = time.perf_counter()
+                read = client.get(key)
+                timings.append(_elapsed_ms(started))
+            latency_ms = statistics.median(timings)
+            client.delete(key)
+    except Exception as exc:  # reported, never raised: one line per server
+        kind, reason = classify_error(exc)
+        return CheckResult(
+            name,
+            ok=False,
+            version=version,
+            connect_ms=connect_ms,
+            kind=kind,
+            reason=reason,
+            hint=_hint(kind, reason),
+        )
+    if read != value:
+        return CheckResult(
+            name,
+            ok=False,
+            version=version,
+            connect_ms=connect_ms,
+            kind="protocol",
+            reason=f"{name} returned {'nothing' if read is None else 'a different value'} "
+            "for the check value just written",
+        )
+    return CheckResult(name, ok=True, version=version, connect_ms=connect_ms, latency_ms=latency_ms)
+
+
+def _one_server_client(
+    address: Address,
+    *,
+    transport: Transport,
+    auth: Authenticator,
+    serializer: Serializer,
+    connect_timeout: float | None,
+    timeout: float | None,
+) -> Client:
+    # One client per server, so that each server's outcome is its own; a
+    # failure is reported as it happened, never as "skipped after a failure".
+    return Client(
+        [address],
+        transport=transport,
+        auth=auth,
+        serializer=serializer,
+        connect_timeout=connect_timeout,
+        timeout=timeout,
+        retry_attempts=1,
+        retry_timeout=0,
+        dead_timeout=0,
+    )
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
+
+
+# -- resolving options and environment ------------------------------------------------
+
+
+@attrs.frozen
+class _Connection:
+    """Everything a Client needs apart from the server list."""
+
+    servers: list[Address]
+    transport: Transport
+    auth: Authenticator
+    serializer: Serializer
+    connect_timeout: float | None
+    timeout: float | None
+
+
+def _from_env(environ: Mapping[str, str], names: Sequence[str]) -> tuple[str, str] | None:
+    for name in names:
+        value = environ.get(name, "").strip()
+        if value:
+            return name, value
+    return None
+
+
+def _resolve_servers(args: argparse.Namespace, environ: Mapping[str, str]) -> list[Address]:
+    specs: list[str] = list(args.servers)
+    if not specs:
+        found = _from_env(environ, SERVERS_ENV)
+        if found is None:
+            raise UsageError(
+                "no servers: give HOST:PORT arguments or set "
+                f"{' or '.join(SERVERS_ENV)} (e.g. {SERVERS_ENV[0]}=127.0.0.1:11211)"
+            )
+        specs = [found[1]]
+    unique: dict[str, Address] = {}
+    for address in parse_servers(specs):
+        unique.setdefault(format_address(address), address)
+    return list(unique.values())
+
+
+def _resolve_transport(args: argparse.Namespace, stderr: TextIO) -> Transport:
+    tls_options = (args.ca_file, args.cert_file, args.key_file, args.server_hostname)
+    if not (args.tls or args.no_verify or any(option is not None for option in tls_options)):
+        return TCPTransport()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        transport = TLSTransport(
+            ca_file=args.ca_file,
+            cert_file=args.cert_file,
+            key_file=args.key_file,
+            server_hostname=args.server_hostname,
+            verify=not args.no_verify,
+        )
+    for warning in caught:
+        print(f"{PROG}: warning: {warning.message}", file=stderr)
+    return transport
+
+
+def _resolve_password(
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    username: str,
+    prompt: Callable[[str], str] | None,
+) -> str:
+    if args.password_env is not None:
+        value = environ.get(args.password_env, "")
+        if not value:
+            # Not named: a password typed here by mistake must not be echoed.
+            raise UsageError(
+                "the environment variable named by --password-env is not set or is empty"
+            )
+        return value
+    found = _from_env(environ, PASSWORD_ENV)
+    if found is not None:
+        return found[1]
+    if prompt is not None:
+        password = prompt(f"Password for {username}: ")
+        if password:
+            return password
+    raise UsageError(
+        f"no password for user {username!r}: set {' or '.join(PASSWORD_ENV)}, name another "
+        "variable with --password-env VAR, or run interactively to be asked"
+    )
+
+
+def _resolve_auth(
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    prompt: Callable[[str], str] | None,
+) -> Authenticator:
+    scheme: str | None = args.auth
+    if scheme == "none":
+        if args.username is not None or args.password_env is not None:
+            raise UsageError("--auth none takes no --username or --password-env")
+        return NoAuth()
+    username: str | None = args.username
+    if username is None:
+        found = _from_env(environ, USERNAME_ENV)
+        username = None if found is None else found[1]
+    if scheme is None:
+        has_password = args.password_env is not None or _from_env(environ, PASSWORD_ENV)
+        if username is None and not has_password:
+            return NoAuth()
+        # Credentials and no scheme named: MemCachier, as in the Django backend.
+        scheme = "memcachier"
+    if username is None:
+        raise UsageError(
+            f"--auth {scheme} needs a user name: --username NAME or {' or '.join(USERNAME_ENV)}"
+        )
+    password = _resolve_password(args, environ, username, prompt)
+    if scheme == "ascii":
+        return AsciiAuth(username, password)
+    return MemCachierAuth(username, password)
+
+
+def _resolve_connection(
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    stderr: TextIO,
+    prompt: Callable[[str], str] | None,
+) -> _Connection:
+    servers = _resolve_servers(args, environ)
+    serializer: Serializer = JSONSerializer() if args.serializer == "json" else PickleSerializer()
+    return _Connection(
+        servers=servers,
+        transport=_resolve_transport(args, stderr),
+        auth=_resolve_auth(args, environ, prompt),
+        serializer=serializer,
+        connect_timeout=args.connect_timeout,
+        timeout=args.timeout,
+    )
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+def _run_check(args: argparse.Namespace, connection: _Connection, out: TextIO) -> int:
+    names = [format_address(address) for address in connection.servers]
+    width = max(len(name) for name in names)
+    results: list[CheckResult] = []
+    for address in connection.servers:
+        result = check_server(
+            address,
+            transport=connection.transport,
+            auth=connection.auth,
+            serializer=connection.serializer,
+            connect_timeout=connection.connect_timeout,
+            timeout=connection.timeout,
+        )
+        results.append(result)
+        if not args.json:
+            print(_check_line(result, width, color=_use_color(out)), file=out, flush=True)
+    if args.json:
+        json.dump([result.to_json() for result in results], out, indent=2)
+        print(file=out)
+    return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
+
+
+def _check_line(result: CheckResult, width: int, *, color: bool) -> str:
+    status = _paint("OK  " if result.ok else "FAIL", "32" if result.ok else "31", color)
+    if result.ok:
+        details = (
+            f"version {result.version}  connect {result.connect_ms:.2f} ms  "
+            f"latency {result.latency_ms:.2f} ms"
+        )
+    else:
+        details = f"{result.kind}: {result.reason}"
+        if result.hint:
+            details += f" [hint: {result.hint}]"
+    return f"{status}  {result.server:<{width}}  {details}"
+
+
+def _run_stats(args: argparse.Namespace, connection: _Connection, out: TextIO, err: TextIO) -> int:
+    group: list[str] = [] if args.group is None else [args.group]
+    table: dict[str, dict[str, Any]] = {}
+    failed = False
+    for address in connection.servers:
+        name = format_address(address)
+        try:
+            with _one_server_client(
+                address,
+                transport=connection.transport,
+                auth=connection.auth,
+                serializer=connection.serializer,
+                connect_timeout=connection.connect_timeout,
+                timeout=connection.timeout,
+            ) as client:
+                table[name] = client.stats(*group)[name]
+        except Exception as exc:  # reported, never raised: the other servers still count
+            kind, reason = classify_error(exc)
+            hint = _hint(kind, reason)
+            line = f"{PROG} stats: FAIL  {name}  {kind}: {reason}"
+            print(line + (f" [hint: {hint}]" if hint else ""), file=err, flush=True)
+            failed = True
+    if args.json:
+        json.dump(table, out, indent=2, sort_keys=True, default=str)
+        print(file=out)
+    elif table:
+        print(_stats_table(table), file=out)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _stats_table(table: Mapping[str, Mapping[str, Any]]) -> str:
+    servers = list(table)
+    names = sorted({name for stats in table.values() for name in stats})
+    rows = [["stat", *servers]]
+    rows.extend(
+        [name, *(_cell(table[server].get(name, "-")) for server in servers)] for name in names
+    )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _cell(value: object) -> str:
+    return " ".join(str(value).split()) or "-"
+
+
+def _use_color(stream: TextIO) -> bool:
+    if "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"\033[{code}m{text}\033[0m" if color else text
+
+
+# -- the parser -----------------------------------------------------------------------
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
+class _RefusePassword(argparse.Action):
+    """``--password``: refused without echoing the value (argv is visible in ``ps``)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        parser.error(
+            "--password is not accepted: a password on the command line is visible to "
+            f"other users (ps); set {PASSWORD_ENV[0]}, name a variable with "
+            "--password-env VAR, or run interactively to be asked"
+        )
+
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "servers",
+        nargs="*",
+        metavar="SERVER",
+        help="host:port (port defaults to 11211), [ipv6]:port or a UNIX socket path; "
+        "commas or spaces separate several. Default: $MEMCACHE_SERVERS, then "
+        "$MEMCACHIER_SERVERS",
+    )
+    tls = parser.add_argument_group("TLS (any of these options turns TLS on)")
+    tls.add_argument("--tls", action="store_true", help="connect with TLS")
+    tls.add_argument(
+        "--ca-file", metavar="PEM", help="certificate authorities to trust (default: system)"
+    )
+    tls.add_argument("--cert-file", metavar="PEM", help="client certificate, for mutual TLS")
+    tls.add_argument("--key-file", metavar="PEM", help="private key of --cert-file")
+    tls.add_argument(
+        "--server-hostname",
+        metavar="NAME",
+        help="name to verify and send as SNI, when it differs from the host",
+    )
+    tls.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="accept any certificate (insecure, testing only; prints a warning)",
+    )
+    auth = parser.add_argument_group(
+        "authentication",
+        f"The password is read from --password-env VAR, else ${PASSWORD_ENV[0]}, else "
+        f"${PASSWORD_ENV[1]}, else asked for when stdin is a terminal; it is never an "
+        "argument and never printed.",
+    )
+    auth.add_argument(
+        "--auth",
+        choices=("none", "memcachier", "ascii"),
+        help="authentication scheme (default: memcachier when a user name or password is "
+        "set, else none)",
+    )
+    auth.add_argument(
+        "--username",
+        metavar="NAME",
+        help=f"user name (default: ${USERNAME_ENV[0]}, then ${USERNAME_ENV[1]})",
+    )
+    auth.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="environment variable holding the password",
+    )
+    auth.add_argument("--password", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS)
+    client = parser.add_argument_group("client")
+    client.add_argument(
+        "--serializer",
+        choices=("pickle", "json"),
+        default="pickle",
+        help="serializer for the check value (default: pickle)",
+    )
+    client.add_argument(
+        "--connect-timeout",
+        type=_seconds,
+        default=_DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="time allowed to connect, handshake and authenticate (default: %(default)g)",
+    )
+    client.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=_DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="time allowed for each reply (default: %(default)g)",
+    )
+
+
+def _version_text() -> str:
+    python = ".".join(str(part) for part in sys.version_info[:3])
+    return f"{PROG} {__version__} (pymemcache {pymemcache.__version__}, Python {python})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``layered-cache`` argument parser (for docs and shell completion tools)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Check memcached servers and show their stats, with the same "
+        "transport, authentication and serializer options as layered_cache.Client.",
+        epilog="Exit status: 0 all servers OK, 1 a server failed, 2 usage or configuration error.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=_version_text())
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    check = commands.add_parser(
+        "check",
+        help="connect, authenticate and round-trip a value on each server",
+        description="Check each server on its own: connect, authenticate, ask its version, "
+        "then set, get and delete a value under a unique key (layered-cache:check:<random>, "
+        f"expiring after {CHECK_EXPIRE} s). One line per server: OK with version, connect "
+        "time and get latency, or FAIL with the kind of failure (dns, refused, timeout, tls, "
+        "auth, protocol, connection) and the reason.",
+        allow_abbrev=False,
+    )
+    _add_connection_options(check)
+    check.add_argument("--json", action="store_true", help="print the results as JSON")
+    stats = commands.add_parser(
+        "stats",
+        help="show server stats as a table (one column per server) or JSON",
+        description="Show each server's stats: one row per stat (sorted by name), one "
+        "column per server.",
+        allow_abbrev=False,
+    )
+    _add_connection_options(stats)
+    stats.add_argument(
+        "--group",
+        choices=STATS_GROUPS,
+        help="a stats group ('stats settings', 'stats slabs', ...); default: general stats",
+    )
+    stats.add_argument("--json", action="store_true", help="print {server: {stat: value}} as JSON")
+    return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    # Servers may come before, between or after options: the subcommand leaves
+    # later positionals over, and they are servers too.
+    args, extras = parser.parse_known_args(argv)
+    unknown = [extra.split("=", 1)[0] for extra in extras if extra.startswith("-")]
+    if unknown:
+        # Option names only: "--pasword=..." must not echo a password.
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.servers = [*args.servers, *extras]
+    return args
+
+
+def _interactive_prompt() -> Callable[[str], str] | None:
+    stdin = sys.stdin
+    if stdin is not None and stdin.isatty():
+        return getpass.getpass
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``layered-cache`` command.
+
+    Args:
+        argv: the arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: :data:`EXIT_OK` (0) when every server passed,
+        :data:`EXIT_FAILED` (1) when any failed, :data:`EXIT_USAGE` (2) for a
+        usage or configuration error.
+
+    Example:
+        >>> main(["check", memcached_address])  # doctest: +ELLIPSIS
+        OK    127.0.0.1:...  version 1.6...  connect ... ms  latency ... ms
+        0
+    """
+    parser = build_parser()
+    out, err = sys.stdout, sys.stderr
+    try:
+        args = _parse(parser, sys.argv[1:] if argv is None else argv)
+    except SystemExit as exit_:  # --help, --version and usage errors
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    command = f"{PROG} {args.command}"
+    try:
+        with _quiet_library_log():
+            connection = _resolve_connection(args, os.environ, err, _interactive_prompt())
+            if args.command == "check":
+                return _run_check(args, connection, out)
+            return _run_stats(args, connection, out, err)
+    except (UsageError, ConfigurationError) as exc:
+        print(f"{command}: error: {exc}", file=err)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=err)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``| head``): not an error worth a traceback.
+        _silence_stdout()
+        return EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _quiet_library_log() -> Iterator[None]:
+    # The client logs server failures at WARNING; with no logging configured
+    # Python would print them too, repeating the command's own FAIL lines.
+    # A handler on our logger only silences that fallback: handlers an
+    # embedding program configured still receive the records.
+    logger = logging.getLogger("layered_cache")
+    handler = logging.NullHandler()
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (tests, embedding)
+        pass
