@@ -2,7 +2,8 @@
 
 This is the only module that touches pymemcache's private API: the seam is
 ``pymemcache.client.base.Client._connect`` (where the socket is made) and
-``check_key`` (where keys are validated). ``tests/test_seams.py`` fails loudly
+``check_key`` (where keys are validated), plus pymemcache's buffered socket
+readers, which the meta protocol module reuses. ``tests/test_seams.py`` fails loudly
 if a pymemcache release moves either.
 """
 
@@ -10,16 +11,26 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Any
+from typing import Any, NamedTuple
 
 from pymemcache.client.base import Client as _PymemcacheClient
+from pymemcache.client.base import _readline as read_line
+from pymemcache.client.base import _readvalue as read_value
 
 from layered_cache._keys import encode_key
 from layered_cache.auth._base import Authenticator, HandshakeFlow
 from layered_cache.serialization._base import Serializer
 from layered_cache.transport._base import Address, Transport
 
-__all__ = ["UNREADABLE", "Connection", "ReadGuard", "run_handshake"]
+__all__ = [
+    "UNREADABLE",
+    "Connection",
+    "ReadGuard",
+    "Serialized",
+    "read_line",
+    "read_value",
+    "run_handshake",
+]
 
 logger = logging.getLogger("layered_cache")
 
@@ -64,6 +75,13 @@ def _read_line(sock: socket.socket) -> bytes:
     return buffer[:-2] if buffer.endswith(b"\r\n") else buffer
 
 
+class Serialized(NamedTuple):
+    """A value already turned into bytes and flags (by a batch that validated it first)."""
+
+    data: bytes
+    flags: int
+
+
 class ReadGuard:
     """Wraps a serializer so that a value it refuses to read becomes a logged miss.
 
@@ -72,13 +90,22 @@ class ReadGuard:
     be retried with a looser reader. The client filters :data:`UNREADABLE`.
     """
 
-    __slots__ = ("_deserialize", "serialize")
+    __slots__ = ("_deserialize", "_serialize")
 
     def __init__(self, serializer: Serializer) -> None:
-        self.serialize = serializer.serialize
+        self._serialize = serializer.serialize
         self._deserialize = serializer.deserialize
 
+    def serialize(self, key: Any, value: Any) -> tuple[bytes, int]:
+        if type(value) is Serialized:
+            return value.data, value.flags
+        return self._serialize(key, value)
+
     def deserialize(self, key: Any, value: bytes, flags: int) -> Any:
+        if not value and not flags:
+            # An empty item with no flags is what memcached's meta protocol
+            # leaves while one caller recomputes a value (mg ... N): a miss.
+            return UNREADABLE
         try:
             return self._deserialize(key, value, flags)
         except Exception as exc:

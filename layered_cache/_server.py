@@ -82,6 +82,8 @@ class ServerNode:
         #: monotonic time before which calls fail fast; 0.0 while healthy.
         self.down_until = 0.0
         self.failures = 0
+        #: Whether the server speaks the meta protocol; None until asked.
+        self.meta: bool | None = None
 
     # -- running commands ---------------------------------------------------
 
@@ -141,6 +143,18 @@ class ServerNode:
             raise
         self._release(conn)
         return result
+
+    def probe(self, op: Callable[..., T], *args: Any) -> T:
+        """Run ``op`` once on a new connection, outside health accounting, raising as it comes.
+
+        For questions whose failure says nothing about the server's health,
+        such as "do you speak the meta protocol?".
+        """
+        conn = self._connect()
+        try:
+            return op(conn, *args)
+        finally:
+            conn.close()
 
     def _release(self, conn: Connection) -> None:
         if conn.sock is None:

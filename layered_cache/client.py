@@ -9,10 +9,12 @@ from types import TracebackType
 from typing import Any, Self
 
 from layered_cache._addresses import ServerSpec, hash_name, parse_servers
-from layered_cache._connection import UNREADABLE, Connection, ReadGuard
+from layered_cache._connection import UNREADABLE, Connection, ReadGuard, Serialized
 from layered_cache._keys import encode_key
+from layered_cache._meta import meta_arithmetic, meta_mark_stale, meta_set_many
 from layered_cache._ring import Ring
 from layered_cache._server import HealthPolicy, ServerNode
+from layered_cache._stampede import get_or_set, speaks_meta
 from layered_cache.auth import NoAuth
 from layered_cache.auth._base import Authenticator
 from layered_cache.errors import CacheConnectionError, ConfigurationError, TLSError
@@ -320,26 +322,46 @@ class Client:
         """Store several values (one round trip per server); return the keys that were not stored.
 
         Every key and value is checked before anything is sent, so a bad one
-        leaves the cache as it was.
+        leaves the cache as it was. On servers that speak memcached's meta
+        protocol the batch is pipelined as quiet ``ms`` commands, which only
+        answer for failures.
         """
-        batches: dict[ServerNode, dict[Key, Any]]
-        if self._only is not None:
-            batches = {self._only: dict(values)}
-        else:
-            batches = {}
-            for key, value in values.items():
-                encode_key(key)
-                self.serializer.serialize(key, value)
-                batches.setdefault(self._node(key), {})[key] = value
+        # Validate and serialize everything first: nothing is sent unless all is well.
+        batches: dict[ServerNode, list[tuple[Key, bytes, bytes, int]]] = {}
+        serialize = self.serializer.serialize
+        for key, value in values.items():
+            encoded = encode_key(key)
+            data, data_flags = serialize(encoded, value)
+            item = (key, encoded, data, data_flags if flags is None else flags)
+            batches.setdefault(self._node(key), []).append(item)
         failed: list[Key] = []
-        for node, batch in batches.items():
+        for node, items in batches.items():
             try:
-                failed.extend(node.run(_set_many, True, batch, expire, noreply, flags))
+                failed.extend(self._store_batch(node, items, expire, noreply))
             except CacheConnectionError as error:
                 if not self._absorb(error):
                     raise
-                failed.extend(batch)
+                failed.extend(item[0] for item in items)
         return failed
+
+    def _store_batch(
+        self,
+        node: ServerNode,
+        items: list[tuple[Key, bytes, bytes, int]],
+        expire: int,
+        noreply: bool,
+    ) -> list[Key]:
+        if speaks_meta(node):
+            refused = node.run(
+                meta_set_many, True, [(encoded, data, fl) for _, encoded, data, fl in items], expire
+            )
+            if not refused:
+                return []
+            originals = {encoded: key for key, encoded, _, _ in items}
+            return [originals[encoded] for encoded in refused]
+        # Already serialized: pymemcache stores the bytes with their flags as they are.
+        batch = {key: Serialized(data, fl) for key, _, data, fl in items}
+        return list(node.run(_set_many, True, batch, expire, noreply, None))
 
     def add(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
@@ -365,7 +387,7 @@ class Client:
         """Prepend serialized ``value`` to the bytes stored under ``key``; True when it existed."""
         return self._write(key, _prepend, False, key, value, expire, noreply, flags)
 
-    def cas(  # noqa: PLR0917 - pymemcache's signature, positional arguments included
+    def cas(
         self,
         key: Key,
         value: Any,
@@ -404,20 +426,151 @@ class Client:
                     complete = False
         return complete
 
-    def incr(self, key: Key, value: int, noreply: bool = False) -> int | None:
+    def incr(
+        self,
+        key: Key,
+        value: int,
+        noreply: bool = False,
+        *,
+        initial: int | None = None,
+        expire: int = 0,
+    ) -> int | None:
         """Add ``value`` to the integer stored under ``key``; return the new value, None if missing.
+
+        Args:
+            key: the counter's key.
+            value: how much to add (a non-negative integer).
+            noreply: don't wait for the answer (the result is then None).
+            initial: create a missing counter holding ``initial`` (and return
+                it) instead of answering None, in one round trip on servers
+                that speak the meta protocol (``ma``).
+            expire: time to live of a counter that ``initial`` creates.
 
         Never retried on a fresh connection: the first attempt may have counted.
         """
+        if initial is not None:
+            return self._count_or_create(key, value, initial, expire, decrement=False)
         return self._count(key, _incr, value, noreply)
 
-    def decr(self, key: Key, value: int, noreply: bool = False) -> int | None:
-        """Subtract ``value`` (memcached stops at 0); return the new value, None if missing."""
+    def decr(
+        self,
+        key: Key,
+        value: int,
+        noreply: bool = False,
+        *,
+        initial: int | None = None,
+        expire: int = 0,
+    ) -> int | None:
+        """Subtract ``value`` (memcached stops at 0); return the new value, None if missing.
+
+        ``initial`` and ``expire`` work as for :meth:`incr`.
+        """
+        if initial is not None:
+            return self._count_or_create(key, value, initial, expire, decrement=True)
         return self._count(key, _decr, value, noreply)
+
+    def _count_or_create(
+        self, key: Key, delta: int, initial: int, expire: int, *, decrement: bool
+    ) -> int | None:
+        node = self._node(key)
+        encoded = encode_key(key)
+        try:
+            if speaks_meta(node):
+                result: int | None = node.run(
+                    meta_arithmetic, False, encoded, delta, initial, expire, decrement
+                )
+                return result
+            # Classic commands: incr, else add the initial value, else someone
+            # else just added it, so incr again.
+            op = _decr if decrement else _incr
+            for _ in range(2):
+                counted: int | None = node.run(op, False, key, delta, False)
+                if counted is not None:
+                    return counted
+                if node.run(_add, False, key, initial, expire, False, None):
+                    return initial
+            return None
+        except CacheConnectionError as error:
+            if not self._absorb(error):
+                raise
+            return None
 
     def touch(self, key: Key, expire: int = 0, noreply: bool = False) -> bool:
         """Give ``key`` a new expiry without fetching it; True when it was in the cache."""
         return self._write(key, _touch, True, key, expire, noreply)
+
+    # -- thundering herds --------------------------------------------------------
+
+    def get_or_set(
+        self,
+        key: Key,
+        default: Any,
+        expire: int = 0,
+        *,
+        wait_timeout: float = 5.0,
+        lease_ttl: int = 30,
+        refresh_ahead: int = 0,
+    ) -> Any:
+        """Return the value under ``key``; on a miss, compute it once, fleet-wide, and store it.
+
+        When many callers (threads, processes, machines) miss the same key at
+        once, exactly one of them computes ``default`` and stores it; the others
+        wait (polling, at most ``wait_timeout`` seconds) and return the value it
+        stored. A waiter whose wait runs out computes the value itself, so
+        nobody waits forever on a crashed winner.
+
+        This uses memcached's meta protocol (1.6+): the miss leaves an empty
+        placeholder for ``lease_ttl`` seconds that this library never mistakes
+        for a value. Servers without it (older memcached, twemproxy) are
+        detected once and served by an ``add``-based lease with the same
+        behaviour, at the cost of a second key (``<key>:lease``).
+
+        Args:
+            key: the key.
+            default: the value, or a callable returning it (called only by the winner).
+            expire: time to live of the stored value (0: no expiry).
+            wait_timeout: longest a waiter waits for the winner, in seconds.
+            lease_ttl: how long the winner's claim lives if it never writes.
+            refresh_ahead: meta only: when a hit has fewer than this many
+                seconds left to live, one caller recomputes it early while all
+                others keep getting the current value (no miss ever happens).
+
+        Returns:
+            The cached value, or the freshly computed one.
+        """
+        return get_or_set(
+            self,
+            key,
+            default,
+            expire,
+            wait_timeout=wait_timeout,
+            lease_ttl=lease_ttl,
+            refresh_ahead=refresh_ahead,
+        )
+
+    def mark_stale(self, key: Key, stale_ttl: int = 30) -> bool:
+        """Invalidate ``key`` but keep serving its value while one caller refreshes it.
+
+        The next :meth:`get_or_set` on the key recomputes it (exactly one
+        caller does); until that value is stored, :meth:`get_or_set` callers
+        get the old value, and plain :meth:`get` calls do too. The old value
+        disappears after ``stale_ttl`` seconds if nobody refreshes it.
+
+        On servers without the meta protocol this is a plain :meth:`delete`.
+
+        Returns:
+            True when the key existed.
+        """
+        node = self._node(key)
+        encoded = encode_key(key)
+        try:
+            if speaks_meta(node):
+                return bool(node.run(meta_mark_stale, True, encoded, stale_ttl))
+            return bool(node.run(_delete, True, key, False))
+        except CacheConnectionError as error:
+            if not self._absorb(error):
+                raise
+            return False
 
     # -- fail-silent mode -------------------------------------------------------
 

@@ -32,6 +32,9 @@ class JSONSerializer:
     :class:`~layered_cache.errors.SerializationError` and nothing is written.
     As always with JSON, tuples come back as lists and dict keys as strings.
 
+    An empty ``bytes`` value reads back as a miss: an empty item without flags
+    is what memcached leaves while a value is being recomputed.
+
     A pickled value (flags 1) written by another client is never unpickled:
     reading it is treated as a miss and logged, so a writable cache cannot
     run code in this process.

@@ -41,7 +41,9 @@ def _check_protocol(_instance: object, _attribute: object, value: int) -> None:
 class PickleSerializer:
     """The default: any picklable value, wire-compatible with Django's ``PyMemcacheCache``.
 
-    ``bytes`` are stored as they are (flags 0), ``str`` as UTF-8 (16), ``int``
+    ``bytes`` are stored as they are (flags 0; empty bytes are pickled, because
+    an empty unflagged item is memcached's "being recomputed" placeholder),
+    ``str`` as UTF-8 (16), ``int``
     as decimal digits (2, so ``incr``/``decr`` work on them), and everything
     else pickled (1). It also reads the JSON documents (32) that a
     :class:`~layered_cache.serialization.JSONSerializer` client writes.
@@ -65,7 +67,7 @@ class PickleSerializer:
     def serialize(self, key: Any, value: Any) -> tuple[bytes, int]:
         """Return ``(bytes, flags)`` for ``value``; see the class description."""
         kind = type(value)
-        if kind is bytes:
+        if kind is bytes and value:
             return value, FLAG_BYTES
         if kind is str:
             return value.encode("utf-8"), FLAG_TEXT
