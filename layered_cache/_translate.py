@@ -81,7 +81,7 @@ def translate(  # noqa: PLR0912 - one branch per kind of failure, in one place
     elif isinstance(exc, MemcacheUnexpectedCloseError):
         error = CacheConnectionError(f"{server} closed the connection", server=server)
     elif isinstance(exc, OSError):
-        error = CacheConnectionError(f"{server}: {exc.strerror or exc!r}", server=server)
+        error = CacheConnectionError(f"{server}: {exc.strerror or repr(exc)}", server=server)
     elif isinstance(exc, MemcacheIllegalInputError):
         return InvalidArgumentError(str(exc))
     elif isinstance(exc, MemcacheServerError | MemcacheClientError):

@@ -11,16 +11,17 @@ Installed as the ``layered-cache`` console script and runnable as
 authentication), asks its version, writes, reads back and deletes a value under
 a unique key, and prints one line per server::
 
-    OK    127.0.0.1:11211   version 1.6.18  connect 1.02 ms  latency 0.12 ms
+    OK    127.0.0.1:11211      version 1.6.18  connect 0.41 ms  latency 0.12 ms
     FAIL  cache.invalid:11211  dns: cache.invalid:11211: cannot resolve the host name (...)
 
-Servers come from the arguments or, when none are given, from
-``MEMCACHE_SERVERS`` then ``MEMCACHIER_SERVERS``. Credentials come from
-``--username`` / ``--password-env VAR`` or from ``MEMCACHE_USERNAME`` /
-``MEMCACHE_PASSWORD`` then ``MEMCACHIER_USERNAME`` / ``MEMCACHIER_PASSWORD``;
-credentials without ``--auth`` mean MemCachier authentication, as in the Django
-backend. A password is never accepted as a command-line value (other users see
-those in ``ps``) and never printed.
+Servers come from the arguments, credentials from ``--username`` and
+``--password-env VAR``; what they leave out comes from the environment, read
+exactly as the Django backend reads it: ``MEMCACHE_SERVERS`` /
+``MEMCACHE_USERNAME`` / ``MEMCACHE_PASSWORD`` when any of them is set, otherwise
+the ``MEMCACHIER_*`` trio (the two families are never mixed). Credentials
+without ``--auth`` mean MemCachier authentication. A password is never accepted
+as a command-line value (other users see those in ``ps``) and never printed;
+without one, an interactive session is asked for it.
 
 Exit status: 0 when every server passed, 1 when any server failed, 2 for a
 usage or configuration error (nothing was contacted).
@@ -67,10 +68,11 @@ from layered_cache.transport import TCPTransport, TLSTransport, format_address
 from layered_cache.transport._base import Address, Transport
 
 __all__ = [
+    "CheckResult",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
-    "CheckResult",
+    "build_parser",
     "check_server",
     "classify_error",
     "main",
@@ -85,9 +87,11 @@ EXIT_FAILED: Final = 1
 #: Bad arguments or configuration: nothing was contacted.
 EXIT_USAGE: Final = 2
 
-SERVERS_ENV: Final = ("MEMCACHE_SERVERS", "MEMCACHIER_SERVERS")
-USERNAME_ENV: Final = ("MEMCACHE_USERNAME", "MEMCACHIER_USERNAME")
-PASSWORD_ENV: Final = ("MEMCACHE_PASSWORD", "MEMCACHIER_PASSWORD")
+#: Environment variable families, in order: ``MEMCACHE_*`` (the seed's), then
+#: ``MEMCACHIER_*`` (Heroku's add-on). As in the Django backend, the first family
+#: with any of ``_SERVERS``, ``_USERNAME``, ``_PASSWORD`` set is the only one read,
+#: so a ``MEMCACHIER_PASSWORD`` is never sent to a ``MEMCACHE_SERVERS`` server.
+ENV_FAMILIES: Final = ("MEMCACHE", "MEMCACHIER")
 
 #: ``stats <group>`` variants that only read (``stats reset`` is deliberately absent).
 STATS_GROUPS: Final = ("settings", "items", "slabs", "sizes", "conns")
@@ -101,7 +105,7 @@ _LATENCY_SAMPLES: Final = 3
 _DEFAULT_TIMEOUT: Final = 2.0
 
 
-class UsageError(Exception):
+class _UsageError(Exception):
     """The command line or environment is unusable; reported with exit status 2."""
 
 
@@ -345,24 +349,51 @@ class _Connection:
     timeout: float | None
 
 
-def _from_env(environ: Mapping[str, str], names: Sequence[str]) -> tuple[str, str] | None:
-    for name in names:
-        value = environ.get(name, "").strip()
-        if value:
-            return name, value
-    return None
+@attrs.frozen
+class _Environment:
+    """The one environment family in use (see :data:`ENV_FAMILIES`); empty strings are unset."""
+
+    family: str = ""
+    servers: str = ""
+    username: str = ""
+    password: str = attrs.field(default="", repr=False)
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str]) -> _Environment:
+        for family in ENV_FAMILIES:
+            found = cls(
+                family,
+                servers=environ.get(f"{family}_SERVERS", "").strip(),
+                username=environ.get(f"{family}_USERNAME", "").strip(),
+                # Taken as it is: a space may belong to a password.
+                password=environ.get(f"{family}_PASSWORD", ""),
+            )
+            if found.servers or found.username or found.password:
+                return found
+        return cls()
+
+    def name(self, field: str) -> str:
+        """The variable a field came from, or the choices when none was set."""
+        if self.family:
+            return f"{self.family}_{field}"
+        return " or ".join(f"{family}_{field}" for family in ENV_FAMILIES)
 
 
-def _resolve_servers(args: argparse.Namespace, environ: Mapping[str, str]) -> list[Address]:
+def _resolve_servers(
+    args: argparse.Namespace, environ: Mapping[str, str], env: _Environment
+) -> list[Address]:
     specs: list[str] = list(args.servers)
     if not specs:
-        found = _from_env(environ, SERVERS_ENV)
-        if found is None:
-            raise UsageError(
-                "no servers: give HOST:PORT arguments or set "
-                f"{' or '.join(SERVERS_ENV)} (e.g. {SERVERS_ENV[0]}=127.0.0.1:11211)"
+        if not env.servers:
+            ignored = (
+                f" (MEMCACHIER_SERVERS is not read because {env.family}_* variables are set)"
+                if env.family == "MEMCACHE" and environ.get("MEMCACHIER_SERVERS", "").strip()
+                else ""
             )
-        specs = [found[1]]
+            raise _UsageError(
+                f"no servers: give HOST:PORT arguments or set {env.name('SERVERS')}{ignored}"
+            )
+        specs = [env.servers]
     unique: dict[str, Address] = {}
     for address in parse_servers(specs):
         unique.setdefault(format_address(address), address)
@@ -390,6 +421,7 @@ def _resolve_transport(args: argparse.Namespace, stderr: TextIO) -> Transport:
 def _resolve_password(
     args: argparse.Namespace,
     environ: Mapping[str, str],
+    env: _Environment,
     username: str,
     prompt: Callable[[str], str] | None,
 ) -> str:
@@ -397,19 +429,18 @@ def _resolve_password(
         value = environ.get(args.password_env, "")
         if not value:
             # Not named: a password typed here by mistake must not be echoed.
-            raise UsageError(
+            raise _UsageError(
                 "the environment variable named by --password-env is not set or is empty"
             )
         return value
-    found = _from_env(environ, PASSWORD_ENV)
-    if found is not None:
-        return found[1]
+    if env.password:
+        return env.password
     if prompt is not None:
         password = prompt(f"Password for {username}: ")
         if password:
             return password
-    raise UsageError(
-        f"no password for user {username!r}: set {' or '.join(PASSWORD_ENV)}, name another "
+    raise _UsageError(
+        f"no password for user {username!r}: set {env.name('PASSWORD')}, name another "
         "variable with --password-env VAR, or run interactively to be asked"
     )
 
@@ -417,28 +448,25 @@ def _resolve_password(
 def _resolve_auth(
     args: argparse.Namespace,
     environ: Mapping[str, str],
+    env: _Environment,
     prompt: Callable[[str], str] | None,
 ) -> Authenticator:
     scheme: str | None = args.auth
     if scheme == "none":
         if args.username is not None or args.password_env is not None:
-            raise UsageError("--auth none takes no --username or --password-env")
-        return NoAuth()
-    username: str | None = args.username
-    if username is None:
-        found = _from_env(environ, USERNAME_ENV)
-        username = None if found is None else found[1]
+            raise _UsageError("--auth none takes no --username or --password-env")
+        return NoAuth()  # credentials in the environment are simply not used
+    username: str = env.username if args.username is None else args.username
     if scheme is None:
-        has_password = args.password_env is not None or _from_env(environ, PASSWORD_ENV)
-        if username is None and not has_password:
+        if not (username or args.password_env is not None or env.password):
             return NoAuth()
         # Credentials and no scheme named: MemCachier, as in the Django backend.
         scheme = "memcachier"
-    if username is None:
-        raise UsageError(
-            f"--auth {scheme} needs a user name: --username NAME or {' or '.join(USERNAME_ENV)}"
+    if not username:
+        raise _UsageError(
+            f"--auth {scheme} needs a user name: --username NAME or {env.name('USERNAME')}"
         )
-    password = _resolve_password(args, environ, username, prompt)
+    password = _resolve_password(args, environ, env, username, prompt)
     if scheme == "ascii":
         return AsciiAuth(username, password)
     return MemCachierAuth(username, password)
@@ -450,12 +478,13 @@ def _resolve_connection(
     stderr: TextIO,
     prompt: Callable[[str], str] | None,
 ) -> _Connection:
-    servers = _resolve_servers(args, environ)
+    env = _Environment.read(environ)
+    servers = _resolve_servers(args, environ, env)
     serializer: Serializer = JSONSerializer() if args.serializer == "json" else PickleSerializer()
     return _Connection(
         servers=servers,
         transport=_resolve_transport(args, stderr),
-        auth=_resolve_auth(args, environ, prompt),
+        auth=_resolve_auth(args, environ, env, prompt),
         serializer=serializer,
         connect_timeout=args.connect_timeout,
         timeout=args.timeout,
@@ -585,7 +614,7 @@ class _RefusePassword(argparse.Action):
     ) -> None:
         parser.error(
             "--password is not accepted: a password on the command line is visible to "
-            f"other users (ps); set {PASSWORD_ENV[0]}, name a variable with "
+            "other users (ps); set MEMCACHE_PASSWORD, name a variable with "
             "--password-env VAR, or run interactively to be asked"
         )
 
@@ -618,9 +647,11 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     )
     auth = parser.add_argument_group(
         "authentication",
-        f"The password is read from --password-env VAR, else ${PASSWORD_ENV[0]}, else "
-        f"${PASSWORD_ENV[1]}, else asked for when stdin is a terminal; it is never an "
-        "argument and never printed.",
+        "The password is read from --password-env VAR, else $MEMCACHE_PASSWORD, else "
+        "$MEMCACHIER_PASSWORD, else asked for when stdin is a terminal; it is never an "
+        "argument and never printed. The environment is read as one family, as by the "
+        "Django backend: MEMCACHE_* when any MEMCACHE_SERVERS/_USERNAME/_PASSWORD is set, "
+        "else MEMCACHIER_*.",
     )
     auth.add_argument(
         "--auth",
@@ -631,7 +662,7 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     auth.add_argument(
         "--username",
         metavar="NAME",
-        help=f"user name (default: ${USERNAME_ENV[0]}, then ${USERNAME_ENV[1]})",
+        help="user name (default: $MEMCACHE_USERNAME, then $MEMCACHIER_USERNAME)",
     )
     auth.add_argument(
         "--password-env",
@@ -667,13 +698,18 @@ def _version_text() -> str:
     return f"{PROG} {__version__} (pymemcache {pymemcache.__version__}, Python {python})"
 
 
+_EXIT_STATUS: Final = (
+    "Exit status: 0 all servers OK, 1 a server failed, 2 usage or configuration error."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``layered-cache`` argument parser (for docs and shell completion tools)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Check memcached servers and show their stats, with the same "
         "transport, authentication and serializer options as layered_cache.Client.",
-        epilog="Exit status: 0 all servers OK, 1 a server failed, 2 usage or configuration error.",
+        epilog=_EXIT_STATUS,
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=_version_text())
@@ -686,6 +722,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"expiring after {CHECK_EXPIRE} s). One line per server: OK with version, connect "
         "time and get latency, or FAIL with the kind of failure (dns, refused, timeout, tls, "
         "auth, protocol, connection) and the reason.",
+        epilog=_EXIT_STATUS,
         allow_abbrev=False,
     )
     _add_connection_options(check)
@@ -694,7 +731,9 @@ def build_parser() -> argparse.ArgumentParser:
         "stats",
         help="show server stats as a table (one column per server) or JSON",
         description="Show each server's stats: one row per stat (sorted by name), one "
-        "column per server.",
+        "column per server. A server that cannot be read is reported on stderr as in "
+        "check.",
+        epilog=_EXIT_STATUS,
         allow_abbrev=False,
     )
     _add_connection_options(stats)
@@ -755,7 +794,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "check":
                 return _run_check(args, connection, out)
             return _run_stats(args, connection, out, err)
-    except (UsageError, ConfigurationError) as exc:
+    except (_UsageError, ConfigurationError) as exc:
         print(f"{command}: error: {exc}", file=err)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -783,9 +822,9 @@ def _quiet_library_log() -> Iterator[None]:
 
 
 def _silence_stdout() -> None:
-    try:
+    # Python flushes stdout again at exit; pointing it at /dev/null keeps that
+    # flush from printing a second BrokenPipeError.
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # not a real file
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    except (OSError, ValueError, AttributeError):  # not a real file (tests, embedding)
-        pass
