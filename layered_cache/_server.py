@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import select
 import threading
 import time
 from collections import deque
@@ -30,6 +31,18 @@ logger = logging.getLogger("layered_cache")
 T = TypeVar("T")
 
 _REFUSED_BEFORE_SENDING = (InvalidKeyError, SerializationError, MemcacheIllegalInputError)
+
+
+def _peer_closed(conn: Connection) -> bool:
+    """Whether the server already closed this idle connection (it is readable: EOF is waiting)."""
+    sock = conn.sock
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 class HealthPolicy:
@@ -103,7 +116,11 @@ class ServerNode:
             conn = self._connect()
             reused = False
         else:
-            if self._idle_timeout and conn.idle_since + self._idle_timeout < time.monotonic():
+            if (self._idle_timeout and conn.idle_since + self._idle_timeout < time.monotonic()) or (
+                not idempotent and _peer_closed(conn)
+            ):
+                # A command that must not run twice is never sent on a connection
+                # the server has already closed (e.g. restarted): it gets a new one.
                 conn.close()
                 reused = False
         try:
@@ -118,10 +135,13 @@ class ServerNode:
         except Exception as exc:
             conn.close()
             if reused and isinstance(exc, STALE_ERRORS):
-                # Its siblings idled through the same event: drop them all.
+                # The server closed a pooled connection (a restart, an idle
+                # timeout at a proxy); its siblings idled through the same event.
                 self.discard_idle()
                 if idempotent:
                     return self._run_fresh(op, args)
+                # Not an outage, and not safe to repeat: report it as it is.
+                raise translate(exc, self.name, self._timeout) from exc
             raise self._failed(exc, first_use=not reused) from exc
         except BaseException:
             conn.close()

@@ -108,12 +108,19 @@ def test_restart_mid_use_reconnects_and_reauthenticates(
     assert connections_before
 
 
-def test_restart_then_non_idempotent_call_is_not_retried(fresh_memcached: MemcachedProcess) -> None:
+def test_restart_then_non_idempotent_calls_get_a_fresh_connection(
+    fresh_memcached: MemcachedProcess,
+) -> None:
     client = Client(fresh_memcached.address)
     client.set("n", 1)
     fresh_memcached.restart()
-    client.set("n", 1)  # idempotent: replaces the stale connection transparently
-    assert client.incr("n", 1) == 2
+    # The pooled connection is seen closed before anything is sent, so the
+    # command goes out once, on a new connection: no error, no double count.
+    assert client.add("n", 5) is True
+    assert client.incr("n", 1) == 6
+    fresh_memcached.restart()
+    assert client.incr("n", 1) is None  # the restart emptied the cache; counted nowhere twice
+    client.close()
 
 
 def test_stopped_server_times_out_within_the_timeout(fresh_memcached: MemcachedProcess) -> None:
