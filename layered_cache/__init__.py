@@ -27,6 +27,8 @@ from layered_cache.errors import (
     ServerResponseError,
     ServerUnavailableError,
     TLSError,
+    UnsupportedCommandError,
+    UpstreamUnavailableError,
 )
 
 try:
@@ -48,5 +50,7 @@ __all__ = [
     "ServerResponseError",
     "ServerUnavailableError",
     "TLSError",
+    "UnsupportedCommandError",
+    "UpstreamUnavailableError",
     "__version__",
 ]

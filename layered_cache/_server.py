@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pymemcache.exceptions import MemcacheIllegalInputError
+from pymemcache.exceptions import MemcacheIllegalInputError, MemcacheUnexpectedCloseError
 
 from layered_cache._connection import Connection
 from layered_cache._translate import STALE_ERRORS, translate
@@ -21,6 +21,8 @@ from layered_cache.errors import (
     SerializationError,
     ServerUnavailableError,
     TLSError,
+    UnsupportedCommandError,
+    UpstreamUnavailableError,
 )
 from layered_cache.transport._base import Address
 
@@ -164,6 +166,39 @@ class ServerNode:
         self._release(conn)
         return result
 
+    def run_admin(self, op: Callable[..., T], command: str, *args: Any) -> T:
+        """Run an administrative command (``stats``, ``flush_all``) on a new connection.
+
+        Proxies such as twemproxy hang up on these instead of answering. A
+        connection that opened fine and then closed without a reply is
+        reported as :class:`~layered_cache.errors.UnsupportedCommandError`
+        and does not count against the server's health.
+        """
+        if self.down_until and self.down_until > time.monotonic():
+            raise self._unavailable()
+        conn = self._connect()
+        try:
+            result = op(conn, *args)
+        except MemcacheUnexpectedCloseError as exc:
+            conn.close()
+            raise UnsupportedCommandError(
+                f"{self.name} closed the connection instead of answering '{command}': it is "
+                f"probably a proxy such as twemproxy (nutcracker), which does not support "
+                f"{command}; run it against the memcached servers behind the proxy",
+                server=self.name,
+                command=command,
+            ) from exc
+        except Exception as exc:
+            conn.close()
+            if isinstance(exc, _REFUSED_BEFORE_SENDING):
+                raise translate(exc, self.name, self._timeout) from exc
+            raise self._failed(exc, first_use=True) from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._release(conn)
+        return result
+
     def probe(self, op: Callable[..., T], *args: Any) -> T:
         """Run ``op`` once on a new connection, outside health accounting, raising as it comes.
 
@@ -200,7 +235,9 @@ class ServerNode:
         error = translate(exc, self.name, self._timeout, first_use=first_use)
         # Unreachable or stalled servers are skipped for a while; TLS and
         # authentication refusals are configuration problems, reported each time.
-        if isinstance(error, CacheConnectionError) and not isinstance(error, TLSError):
+        if isinstance(error, CacheConnectionError) and not isinstance(
+            error, TLSError | UpstreamUnavailableError
+        ):
             self._record_failure(error)
         return error
 

@@ -21,6 +21,7 @@ from layered_cache.errors import (
     ServerError,
     ServerResponseError,
     TLSError,
+    UpstreamUnavailableError,
 )
 
 __all__ = ["STALE_ERRORS", "translate"]
@@ -35,6 +36,26 @@ STALE_ERRORS: tuple[type[BaseException], ...] = (
     ssl.SSLEOFError,
     ssl.SSLZeroReturnError,
 )
+
+
+#: What twemproxy forwards (as ``SERVER_ERROR <text>``) when a server behind it is down.
+_UPSTREAM_FAILURES = frozenset(
+    {
+        "Connection refused",
+        "Connection timed out",
+        "Connection reset by peer",
+        "No route to host",
+        "Host is unreachable",
+        "Network is unreachable",
+        "Broken pipe",
+    }
+)
+
+
+def _reply_text(exc: MemcacheError) -> str:
+    said = exc.args[0] if exc.args else b""
+    text = said.decode("ascii", "backslashreplace") if isinstance(said, bytes) else str(said)
+    return text.strip()
 
 
 def translate(  # noqa: PLR0912 - one branch per kind of failure, in one place
@@ -84,11 +105,14 @@ def translate(  # noqa: PLR0912 - one branch per kind of failure, in one place
         error = CacheConnectionError(f"{server}: {exc.strerror or repr(exc)}", server=server)
     elif isinstance(exc, MemcacheIllegalInputError):
         return InvalidArgumentError(str(exc))
+    elif isinstance(exc, MemcacheServerError) and _reply_text(exc) in _UPSTREAM_FAILURES:
+        error = UpstreamUnavailableError(
+            f"{server} answered 'SERVER_ERROR {_reply_text(exc)}': "
+            "a memcached server behind this proxy is unreachable",
+            server=server,
+        )
     elif isinstance(exc, MemcacheServerError | MemcacheClientError):
-        said = exc.args[0] if exc.args else b""
-        reply = (
-            said.decode("ascii", "backslashreplace") if isinstance(said, bytes) else str(said)
-        ).strip() or exc.__class__.__name__
+        reply = _reply_text(exc) or exc.__class__.__name__
         error = ServerResponseError(f"{server} answered with an error: {reply}", server=server)
     elif isinstance(exc, MemcacheError):
         # An unexpected reply means the stream is out of step; the connection

@@ -610,7 +610,7 @@ class Client:
         """Return each server's ``stats`` (``stats <args>``) as ``{server: {name: value}}``."""
         report: dict[str, dict[str, Any]] = {}
         for node in self._nodes.values():
-            raw: dict[bytes, Any] = node.run(_stats, True, *args)
+            raw: dict[bytes, Any] = node.run_admin(_stats, "stats", *args)
             report[node.name] = {
                 name.decode("ascii", "replace"): value.decode("ascii", "replace")
                 if isinstance(value, bytes)
@@ -628,7 +628,11 @@ class Client:
 
     def flush_all(self, delay: int = 0, noreply: bool = False) -> bool:
         """Invalidate every item on every server (after ``delay`` seconds); True when all agreed."""
-        return all(node.run(_flush_all, True, delay, noreply) for node in self._nodes.values())
+        # Every server is flushed, even after one says no (no short-circuit).
+        results = [
+            node.run_admin(_flush_all, "flush_all", delay, noreply) for node in self._nodes.values()
+        ]
+        return all(results)
 
     def close(self) -> None:
         """Close idle connections. The client stays usable and reconnects when next used."""

@@ -10,10 +10,12 @@ Everything derives from :class:`LayeredCacheError`::
     ├── AuthenticationError                    the server refused the credentials
     └── ServerError                            a failure tied to one server
         ├── ServerResponseError                the server answered with an error
+        │   └── UnsupportedCommandError        a proxy (twemproxy) refused an admin command
         └── CacheConnectionError               the server could not be reached or dropped us
             ├── CacheTimeoutError              no answer within the timeout
             ├── TLSError                       the TLS handshake or certificate check failed
-            └── ServerUnavailableError         skipped: the server failed recently
+            ├── ServerUnavailableError         skipped: the server failed recently
+            └── UpstreamUnavailableError       a proxy says the server behind it is down
 
 Messages name the server (``host:port``) and never contain a password.
 """
@@ -33,6 +35,8 @@ __all__ = [
     "ServerResponseError",
     "ServerUnavailableError",
     "TLSError",
+    "UnsupportedCommandError",
+    "UpstreamUnavailableError",
 ]
 
 
@@ -99,6 +103,21 @@ class ServerResponseError(ServerError):
     """
 
 
+class UnsupportedCommandError(ServerResponseError):
+    """The server hung up instead of answering a command it does not support.
+
+    This is what proxies such as twemproxy do with ``flush_all`` and ``stats``.
+    It is not an outage: the server stays in service for everything else.
+
+    Attributes:
+        command: the command that was refused (e.g. ``"flush_all"``).
+    """
+
+    def __init__(self, message: str, *, server: str, command: str) -> None:
+        super().__init__(message, server=server)
+        self.command = command
+
+
 class CacheConnectionError(ServerError):
     """The server could not be reached, or the connection broke mid-call.
 
@@ -120,4 +139,12 @@ class ServerUnavailableError(CacheConnectionError):
 
     Raised at once, without a network round trip, so that a dead server does
     not cost every call a full timeout.
+    """
+
+
+class UpstreamUnavailableError(CacheConnectionError):
+    """A proxy (twemproxy) answered that the memcached server behind it is unreachable.
+
+    Only the keys on that server are affected; the proxy itself stays in
+    service. Fail-silent mode treats it like any other outage.
     """
