@@ -1,0 +1,1 @@
+"""A minimal Django project whose views use the cache, driven by Django's test client."""

@@ -1,0 +1,11 @@
+"""URLs of the test project."""
+
+from django.urls import path
+
+from djproject import views
+
+urlpatterns = [
+    path("visits/", views.visits),
+    path("profile/<int:user_id>/", views.profile),
+    path("page/", views.page),
+]
