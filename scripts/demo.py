@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -34,7 +35,7 @@ from tests.servers import (  # noqa: E402
 
 
 def say(text: str = "") -> None:
-    print(text, flush=True)  # noqa: T201 - the demo talks to its user
+    print(text, flush=True)
 
 
 def heading(text: str) -> None:
@@ -42,8 +43,16 @@ def heading(text: str) -> None:
     say(f"== {text} " + "=" * max(0, 70 - len(text)))
 
 
+class Servers(NamedTuple):
+    plain: MemcachedProcess
+    tls: MemcachedProcess
+    ascii_auth: MemcachedProcess
+    gateway: MemCachierGateway
+    ca_file: str
+
+
 @contextlib.contextmanager
-def servers() -> Iterator[dict[str, object]]:
+def servers() -> Iterator[Servers]:
     group = ServerGroup()
     material = TLSMaterial()
     gateway = None
@@ -62,13 +71,7 @@ def servers() -> Iterator[dict[str, object]]:
         upstream = group.add(MemcachedProcess(name="behind-gateway")).start()
         gateway = MemCachierGateway(upstream, "memcachier-user", "memcachier-password")
         gateway.start()
-        yield {
-            "plain": plain,
-            "tls": tls,
-            "ascii": ascii_auth,
-            "gateway": gateway,
-            "ca_file": material.ca_file,
-        }
+        yield Servers(plain, tls, ascii_auth, gateway, material.ca_file)
     finally:
         if gateway is not None:
             gateway.stop()
@@ -76,13 +79,8 @@ def servers() -> Iterator[dict[str, object]]:
         material.close()
 
 
-def programmatic(env: dict[str, object]) -> None:
-    plain, tls, ascii_auth, gateway = (env[name] for name in ("plain", "tls", "ascii", "gateway"))
-    assert isinstance(plain, MemcachedProcess)
-    assert isinstance(tls, MemcachedProcess)
-    assert isinstance(ascii_auth, MemcachedProcess)
-    assert isinstance(gateway, MemCachierGateway)
-    ca_file = str(env["ca_file"])
+def programmatic(env: Servers) -> None:
+    plain, tls, ascii_auth, gateway, ca_file = env
 
     clients = {
         "TCP, no auth, pickle": Client(plain.address),
@@ -120,12 +118,12 @@ def programmatic(env: dict[str, object]) -> None:
             say(f"  AuthenticationError: {exc}")
 
     heading("Several servers: keys spread as Django's PyMemcacheCache spreads them")
-    with Client([plain.address, ascii_auth.address]) as client:
+    with Client([plain.address, gateway.upstream.address]) as client:
         for key in ("user:1", "user:2", "user:3", "user:4"):
             say(f"  {key} lives on {client.server_for(key)}")
 
 
-def django_backend(env: dict[str, object]) -> None:
+def django_backend(env: Servers) -> None:
     heading("The Django backend, configured as in settings.py")
     try:
         import django
@@ -138,10 +136,7 @@ def django_backend(env: dict[str, object]) -> None:
     except ImportError as exc:
         say(f"  The Django backend is not available: {exc}")
         return
-    plain, tls, gateway = env["plain"], env["tls"], env["gateway"]
-    assert isinstance(plain, MemcachedProcess)
-    assert isinstance(tls, MemcachedProcess)
-    assert isinstance(gateway, MemCachierGateway)
+    plain, tls, gateway = env.plain, env.tls, env.gateway
     caches = {
         "default": {
             "BACKEND": "layered_cache.django.MemcacheCache",
@@ -151,7 +146,7 @@ def django_backend(env: dict[str, object]) -> None:
         "tls": {
             "BACKEND": "layered_cache.django.MemcacheCache",
             "LOCATION": tls.address,
-            "OPTIONS": {"transport": "tls", "ca_file": str(env["ca_file"])},
+            "OPTIONS": {"transport": "tls", "ca_file": env.ca_file},
         },
     }
     # The seed's configuration: nothing but environment variables (as on Heroku).
