@@ -10,9 +10,12 @@ from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from typing import Any, cast
 
+from asgiref.sync import sync_to_async
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.memcached import BaseMemcachedCache
 
 import layered_cache
+from layered_cache._keys import key_problem
 from layered_cache.client import Client
 from layered_cache.django.options import CacheConfig, CacheConfigurationError, parse_cache_config
 
@@ -148,6 +151,48 @@ class MemcacheCache(BaseMemcachedCache):
         """
         if self._close_connections:
             self._cache.disconnect_all()
+
+    def validate_key(self, key: str) -> None:
+        """Raise ``InvalidCacheKey`` for a key memcached refuses, as Django's memcached backends do.
+
+        Same rule and messages as Django's memcached backends; valid keys (the
+        common case) are recognised by one fast check instead of a loop over
+        every character.
+        """
+        if key_problem(key) is None:
+            return
+        super().validate_key(key)
+
+    def get_or_set(
+        self,
+        key: str,
+        default: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+    ) -> Any:
+        """Django's ``get_or_set``, safe against a thundering herd.
+
+        When many requests miss the same key at once, one of them computes
+        ``default`` (when it is callable) and stores it; the others wait for
+        that value instead of all recomputing it. See
+        :meth:`layered_cache.Client.get_or_set`.
+        """
+        key = self.make_and_validate_key(key, version=version)
+        # Django's memcached timeout rules (None, 0, negative, over 30 days) -> an int expire.
+        expire = int(self.get_backend_timeout(timeout) or 0)
+        return self._cache.get_or_set(key, default, expire)
+
+    async def aget_or_set(
+        self,
+        key: str,
+        default: Any,
+        timeout: Any = DEFAULT_TIMEOUT,
+        version: int | None = None,
+    ) -> Any:
+        """The async :meth:`get_or_set` (the wait happens in a worker thread)."""
+        return await sync_to_async(self.get_or_set, thread_sensitive=True)(
+            key, default, timeout, version
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {list(self.client_servers)!r}>"

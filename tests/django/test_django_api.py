@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import threading
 import time
 import zlib
 from typing import Any
@@ -713,3 +714,42 @@ def test_seed_options_reach_the_transport() -> None:
         client = caches["default"].client  # type: ignore[attr-defined]
         assert client.transport.no_delay is False
         assert (client.connect_timeout, client.timeout) == (3.0, 4.0)
+
+
+def test_get_or_set_computes_once_for_a_herd(cache: BaseCache) -> None:
+    calls: list[int] = []
+
+    def expensive() -> dict[str, int]:
+        calls.append(1)
+        time.sleep(0.2)  # everyone else misses while this runs
+        return {"rows": 3}
+
+    barrier = threading.Barrier(16)
+    results: list[Any] = []
+
+    def request() -> None:
+        barrier.wait(timeout=10)
+        results.append(cache.get_or_set("report", expensive, timeout=60))
+
+    threads = [threading.Thread(target=request) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert calls == [1]
+    assert results == [{"rows": 3}] * 16
+
+
+def test_get_or_set_timeouts_follow_django(cache: BaseCache) -> None:
+    assert cache.get_or_set("gone", "value", timeout=0) == "value"
+    assert cache.get("gone") is None  # timeout=0: expired at once, as Django says
+    assert cache.get_or_set("kept", "value", timeout=None) == "value"
+    assert cache.get("kept") == "value"
+
+
+def test_aget_or_set(cache: BaseCache) -> None:
+    async def scenario() -> tuple[Any, Any]:
+        first = await cache.aget_or_set("async-key", lambda: "computed")
+        return first, await cache.aget("async-key")
+
+    assert asyncio.run(scenario()) == ("computed", "computed")

@@ -1,0 +1,223 @@
+"""Sphinx configuration for layered_cache's documentation.
+
+Build (warnings are errors, references are checked, no network needed)::
+
+    .venv/bin/sphinx-build -q -W --keep-going -n -b html docs docs/_build/html
+
+Every code sample in these pages is executed against real memcached by
+``tests/test_docs.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import zlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+from docutils import nodes
+from docutils.parsers.rst import directives
+from docutils.statemachine import StringList
+from sphinx.util.docutils import SphinxDirective
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(ROOT))
+
+import layered_cache  # noqa: E402 - needs the path above when the package is not installed
+
+# -- Project -------------------------------------------------------------------------------
+
+project = "layered_cache"
+author = "layered_cache contributors"
+copyright = "layered_cache contributors"
+release = layered_cache.__version__
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.viewcode",
+]
+
+exclude_patterns = ["_build", "_inventories", "Thumbs.db", ".DS_Store"]
+nitpicky = True
+# Type annotations name a few things no inventory documents; each is listed with a reason.
+nitpick_ignore = [
+    # typing.Protocol's own machinery shows up as the base of the strategy protocols.
+    ("py:class", "typing.Protocol"),
+    # Django raises it for invalid keys but does not document it as an object.
+    ("py:class", "django.core.cache.backends.base.InvalidCacheKey"),
+]
+
+default_role = "py:obj"
+pygments_style = "friendly"
+pygments_dark_style = "monokai"
+
+# -- HTML ----------------------------------------------------------------------------------
+
+html_theme = "furo"
+html_title = f"layered_cache {release}"
+html_static_path: list[str] = []
+
+# -- autodoc and napoleon ------------------------------------------------------------------
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+autodoc_typehints_format = "short"
+autodoc_preserve_defaults = True
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+napoleon_attr_annotations = True
+
+# -- intersphinx, offline ------------------------------------------------------------------
+#
+# CI reaches package registries only, so the inventories are read from files:
+#
+# - python.inv is Python 3.11's complete objects.inv (from Debian's python3.11-doc package:
+#   ``apt-get download python3.11-doc`` and take usr/share/doc/python3.11/html/objects.inv,
+#   or fetch https://docs.python.org/3/objects.inv where the network allows).
+# - django.txt and pymemcache.txt list the few targets these pages use; they are compressed
+#   into objects.inv files below at every build. Add a line there to link something new.
+
+INVENTORIES = DOCS / "_inventories"
+
+
+def _compile_inventory(name: str, project_name: str, project_version: str) -> str:
+    """Turn ``_inventories/<name>.txt`` into a Sphinx v2 objects.inv and return its path."""
+    lines = [
+        line
+        for line in (INVENTORIES / f"{name}.txt").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    header = (
+        "# Sphinx inventory version 2\n"
+        f"# Project: {project_name}\n"
+        f"# Version: {project_version}\n"
+        "# The remainder of this file is compressed using zlib.\n"
+    ).encode()
+    body = zlib.compress(("\n".join(lines) + "\n").encode("utf-8"))
+    target = DOCS / "_build" / "inventories" / f"{name}.inv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(header + body)
+    return str(target)
+
+
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3/", str(INVENTORIES / "python.inv")),
+    "django": (
+        "https://docs.djangoproject.com/en/5.2/",
+        _compile_inventory("django", "Django", "5.2"),
+    ),
+    "pymemcache": (
+        "https://pymemcache.readthedocs.io/en/latest/",
+        _compile_inventory("pymemcache", "pymemcache", "4.0"),
+    ),
+}
+intersphinx_timeout = 5
+
+
+# -- Local directives ----------------------------------------------------------------------
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except Exception:
+        return False
+    return True
+
+
+class IfImportable(SphinxDirective):
+    """``.. if-importable:: module`` renders its content only when ``module`` imports.
+
+    The optional ``:otherwise:`` text is shown instead. Used for the API pages of parts
+    that need optional dependencies, so that autodoc never runs on a module it cannot import.
+    """
+
+    required_arguments = 1
+    has_content = True
+    option_spec: ClassVar[dict[str, Any]] = {"otherwise": directives.unchanged}
+
+    def run(self) -> list[nodes.Node]:
+        container = nodes.container()
+        if _importable(self.arguments[0]):
+            self.state.nested_parse(self.content, self.content_offset, container)
+        elif "otherwise" in self.options:
+            text = StringList([self.options["otherwise"]], source="if-importable")
+            self.state.nested_parse(text, 0, container)
+        return container.children
+
+
+class BenchmarkResults(SphinxDirective):
+    """``.. benchmark-results::`` shows what ``scripts/bench.sh`` left in ``benchmarks/results/``.
+
+    Plots (``.png``, ``.svg``) become figures, text reports (``.txt``) literal blocks,
+    ``.csv`` files tables and ``.rst`` files are included as they are; the JSON files are
+    for machines. The peer benchmark comes first, then the others by name. With nothing
+    there, a note says so (the page goes on to say how to run the benchmark).
+    """
+
+    option_spec: ClassVar[dict[str, Any]] = {"path": directives.unchanged}
+    ORDER = ("peers", "scale", "movement", "hotpath")
+    TITLES: ClassVar[dict[str, str]] = {
+        "peers": "layered_cache and the alternatives",
+        "scale": "Several servers",
+        "movement": "Keys that move when a server is added or removed",
+        "hotpath": "Where the time goes in one call (profile)",
+    }
+
+    def _rank(self, path: Path) -> tuple[int, str, int]:
+        kinds = (".png", ".svg", ".csv", ".txt", ".rst")
+        stem_rank = self.ORDER.index(path.stem) if path.stem in self.ORDER else len(self.ORDER)
+        return stem_rank, path.stem, kinds.index(path.suffix)
+
+    def run(self) -> list[nodes.Node]:
+        results = (DOCS / self.options.get("path", "../benchmarks/results")).resolve()
+        files = sorted(results.glob("*")) if results.is_dir() else []
+        shown = sorted(
+            (f for f in files if f.suffix in {".png", ".svg", ".csv", ".txt", ".rst"}),
+            key=self._rank,
+        )
+        here = Path(self.env.doc2path(self.env.docname)).parent
+        lines: list[str] = []
+        titled: set[str] = set()
+        for path in shown:
+            self.env.note_dependency(str(path))
+            relative = os.path.relpath(path, here)
+            if path.stem not in titled:
+                titled.add(path.stem)
+                title = self.TITLES.get(path.stem, path.stem.replace("_", " ").capitalize())
+                lines += [".. rubric:: " + title, ""]
+            if path.suffix == ".csv":
+                lines += [".. csv-table::", f"   :file: {relative}", "   :header-rows: 1"]
+            elif path.suffix == ".txt":
+                lines += [f".. literalinclude:: {relative}", "   :language: text"]
+            elif path.suffix == ".rst":
+                lines += [f".. include:: {relative}"]
+            else:
+                lines += [f".. image:: {relative}", "   :width: 100%", f"   :alt: {path.stem}"]
+            lines.append("")
+        if not shown:
+            lines = [
+                ".. note::",
+                "",
+                "   No benchmark results are committed in ``benchmarks/results/`` yet: run",
+                "   the benchmark as shown below, and rebuild the documentation.",
+            ]
+        container = nodes.container()
+        self.state.nested_parse(StringList(lines, source=str(results)), 0, container)
+        return container.children
+
+
+def setup(app: Any) -> dict[str, Any]:
+    # Django's documentation defines :setting:; declaring it here lets intersphinx resolve
+    # :setting:`django:CACHES` against Django's inventory.
+    app.add_crossref_type("setting", "setting", indextemplate="pair: %s; setting")
+    app.add_directive("if-importable", IfImportable)
+    app.add_directive("benchmark-results", BenchmarkResults)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
