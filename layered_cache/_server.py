@@ -221,6 +221,16 @@ class ServerNode:
             conn.idle_since = time.monotonic()
         self._idle.append(conn)
 
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's connections and locks.
+
+        A socket shared with the parent would interleave two processes'
+        commands and replies. Closing the child's copy sends nothing on the
+        wire (the parent still holds the connection open).
+        """
+        self._state_lock = threading.Lock()
+        self.discard_idle()
+
     def discard_idle(self) -> None:
         """Close every idle connection (in-flight ones are closed when they come back broken)."""
         while True:

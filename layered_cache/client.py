@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -90,8 +91,9 @@ class Client:
         serializer: what the stored bytes mean:
             :class:`~layered_cache.serialization.PickleSerializer` (default) or
             :class:`~layered_cache.serialization.JSONSerializer`.
-        connect_timeout: seconds allowed to connect, handshake and authenticate;
-            None waits forever.
+        connect_timeout: seconds allowed to connect and complete the TLS handshake;
+            None waits forever. (Authentication is a command like any other:
+            ``timeout`` bounds it.)
         timeout: seconds allowed for each send or receive; None waits forever.
         retry_attempts: failures in a row after which a server counts as dead.
         retry_timeout: seconds a server that just failed is skipped before it is
@@ -109,6 +111,10 @@ class Client:
             once per server on the ``layered_cache`` logger. Bad keys, values,
             credentials and TLS refusals still raise: they are mistakes to fix,
             not outages to ride out.
+
+    Connections are pooled per server and shared by threads; a process forked
+    from this one (a gunicorn or Celery worker) starts with an empty pool and
+    opens its own connections.
 
     While a server is being skipped, calls for its keys raise
     :class:`~layered_cache.errors.ServerUnavailableError` at once (no timeout
@@ -192,6 +198,7 @@ class Client:
         self._ring = Ring(list(self._nodes))
         # Sockets of a client that is simply dropped are closed, not left to the GC.
         weakref.finalize(self, _close_all, nodes)
+        _live_clients.add(self)
 
     # -- routing ------------------------------------------------------------
 
@@ -244,7 +251,13 @@ class Client:
         return default if value is UNREADABLE else value
 
     def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
-        """Return ``{key: value}`` for the keys in the cache, in one round trip per server."""
+        """Return ``{key: value}`` for the keys in the cache, in one round trip per server.
+
+        Raises:
+            InvalidKeyError: a key is not valid (nothing is sent to its server).
+            ServerError: a server could not be reached; outside fail-silent mode
+                the whole call raises, even if other servers already answered.
+        """
         found: dict[Key, Any] = {}
         for node, group in self._group(keys, validate=False).items():
             if group:
@@ -325,6 +338,11 @@ class Client:
         leaves the cache as it was. On servers that speak memcached's meta
         protocol the batch is pipelined as quiet ``ms`` commands, which only
         answer for failures.
+
+        Raises:
+            InvalidKeyError, SerializationError: refused before anything was sent.
+            ServerError: a server could not be reached; outside fail-silent mode
+                the call raises, and servers written before it keep their values.
         """
         # Validate and serialize everything first: nothing is sent unless all is well.
         batches: dict[ServerNode, list[tuple[Key, bytes, bytes, int]]] = {}
@@ -414,7 +432,15 @@ class Client:
         return self._write(key, _delete, True, key, noreply)
 
     def delete_many(self, keys: Iterable[Key], noreply: bool = False) -> bool:
-        """Remove several keys (one round trip per server); True once the servers acknowledged."""
+        """Remove several keys (one round trip per server); True once the servers acknowledged.
+
+        Every key is checked before anything is sent. In fail-silent mode the
+        result is False when a server could not be reached.
+
+        Raises:
+            InvalidKeyError: a key is not valid (nothing is deleted).
+            ServerError: a server could not be reached (outside fail-silent mode).
+        """
         complete = True
         for node, group in self._group(keys, validate=True).items():
             if group:
@@ -692,6 +718,21 @@ def _connection_factory(
 def _close_all(nodes: list[ServerNode]) -> None:
     for node in nodes:
         node.discard_idle()
+
+
+# A child process (gunicorn and Celery workers, multiprocessing) must not reuse
+# its parent's connections: each client starts the child with an empty pool.
+_live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_live_clients):
+        for node in client._nodes.values():
+            node.after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _readable(found: dict[Key, Any]) -> dict[Key, Any]:

@@ -99,7 +99,8 @@ class ServerResponseError(ServerError):
     """The server answered with an error (``SERVER_ERROR`` or ``CLIENT_ERROR``).
 
     For example, memcached refuses values larger than its item size limit
-    (1 MB by default). The connection stays usable.
+    (1 MB by default). Nothing else is affected: the client replaces the
+    connection concerned and the next call works as usual.
     """
 
 

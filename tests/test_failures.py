@@ -225,3 +225,28 @@ def test_eight_threads_share_one_client(memcached: MemcachedProcess) -> None:
     assert len(client.get_many([f"thread{n}:199" for n in range(8)])) == 8
     assert client.get("shared-counter") == 8 * 200
     client.close()
+
+
+# The harness runs server threads; Python 3.12+ warns that fork() copies them.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_forked_child_opens_its_own_connections(memcached: MemcachedProcess) -> None:
+    import os
+
+    client = Client(memcached.address)
+    client.set("before-fork", "parent")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never share the parent's socket
+        try:
+            own = client._only._idle if client._only else None
+            ok = own is not None and len(own) == 0 and client.get("before-fork") == "parent"
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    verdict = os.read(read, 1)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert verdict == b"1"
+    assert client.get("before-fork") == "parent"  # the parent's connection still works
+    client.close()

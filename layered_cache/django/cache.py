@@ -38,7 +38,7 @@ class MemcacheCache(BaseMemcachedCache):
     A drop-in replacement for ``django.core.cache.backends.memcached.PyMemcacheCache``:
     it behaves the same for everything Django's cache API promises (timeouts of
     ``None``, ``0``, negative and over 30 days, key validation with
-    :class:`~django.core.cache.backends.base.InvalidCacheKey`, versions and key
+    ``InvalidCacheKey``, versions and key
     prefixes, ``incr`` on a missing key raising :class:`ValueError`, the async
     methods), stores values in the same format and places keys on the same
     servers, so both can share a cache without a flush.

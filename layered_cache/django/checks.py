@@ -6,9 +6,9 @@ module is imported). Each ``CACHES`` entry whose ``BACKEND`` is
 the backend parses it, without connecting, and every problem the backend would
 raise as ``ImproperlyConfigured`` is reported instead, with the same message:
 
-=====================  ================================================================
-id                     problem
-=====================  ================================================================
+======================  ===============================================================
+id                      problem
+======================  ===============================================================
 ``layered_cache.E001``  a strategy (``transport``, ``auth``, ``serializer``) is unknown,
                         cannot be imported, or is not a strategy
 ``layered_cache.E002``  an option no chosen strategy takes, or one given twice
@@ -17,7 +17,7 @@ id                     problem
 ``layered_cache.E005``  no server, or a malformed server list
 ``layered_cache.E006``  an invalid value for a client option (timeouts, pool sizes, ...)
 ``layered_cache.W001``  TLS without certificate or hostname verification
-=====================  ================================================================
+======================  ===============================================================
 """
 
 from __future__ import annotations

@@ -111,6 +111,7 @@ _MIGRATION_HINTS: Final[Mapping[str, str]] = MappingProxyType(
         "serde": 'use "serializer": <your serde> (any object with serialize() and deserialize())',
         "serializer_class": 'use "serializer": "pickle", "json" or a dotted path',
         "use_pooling": "connections are always pooled; remove it",
+        "ignore_exc": 'use "ignore_exceptions": True (it covers writes too)',
         "socket_keepalive": 'use "keepalive": True or {"idle": ..., "interval": ..., "count": ...}',
         "key_prefix": "use the cache's KEY_PREFIX setting",
         "allow_unicode_keys": "unicode keys always work; remove it",
