@@ -24,13 +24,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-find_python() {  # find_python 3.12 -> path of a python3.12, or nothing
+find_python() {  # find_python 3.12 -> path of a working python3.12, or nothing
     local version=$1 candidate
     for candidate in "python$version" \
         "$(pyenv root 2>/dev/null)/versions/$version"*/bin/python \
         "$HOME/.pyenv/versions/$version"*/bin/python; do
-        if command -v "$candidate" >/dev/null 2>&1 || [ -x "$candidate" ]; then
-            command -v "$candidate" 2>/dev/null || echo "$candidate"
+        # pyenv shims exist for every version but fail unless it is selected: run it.
+        if "$candidate" -c 'import sys, venv' >/dev/null 2>&1; then
+            "$candidate" -c 'import sys; print(sys.executable)'
             return 0
         fi
     done
