@@ -17,10 +17,13 @@ import zlib
 from pathlib import Path
 from typing import Any, ClassVar
 
+import attrs
 from docutils import nodes
 from docutils.parsers.rst import directives
 from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
+from sphinx.util.inspect import signature as sphinx_signature
+from sphinx.util.inspect import stringify_signature
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
@@ -73,6 +76,68 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 napoleon_attr_annotations = True
+
+
+class _Shown:
+    """A default value shown as the given text in a signature."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _default_text(default: Any) -> str:
+    if isinstance(default, attrs.Factory):
+        factory = default.factory
+        literal = {list: "[]", dict: "{}", tuple: "()", set: "set()", frozenset: "frozenset()"}
+        if factory in literal:
+            return literal[factory]
+        return f"{getattr(factory, '__name__', repr(factory))}()"
+    return repr(default)
+
+
+def _attrs_signature(
+    app: Any,
+    what: str,
+    name: str,
+    obj: Any,
+    options: Any,
+    signature: str | None,
+    return_annotation: str | None,
+) -> tuple[str, str | None] | None:
+    """Signatures of attrs classes with their real defaults; none for Protocols.
+
+    With ``autodoc_preserve_defaults`` autodoc reads defaults from the source of
+    ``__init__``, which attrs generates: every default would read
+    ``attr_dict['name'].default``, and a factory ``NOTHING``. Here they are the
+    values themselves (``True``, ``'zlib'``) and factories as calls
+    (``PickleSerializer()``).
+    """
+    if what == "class" and getattr(obj, "_is_protocol", False):
+        return "", return_annotation  # a Protocol is not instantiated: no signature
+    if what not in ("class", "exception") or not attrs.has(obj):
+        return None
+    defaults = {
+        field.alias: field.default
+        for field in attrs.fields(obj)
+        if field.init and field.default is not attrs.NOTHING
+    }
+    sig = sphinx_signature(obj.__init__, bound_method=True)
+    parameters = [
+        parameter.replace(default=_Shown(_default_text(defaults[parameter.name])))
+        if parameter.name in defaults
+        else parameter
+        for parameter in sig.parameters.values()
+    ]
+    text = stringify_signature(
+        sig.replace(parameters=parameters),
+        show_return_annotation=False,
+        unqualified_typehints=app.config.autodoc_typehints_format == "short",
+    )
+    return text, return_annotation
+
 
 # -- intersphinx, offline ------------------------------------------------------------------
 #
@@ -220,4 +285,5 @@ def setup(app: Any) -> dict[str, Any]:
     app.add_crossref_type("setting", "setting", indextemplate="pair: %s; setting")
     app.add_directive("if-importable", IfImportable)
     app.add_directive("benchmark-results", BenchmarkResults)
+    app.connect("autodoc-process-signature", _attrs_signature)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -26,6 +26,7 @@ from layered_cache.errors import LayeredCacheError
 __all__ = [
     "MetaNotSupported",
     "MetaReply",
+    "meta_add",
     "meta_arithmetic",
     "meta_delete_many",
     "meta_get_many",
@@ -166,23 +167,21 @@ def meta_mark_stale(conn: Connection, key: bytes, stale_ttl: int) -> bool:
     return reply.code == b"HD"
 
 
-def meta_arithmetic(
-    conn: Connection, key: bytes, delta: int, initial: int | None, ttl: int, decrement: bool
-) -> int | None:
-    """``ma <key> D<delta> [MD] [N<ttl> J<initial>] v``: the new value, None when missing.
-
-    With ``initial``, a missing counter is created holding ``initial`` in the
-    same round trip (no add-then-incr race).
-    """
+def meta_arithmetic(conn: Connection, key: bytes, delta: int, decrement: bool) -> int | None:
+    """``ma <key> D<delta> [MD] v``: the new value, None when the counter is missing."""
     request = b"ma %s D%d v" % (key, delta)
     if decrement:
         request += b" MD"
-    if initial is not None:
-        request += b" N%d J%d" % (ttl, initial)
     reply = _exchange(conn, request + b"\r\n", 1)[0]
     if reply.code == b"NF" or reply.value is None:
         return None
     return int(reply.value)
+
+
+def meta_add(conn: Connection, key: bytes, data: bytes, flags: int, ttl: int) -> bool:
+    """``ms <key> <size> T<ttl> F<flags> ME`` (add mode): True when stored, False if it exists."""
+    request = b"ms %s %d T%d F%d ME\r\n%s\r\n" % (key, len(data), ttl, flags, data)
+    return _exchange(conn, request, 1)[0].code == b"HD"
 
 
 # -- pipelined batches ---------------------------------------------------------

@@ -158,7 +158,8 @@ def _classic(
         if client.add(lease, b"1", expire=lease_ttl):
             try:
                 value = _compute(default)
-                client.set(key, value, expire=expire)
+                # add, not set: a value written while we computed is newer than ours.
+                client.add(key, value, expire=expire)
             finally:
                 client.delete(lease)
             return value

@@ -12,7 +12,7 @@ from typing import Any, Self
 from layered_cache._addresses import ServerSpec, hash_name, parse_servers
 from layered_cache._connection import UNREADABLE, Connection, ReadGuard, Serialized
 from layered_cache._keys import encode_key
-from layered_cache._meta import meta_arithmetic, meta_mark_stale, meta_set_many
+from layered_cache._meta import meta_add, meta_arithmetic, meta_mark_stale, meta_set_many
 from layered_cache._ring import Ring
 from layered_cache._server import HealthPolicy, ServerNode
 from layered_cache._stampede import get_or_set, speaks_meta
@@ -468,8 +468,8 @@ class Client:
             value: how much to add (a non-negative integer).
             noreply: don't wait for the answer (the result is then None).
             initial: create a missing counter holding ``initial`` (and return
-                it) instead of answering None, in one round trip on servers
-                that speak the meta protocol (``ma``).
+                it) instead of answering None. Safe against concurrent creators:
+                exactly one creates it, the others count on top of it.
             expire: time to live of a counter that ``initial`` creates.
 
         Never retried on a fresh connection: the first attempt may have counted.
@@ -500,20 +500,24 @@ class Client:
     ) -> int | None:
         node = self._node(key)
         encoded = encode_key(key)
+        # Count; if the counter is missing, add it holding `initial` (stored as
+        # an int, flags 2, so get() reads a number); if someone added it in
+        # between, count again. One round trip for an existing counter.
+        data, flags = self.serializer.serialize(key, initial)
         try:
-            if speaks_meta(node):
-                result: int | None = node.run(
-                    meta_arithmetic, False, encoded, delta, initial, expire, decrement
-                )
-                return result
-            # Classic commands: incr, else add the initial value, else someone
-            # else just added it, so incr again.
-            op = _decr if decrement else _incr
+            meta = speaks_meta(node)
             for _ in range(2):
-                counted: int | None = node.run(op, False, key, delta, False)
+                if meta:
+                    counted = node.run(meta_arithmetic, False, encoded, delta, decrement)
+                else:
+                    counted = node.run(_decr if decrement else _incr, False, key, delta, False)
                 if counted is not None:
-                    return counted
-                if node.run(_add, False, key, initial, expire, False, None):
+                    return int(counted)
+                if meta:
+                    added = node.run(meta_add, False, encoded, data, flags, expire)
+                else:
+                    added = node.run(_add, False, key, initial, expire, False, None)
+                if added:
                     return initial
             return None
         except CacheConnectionError as error:

@@ -16,6 +16,9 @@ How a page runs (extraction and placeholders: ``tests/docs_support.py``):
 - A python block that imports ``django.core.cache`` runs with Django's ``cache`` and
   ``caches`` configured from the page's latest ``CACHES`` sample (the quickstart's
   one-line configuration when the page has none).
+- A settings sample may assign ``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS`` too: from then
+  on the page's caches are built and used with those Django settings (``"signed_pickle"``
+  signs with them).
 - ``MEMCACHE_*``/``MEMCACHIER_*`` are cleared for every page (``.. test-env:`` sets what a
   sample needs) and ``SSL_CERT_FILE`` names the test CA, which thereby plays the
   system's trusted authorities for samples that verify TLS without a ``ca_file``.
@@ -79,6 +82,8 @@ PAGES = sorted(
 OUR_BACKEND = "layered_cache.django.MemcacheCache"
 #: Backends a settings sample is built with; others are only executed.
 BUILT_BACKENDS = (OUR_BACKEND, "django.core.cache.backends.memcached.PyMemcacheCache")
+#: Django settings a settings sample may assign besides CACHES (applied to its caches).
+DJANGO_SETTINGS = ("SECRET_KEY", "SECRET_KEY_FALLBACKS")
 #: Languages of code blocks that are not executed, on purpose.
 NOT_PYTHON = {"console", "text", "bash", "ini", "toml", "yaml", "json"}
 #: README's Django sample names MemCachier auth and leaves the credentials to the
@@ -304,6 +309,22 @@ def _django_cache(caches: Mapping[str, Mapping[str, Any]]) -> Iterator[None]:
             _close(cache)
 
 
+@contextlib.contextmanager
+def _django_settings(namespace: Mapping[str, Any]) -> Iterator[None]:
+    """The :data:`DJANGO_SETTINGS` the page assigned so far, as Django's settings."""
+    values = {name: namespace[name] for name in DJANGO_SETTINGS if name in namespace}
+    if not values:
+        yield
+        return
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    if not settings.configured:  # running without tests/django, which configures them
+        settings.configure(SECRET_KEY="layered-cache-docs-samples-only")
+    with override_settings(**values):
+        yield
+
+
 _USES_DJANGO_CACHE = re.compile(
     r"^\s*(from django\.core\.cache import|import django\.core\.cache)", re.M
 )
@@ -346,11 +367,12 @@ class _Page:
                 return
             compiled, tree = _compile(sample, source)
             django = _django_cache(self.caches) if uses_django_cache else contextlib.nullcontext()
-            with django:
+            with _django_settings(self.namespace), django:
                 exec(compiled, self.namespace)  # noqa: S102 - running the docs is the point
             if _assigns_caches(tree):
                 self.caches = self.namespace["CACHES"]
-                _exercise(self.caches, sample.where)
+                with _django_settings(self.namespace):
+                    _exercise(self.caches, sample.where)
 
     def close(self) -> None:
         for value in list(self.namespace.values()):

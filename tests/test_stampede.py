@@ -100,23 +100,22 @@ def test_waiters_never_wait_past_the_bound(client: Client) -> None:
     assert client.get("slow") in {"own", "late"}
 
 
-def test_winner_does_not_overwrite_a_newer_value(memcached: MemcachedProcess) -> None:
-    with Client(memcached.address) as client:
-        entered = threading.Event()
-        release = threading.Event()
+def test_winner_does_not_overwrite_a_newer_value(client: Client) -> None:
+    entered = threading.Event()
+    release = threading.Event()
 
-        def slow() -> str:
-            entered.set()
-            release.wait(timeout=5)
-            return "stale computation"
+    def slow() -> str:
+        entered.set()
+        release.wait(timeout=5)
+        return "stale computation"
 
-        winner = threading.Thread(target=lambda: client.get_or_set("fresh", slow, 60))
-        winner.start()
-        assert entered.wait(timeout=5)
-        client.set("fresh", "newer write")  # someone writes while the winner computes
-        release.set()
-        winner.join(timeout=10)
-        assert client.get("fresh") == "newer write"
+    winner = threading.Thread(target=lambda: client.get_or_set("fresh", slow, 60))
+    winner.start()
+    assert entered.wait(timeout=5)
+    client.set("fresh", "newer write")  # someone writes while the winner computes
+    release.set()
+    winner.join(timeout=10)
+    assert client.get("fresh") == "newer write"
 
 
 def test_placeholder_is_never_a_value(memcached: MemcachedProcess) -> None:
@@ -236,3 +235,25 @@ def test_set_many_pipelined(client: Client) -> None:
     values = {f"batch:{i}": {"i": i} for i in range(150)}
     assert client.set_many(values, expire=60) == []
     assert client.get_many(list(values)) == values
+
+
+def test_counters_created_on_miss_read_back_as_numbers(client: Client) -> None:
+    assert client.incr("views", 1, initial=1) == 1
+    assert client.incr("views", 1, initial=1) == 2
+    assert client.get("views") == 2  # an int, as set() would have stored it
+
+
+def test_counter_creation_race_counts_everything(client: Client) -> None:
+    barrier = threading.Barrier(8)
+
+    def bump() -> None:
+        barrier.wait(timeout=10)
+        for _ in range(25):
+            client.incr("race", 1, initial=1)
+
+    threads = [threading.Thread(target=bump) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert client.get("race") == 8 * 25

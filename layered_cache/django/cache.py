@@ -235,10 +235,10 @@ def release_clients() -> None:
     """Close the idle connections of every client the backends share, and forget the clients.
 
     Backends created afterwards get new clients; existing ones keep working
-    (their client reconnects when used). Runs at interpreter exit. Call it in a
-    forked worker before first use (e.g. gunicorn's ``post_fork`` hook) if the
-    parent process used the cache, so that no connection is shared across
-    processes; tests may call it to start each test with fresh connections.
+    (their client reconnects when used). Runs at interpreter exit. Forked
+    children (gunicorn or Celery workers) start with empty pools by themselves;
+    calling this in a ``post_fork`` hook only frees the clients inherited from
+    the parent. Tests may call it to start each test with fresh connections.
     """
     with _shared_lock:
         clients = list(_shared.values())

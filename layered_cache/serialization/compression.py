@@ -36,6 +36,17 @@ def _check_codec(_instance: Any, _attribute: Any, value: str) -> None:
             ) from None
 
 
+def _check_serializer(_instance: Any, _attribute: Any, value: Any) -> None:
+    if not (
+        callable(getattr(value, "serialize", None))
+        and callable(getattr(value, "deserialize", None))
+    ):
+        raise ConfigurationError(
+            "CompressedSerializer: serializer must be a serializer instance (with serialize() "
+            f"and deserialize(), e.g. JSONSerializer()), not {value!r}"
+        )
+
+
 @attrs.frozen
 class CompressedSerializer:
     """Compress what another serializer produces, when that pays.
@@ -68,7 +79,7 @@ class CompressedSerializer:
         (True, True)
     """
 
-    serializer: Serializer = attrs.field(factory=PickleSerializer)
+    serializer: Serializer = attrs.field(factory=PickleSerializer, validator=_check_serializer)
     codec: Codec = attrs.field(default="zlib", validator=_check_codec)
     min_size: int = attrs.field(default=400, validator=attrs.validators.ge(0))
     level: int | None = None

@@ -67,3 +67,8 @@ def test_pymemcache_compressed_serde_interop(memcached: MemcachedProcess) -> Non
         theirs.set("from-them", COMPRESSIBLE, noreply=False)
         assert ours.get("from-them") == COMPRESSIBLE
     theirs.close()
+
+
+def test_wrapped_serializer_must_be_a_serializer() -> None:
+    with pytest.raises(ConfigurationError, match="must be a serializer instance"):
+        CompressedSerializer("json")  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Django management commands of ``layered_cache.django`` (found through ``INSTALLED_APPS``)."""

@@ -1,0 +1,1 @@
+"""``manage.py`` commands: ``cache_check``."""
