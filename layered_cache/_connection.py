@@ -159,5 +159,14 @@ class Connection(_PymemcacheClient):  # type: ignore[misc]
             raise
         self.sock = sock
 
+    def connected_socket(self) -> socket.socket:
+        """The socket, connecting (and authenticating) first if there is none."""
+        if self.sock is None:
+            self._connect()
+        sock = self.sock
+        if sock is None:  # pragma: no cover - _connect() either sets it or raises
+            raise OSError(f"{self.name}: no connection")
+        return sock
+
     def check_key(self, key: str | bytes, key_prefix: bytes = b"") -> bytes:
         return encode_key(key)

@@ -15,7 +15,6 @@ already handed out, ``X`` stale). See memcached's ``doc/protocol.txt``.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterable
 
 import attrs
@@ -76,14 +75,6 @@ class MetaReply:
         return int(self.flags.get("f", b"0"))
 
 
-def _socket(conn: Connection) -> socket.socket:
-    if conn.sock is None:
-        conn._connect()
-    if conn.sock is None:  # pragma: no cover - _connect() either sets it or raises
-        raise LayeredCacheError(f"{conn.name}: no connection")
-    return conn.sock
-
-
 def _parse(line: bytes) -> tuple[bytes, list[bytes]]:
     parts = line.split()
     if not parts:
@@ -97,7 +88,7 @@ def _flags(tokens: Iterable[bytes]) -> dict[str, bytes]:
 
 def _exchange(conn: Connection, request: bytes, replies: int) -> list[MetaReply]:
     """Send ``request`` and read ``replies`` replies (or until ``MN`` when ``replies`` is -1)."""
-    sock = _socket(conn)
+    sock = conn.connected_socket()
     sock.sendall(request)
     buf = b""
     out: list[MetaReply] = []

@@ -11,6 +11,7 @@ from typing import Any, Self
 
 from layered_cache._addresses import ServerSpec, hash_name, parse_servers
 from layered_cache._connection import UNREADABLE, Connection, ReadGuard, Serialized
+from layered_cache._fastpath import get_one, set_one
 from layered_cache._keys import encode_key
 from layered_cache._meta import meta_add, meta_arithmetic, meta_mark_stale, meta_set_many
 from layered_cache._ring import Ring
@@ -29,11 +30,9 @@ __all__ = ["Client"]
 Key = str | bytes
 
 # pymemcache's unbound methods, looked up once: each call passes a connection.
-_get = Connection.get
 _gets = Connection.gets
 _get_many = Connection.get_many
 _gets_many = Connection.gets_many
-_set = Connection.set
 _set_many = Connection.set_many
 _add = Connection.add
 _replace = Connection.replace
@@ -243,7 +242,7 @@ class Client:
             ServerError: the server could not be reached or answered with an error.
         """
         try:
-            value = self._node(key).run(_get, True, key, default)
+            value = self._node(key).run(get_one, True, key, default)
         except CacheConnectionError as error:
             if not self._absorb(error):
                 raise
@@ -323,7 +322,7 @@ class Client:
             InvalidKeyError, SerializationError: refused before anything was sent.
             ServerResponseError: the server refused it (e.g. larger than its item limit).
         """
-        return self._write(key, _set, True, key, value, expire, noreply, flags)
+        return self._write(key, set_one, True, key, value, expire, noreply, flags)
 
     def set_many(
         self,

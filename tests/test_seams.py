@@ -31,3 +31,25 @@ def test_check_key_seam_exists() -> None:
 def test_rendezvous_hash_naming() -> None:
     hasher = RendezvousHash(nodes=["a:1", "b:2"])
     assert hasher.get_node("key") in {"a:1", "b:2"}
+
+
+def test_placement_hash_equals_pymemcache(  # the C hash must agree byte for byte
+) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from pymemcache.client.murmur3 import murmur3_32
+
+    from layered_cache._ring import Ring, murmur3
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.text(max_size=80))
+    def check(text: str) -> None:
+        assert murmur3(text) == murmur3_32(text)
+
+    check()
+    names = ["10.0.0.1:11211", "10.0.0.2:11211", "10.0.0.3:11211", "[::1]:11211"]
+    reference = RendezvousHash(nodes=list(names))
+    ring = Ring(names)
+    for i in range(2000):
+        key = f":1:user:{i}:ü{i * 7}"
+        assert ring.node_for(key) == reference.get_node(key)

@@ -1,0 +1,69 @@
+"""Single-key ``get`` and ``set``, the hot path, written out directly.
+
+pymemcache's ``get``/``set`` go through its general multi-key machinery
+(lists, dicts of remapped keys, several passes over each reply line). For one
+key the protocol is one line out and one or three lines back, so these
+functions speak it directly on a pymemcache connection's socket, with
+pymemcache's own buffered readers and error replies. Same classic commands,
+so they work through every proxy; same ``op(connection, *args)`` shape as the
+rest, so pooling, retries and error translation are unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymemcache.exceptions import MemcacheIllegalInputError, MemcacheUnknownError
+
+from layered_cache._connection import Connection, read_line, read_value
+from layered_cache._keys import encode_key
+
+__all__ = ["get_one", "set_one"]
+
+
+def get_one(conn: Connection, key: str | bytes, default: Any) -> Any:
+    """``get <key>``: the value, or ``default`` when missing."""
+    encoded = encode_key(key)  # before anything is sent
+    sock = conn.connected_socket()
+    sock.sendall(b"get " + encoded + b"\r\n")
+    buf, line = read_line(sock, b"")
+    if line == b"END":
+        return default
+    if line[:6] != b"VALUE ":
+        conn._raise_errors(line, b"get")
+        raise MemcacheUnknownError(line[:32])
+    fields = line.split()
+    buf, data = read_value(sock, buf, int(fields[3]))
+    buf, end = read_line(sock, buf)
+    if end != b"END":
+        raise MemcacheUnknownError(end[:32])
+    return conn.serde.deserialize(key, data, int(fields[2]))
+
+
+def set_one(
+    conn: Connection, key: str | bytes, value: Any, expire: int, noreply: bool, flags: int | None
+) -> bool:
+    """``set <key> <flags> <expire> <size>``: True when stored."""
+    encoded = encode_key(key)
+    if not isinstance(expire, int):
+        raise MemcacheIllegalInputError(f"expire must be integer, got bad value: {expire!r}")
+    data, data_flags = conn.serde.serialize(encoded, value)
+    if flags is not None:
+        data_flags = flags
+    if type(data) is not bytes:
+        # pymemcache serdes may return str (e.g. the digits of an int).
+        data = str(data).encode("ascii")
+    sock = conn.connected_socket()
+    sock.sendall(
+        b"set %s %d %d %d%s\r\n%s\r\n"
+        % (encoded, data_flags, expire, len(data), b" noreply" if noreply else b"", data)
+    )
+    if noreply:
+        return True
+    _, line = read_line(sock, b"")
+    if line == b"STORED":
+        return True
+    if line == b"NOT_STORED":
+        return False
+    conn._raise_errors(line, b"set")
+    raise MemcacheUnknownError(line[:32])
