@@ -53,7 +53,11 @@ def run_handshake(flow: HandshakeFlow, sock: socket.socket) -> None:
     except StopIteration:
         return
     while True:
-        sock.sendall(request)
+        try:
+            sock.sendall(request)
+        finally:
+            # The request may carry a password: keep it out of tracebacks' locals.
+            del request
         reply = _read_line(sock)
         try:
             request = flow.send(reply)
@@ -153,7 +157,10 @@ class Connection(_PymemcacheClient):  # type: ignore[misc]
             self.server, connect_timeout=self.connect_timeout, timeout=self.timeout
         )
         try:
+            # Authenticating is part of connecting: connect_timeout bounds it.
+            sock.settimeout(self.connect_timeout)
             run_handshake(self._auth.handshake(self.name), sock)
+            sock.settimeout(self.timeout)
         except BaseException:
             sock.close()
             raise

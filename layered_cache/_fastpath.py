@@ -11,14 +11,19 @@ rest, so pooling, retries and error translation are unchanged.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from pymemcache.exceptions import MemcacheIllegalInputError, MemcacheUnknownError
+from pymemcache.exceptions import (
+    MemcacheIllegalInputError,
+    MemcacheUnexpectedCloseError,
+    MemcacheUnknownError,
+)
 
 from layered_cache._connection import Connection, read_line, read_value
-from layered_cache._keys import encode_key
+from layered_cache._keys import encode_key, encode_keys
 
-__all__ = ["get_one", "set_one"]
+__all__ = ["get_many_direct", "get_one", "set_one"]
 
 
 def get_one(conn: Connection, key: str | bytes, default: Any) -> Any:
@@ -67,3 +72,51 @@ def set_one(
         return False
     conn._raise_errors(line, b"set")
     raise MemcacheUnknownError(line[:32])
+
+
+_RECV_SIZE = 65536
+_VALUE_LINE = re.compile(rb"VALUE (\S+) (\d+) (\d+)\r\n")
+
+
+def get_many_direct(conn: Connection, keys: list[Any]) -> dict[Any, Any]:
+    """``get <key> <key> ...``: ``{key: value}`` for the keys found, in one round trip.
+
+    The reply is parsed in place: one regex match per value header, the
+    value's bytes sliced out by size; the buffer only grows when a value is
+    still arriving.
+    """
+    encoded = encode_keys(keys)  # every key, before anything is sent
+    originals = dict(zip(encoded, keys, strict=True))
+    sock = conn.connected_socket()
+    sock.sendall(b"get " + b" ".join(encoded) + b"\r\n")
+    deserialize = conn.serde.deserialize
+    header = _VALUE_LINE.match
+    recv = sock.recv
+    buf = b""
+    pos = 0
+    found: dict[Any, Any] = {}
+    while True:
+        needed = _RECV_SIZE
+        match = header(buf, pos)
+        if match is not None:
+            start = match.end()
+            end = start + int(match.group(3))
+            if len(buf) >= end + 2:
+                original = originals[match.group(1)]
+                found[original] = deserialize(original, buf[start:end], int(match.group(2)))
+                pos = end + 2
+                continue
+            needed = max(needed, end + 2 - len(buf))
+        elif buf.startswith(b"END\r\n", pos):
+            return found
+        else:
+            line_end = buf.find(b"\r\n", pos)
+            if line_end >= 0:  # a whole line that is neither a value nor END
+                line = buf[pos:line_end]
+                conn._raise_errors(line, b"get")
+                raise MemcacheUnknownError(line[:32])
+        chunk = recv(needed)
+        if not chunk:
+            raise MemcacheUnexpectedCloseError()
+        buf = buf[pos:] + chunk
+        pos = 0

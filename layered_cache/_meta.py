@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import attrs
+from pymemcache.exceptions import MemcacheUnexpectedCloseError
 
 from layered_cache._connection import Connection, read_line, read_value
 from layered_cache.errors import LayeredCacheError
@@ -31,7 +32,7 @@ __all__ = [
     "meta_get_many",
     "meta_lease_get",
     "meta_mark_stale",
-    "meta_noop",
+    "meta_probe",
     "meta_set",
     "meta_set_many",
 ]
@@ -114,9 +115,30 @@ def _exchange(conn: Connection, request: bytes, replies: int) -> list[MetaReply]
     return out
 
 
-def meta_noop(conn: Connection) -> None:
-    """``mn``: answered ``MN`` by servers that speak meta, ``ERROR`` (or a hang-up) by others."""
-    _exchange(conn, b"mn\r\n", -1)
+def meta_probe(conn: Connection) -> bool:
+    """Whether the server speaks meta: ``get <key>``, then ``mn``.
+
+    Every memcached and proxy answers the ``get`` (``END``), which proves the
+    server is up; then memcached 1.6+ answers ``MN``, older servers ``ERROR``,
+    and twemproxy hangs up. Only those answers mean "no meta"; anything else
+    is a failure like any other. Two round trips, not one pipelined: twemproxy
+    drops the replies queued before a command it refuses.
+    """
+    sock = conn.connected_socket()
+    sock.sendall(b"get layered_cache:meta-probe\r\n")
+    buf, line = read_line(sock, b"")
+    while line.startswith(b"VALUE "):  # someone stored the probe key: skip its value
+        buf, _ = read_value(sock, buf, int(line.split()[3]))
+        buf, line = read_line(sock, buf)
+    if line != b"END":
+        conn._raise_errors(line, b"get")
+        raise LayeredCacheError(f"{conn.name} sent an unexpected reply {line[:40]!r}")
+    sock.sendall(b"mn\r\n")
+    try:
+        _, line = read_line(sock, buf)
+    except MemcacheUnexpectedCloseError:
+        return False
+    return bool(line == b"MN")
 
 
 # -- single keys ---------------------------------------------------------------

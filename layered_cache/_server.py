@@ -200,14 +200,18 @@ class ServerNode:
         return result
 
     def probe(self, op: Callable[..., T], *args: Any) -> T:
-        """Run ``op`` once on a new connection, outside health accounting, raising as it comes.
+        """Run ``op`` once on a new connection that is closed afterwards.
 
-        For questions whose failure says nothing about the server's health,
-        such as "do you speak the meta protocol?".
+        For one-off questions such as "do you speak the meta protocol?". A
+        server being skipped is not asked; failures count like any other.
         """
+        if self.down_until and self.down_until > time.monotonic():
+            raise self._unavailable()
         conn = self._connect()
         try:
             return op(conn, *args)
+        except Exception as exc:
+            raise self._failed(exc, first_use=True) from exc
         finally:
             conn.close()
 
@@ -254,8 +258,12 @@ class ServerNode:
     def _record_failure(self, error: Exception) -> None:
         policy = self._policy
         with self._state_lock:
-            self.failures += 1
             now = time.monotonic()
+            if self.down_until > now:
+                # Already being skipped: calls that were in flight when the
+                # server stalled report the same failure, not new attempts.
+                return
+            self.failures += 1
             if self.failures >= policy.retry_attempts:
                 self.down_until = now + policy.dead_timeout
                 logger.warning(

@@ -23,14 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from layered_cache._connection import UNREADABLE
 from layered_cache._keys import MAX_KEY_LENGTH, encode_key
-from layered_cache._meta import (
-    MetaNotSupported,
-    MetaReply,
-    meta_lease_get,
-    meta_noop,
-    meta_set,
-)
-from layered_cache._translate import STALE_ERRORS, translate
+from layered_cache._meta import MetaReply, meta_lease_get, meta_probe, meta_set
 from layered_cache.errors import CacheConnectionError
 
 if TYPE_CHECKING:
@@ -45,20 +38,14 @@ _MAX_POLL = 0.05
 
 
 def speaks_meta(node: ServerNode) -> bool:
-    """Whether ``node``'s server speaks the meta protocol; asked once, then remembered."""
+    """Whether ``node``'s server speaks the meta protocol; asked once, then remembered.
+
+    Raises:
+        CacheConnectionError: the server could not be asked (nothing is remembered).
+    """
     if node.meta is None:
-        try:
-            node.probe(meta_noop)
-        except MetaNotSupported:
-            node.meta = False
-        except STALE_ERRORS:
-            # twemproxy closes the connection on commands it does not know.
-            node.meta = False
-        except Exception as exc:
-            raise translate(exc, node.name, None) from exc
-        else:
-            node.meta = True
-    return bool(node.meta)
+        node.meta = node.probe(meta_probe)
+    return node.meta
 
 
 def _compute(default: Any) -> Any:
@@ -90,7 +77,8 @@ def get_or_set(
     poll = _FIRST_POLL
     while True:
         try:
-            reply: MetaReply = node.run(meta_lease_get, True, encoded, lease_ttl, refresh_ahead)
+            # Not idempotent: a resent lease read would meet its own placeholder.
+            reply: MetaReply = node.run(meta_lease_get, False, encoded, lease_ttl, refresh_ahead)
         except CacheConnectionError as error:
             if not client._absorb(error):
                 raise

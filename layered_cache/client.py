@@ -11,7 +11,7 @@ from typing import Any, Self
 
 from layered_cache._addresses import ServerSpec, hash_name, parse_servers
 from layered_cache._connection import UNREADABLE, Connection, ReadGuard, Serialized
-from layered_cache._fastpath import get_one, set_one
+from layered_cache._fastpath import get_many_direct, get_one, set_one
 from layered_cache._keys import encode_key
 from layered_cache._meta import meta_add, meta_arithmetic, meta_mark_stale, meta_set_many
 from layered_cache._ring import Ring
@@ -31,7 +31,6 @@ Key = str | bytes
 
 # pymemcache's unbound methods, looked up once: each call passes a connection.
 _gets = Connection.gets
-_get_many = Connection.get_many
 _gets_many = Connection.gets_many
 _set_many = Connection.set_many
 _add = Connection.add
@@ -90,9 +89,8 @@ class Client:
         serializer: what the stored bytes mean:
             :class:`~layered_cache.serialization.PickleSerializer` (default) or
             :class:`~layered_cache.serialization.JSONSerializer`.
-        connect_timeout: seconds allowed to connect and complete the TLS handshake;
-            None waits forever. (Authentication is a command like any other:
-            ``timeout`` bounds it.)
+        connect_timeout: seconds allowed to connect, complete the TLS handshake
+            and authenticate; None waits forever.
         timeout: seconds allowed for each send or receive; None waits forever.
         retry_attempts: failures in a row after which a server counts as dead.
         retry_timeout: seconds a server that just failed is skipped before it is
@@ -261,7 +259,7 @@ class Client:
         for node, group in self._group(keys, validate=False).items():
             if group:
                 try:
-                    found.update(node.run(_get_many, True, group))
+                    found.update(node.run(get_many_direct, True, group))
                 except CacheConnectionError as error:
                     if not self._absorb(error):
                         raise

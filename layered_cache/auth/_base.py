@@ -6,7 +6,7 @@ import re
 from collections.abc import Generator
 from typing import Protocol, TypeAlias
 
-from layered_cache.errors import AuthenticationError, ConfigurationError
+from layered_cache.errors import AuthenticationError, CacheConnectionError, ConfigurationError
 
 __all__ = ["Authenticator", "HandshakeFlow", "expect_stored", "refuse_unsafe_username"]
 
@@ -79,6 +79,13 @@ def expect_stored(reply: bytes, *, scheme: str, server: str, username: str) -> N
     """Raise AuthenticationError unless the handshake's reply is ``STORED``."""
     if reply == b"STORED":
         return
+    if reply.startswith(b"SERVER_ERROR"):
+        # The server (or a gateway's upstream) failed: an outage, not a refusal.
+        text = reply[:120].decode("ascii", "backslashreplace")
+        raise CacheConnectionError(
+            f"{server} failed during {scheme} authentication: it answered {text!r}",
+            server=server,
+        )
     if not reply:
         said = "closed the connection without answering"
     else:
