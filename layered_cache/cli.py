@@ -76,6 +76,7 @@ __all__ = [
     "check_server",
     "classify_error",
     "main",
+    "quiet_library_log",
 ]
 
 PROG: Final = "layered-cache"
@@ -789,7 +790,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     command = f"{PROG} {args.command}"
     try:
-        with _quiet_library_log():
+        with quiet_library_log():
             connection = _resolve_connection(args, os.environ, err, _interactive_prompt())
             if args.command == "check":
                 return _run_check(args, connection, out)
@@ -807,11 +808,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextlib.contextmanager
-def _quiet_library_log() -> Iterator[None]:
-    # The client logs server failures at WARNING; with no logging configured
-    # Python would print them too, repeating the command's own FAIL lines.
-    # A handler on our logger only silences that fallback: handlers an
-    # embedding program configured still receive the records.
+def quiet_library_log() -> Iterator[None]:
+    """Keep the client's own failure warnings from repeating a checker's FAIL lines.
+
+    With no logging configured, Python prints WARNING records itself. A
+    handler on the ``layered_cache`` logger only silences that fallback:
+    handlers an embedding program configured still receive the records.
+    """
     logger = logging.getLogger("layered_cache")
     handler = logging.NullHandler()
     logger.addHandler(handler)

@@ -23,10 +23,8 @@ failed, 2 for an unknown alias (nothing was contacted).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Final
 
 import attrs
@@ -37,7 +35,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.module_loading import import_string
 
 from layered_cache._addresses import parse_servers
-from layered_cache.cli import CheckResult, check_server
+from layered_cache.cli import CheckResult, check_server, quiet_library_log
 from layered_cache.django.cache import MemcacheCache
 from layered_cache.django.options import CacheConfig
 
@@ -167,21 +165,6 @@ def _check(cache: _Cache, report: Callable[[CheckResult], None]) -> None:
         report(result)
 
 
-@contextlib.contextmanager
-def _quiet_library_log() -> Iterator[None]:
-    # The client logs server failures at WARNING; where logging leaves the
-    # ``layered_cache`` logger without a handler, Python would print them too,
-    # repeating the FAIL lines. This only silences that fallback: handlers the
-    # project configured (LOGGING) still receive the records.
-    logger = logging.getLogger("layered_cache")
-    handler = logging.NullHandler()
-    logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-
-
 class Command(BaseCommand):
     """``manage.py cache_check``: connect to, authenticate with and round-trip a value on
     every server of every layered_cache cache (see the module docstring)."""
@@ -229,7 +212,7 @@ class Command(BaseCommand):
         aliases = given or list(configured)
         found = [_inspect(alias, dict(configured[alias])) for alias in aliases]
         as_json: bool = options["json"]
-        with _quiet_library_log():
+        with quiet_library_log():
             if as_json:
                 for cache in found:
                     _check(cache, lambda result: None)
