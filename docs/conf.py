@@ -228,11 +228,12 @@ class BenchmarkResults(SphinxDirective):
     """
 
     option_spec: ClassVar[dict[str, Any]] = {"path": directives.unchanged}
-    ORDER = ("peers", "scale", "movement", "hotpath")
+    ORDER = ("peers", "scale", "movement", "herd", "hotpath")
     TITLES: ClassVar[dict[str, str]] = {
         "peers": "layered_cache and the alternatives",
         "scale": "Several servers",
         "movement": "Keys that move when a server is added or removed",
+        "herd": "A thundering herd, and meta-protocol batches",
         "hotpath": "Where the time goes in one call (profile)",
     }
 

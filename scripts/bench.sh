@@ -71,6 +71,10 @@ log "key movement (benchmarks/movement.py) -> $out/movement.*"
 keys=100000
 [ ${#quick[@]} -gt 0 ] && keys=10000
 "$py" -m benchmarks.movement --keys "$keys" --json "$out/movement.json" | tee "$out/movement.txt"
+log "thundering herd and meta batches (benchmarks/herd.py) -> $out/herd.*"
+rounds=5
+[ ${#quick[@]} -gt 0 ] && rounds=1
+"$py" -m benchmarks.herd --rounds "$rounds" --json "$out/herd.json" --out "$out/herd.txt"
 if [ "$profile" = 1 ]; then
     log "hot-path profile (benchmarks/hotpath.py) -> $out/hotpath.txt"
     calls=20000
