@@ -109,6 +109,9 @@ def _exchange(conn: Connection, request: bytes, replies: int) -> list[MetaReply]
             # Older memcached (and proxies such as twemproxy) do not know meta commands.
             raise MetaNotSupported(f"{conn.name} does not support memcached's meta protocol")
         elif code in (b"CLIENT_ERROR", b"SERVER_ERROR"):
+            # pymemcache's exceptions, so the one translation boundary applies
+            # (ServerResponseError, or UpstreamUnavailableError through a proxy).
+            conn._raise_errors(line, b"meta")
             raise LayeredCacheError(f"{conn.name} answered {line.decode('ascii', 'replace')}")
         else:
             raise LayeredCacheError(f"{conn.name} sent an unexpected meta reply {line[:40]!r}")

@@ -40,11 +40,13 @@ def _peer_closed(conn: Connection) -> bool:
     sock = conn.sock
     if sock is None:
         return False
+    # poll, not select: select cannot watch descriptors numbered 1024 and up.
+    poller = select.poll()
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 class HealthPolicy:

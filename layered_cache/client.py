@@ -19,7 +19,12 @@ from layered_cache._server import HealthPolicy, ServerNode
 from layered_cache._stampede import get_or_set, speaks_meta
 from layered_cache.auth import NoAuth
 from layered_cache.auth._base import Authenticator
-from layered_cache.errors import CacheConnectionError, ConfigurationError, TLSError
+from layered_cache.errors import (
+    CacheConnectionError,
+    ConfigurationError,
+    InvalidArgumentError,
+    TLSError,
+)
 from layered_cache.serialization import PickleSerializer
 from layered_cache.serialization._base import Serializer
 from layered_cache.transport import TCPTransport, format_address
@@ -320,7 +325,9 @@ class Client:
             InvalidKeyError, SerializationError: refused before anything was sent.
             ServerResponseError: the server refused it (e.g. larger than its item limit).
         """
-        return self._write(key, set_one, True, key, value, expire, noreply, flags)
+        # With noreply no error can come back to trigger a retry, so the
+        # connection is checked before sending instead (as for non-idempotent ones).
+        return self._write(key, set_one, not noreply, key, value, expire, noreply, flags)
 
     def set_many(
         self,
@@ -376,7 +383,7 @@ class Client:
             return [originals[encoded] for encoded in refused]
         # Already serialized: pymemcache stores the bytes with their flags as they are.
         batch = {key: Serialized(data, fl) for key, _, data, fl in items}
-        return list(node.run(_set_many, True, batch, expire, noreply, None))
+        return list(node.run(_set_many, not noreply, batch, expire, noreply, None))
 
     def add(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
@@ -426,7 +433,7 @@ class Client:
 
     def delete(self, key: Key, noreply: bool = False) -> bool:
         """Remove ``key``; True when it was in the cache."""
-        return self._write(key, _delete, True, key, noreply)
+        return self._write(key, _delete, not noreply, key, noreply)
 
     def delete_many(self, keys: Iterable[Key], noreply: bool = False) -> bool:
         """Remove several keys (one round trip per server); True once the servers acknowledged.
@@ -495,6 +502,12 @@ class Client:
     def _count_or_create(
         self, key: Key, delta: int, initial: int, expire: int, *, decrement: bool
     ) -> int | None:
+        for name, number in (("value", delta), ("initial", initial), ("expire", expire)):
+            if type(number) is not int or (name != "expire" and number < 0):
+                raise InvalidArgumentError(
+                    f"{name} must be a{' non-negative' if name != 'expire' else 'n'} "
+                    f"integer, not {number!r}"
+                )
         node = self._node(key)
         encoded = encode_key(key)
         # Count; if the counter is missing, add it holding `initial` (stored as
@@ -524,7 +537,7 @@ class Client:
 
     def touch(self, key: Key, expire: int = 0, noreply: bool = False) -> bool:
         """Give ``key`` a new expiry without fetching it; True when it was in the cache."""
-        return self._write(key, _touch, True, key, expire, noreply)
+        return self._write(key, _touch, not noreply, key, expire, noreply)
 
     # -- thundering herds --------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -250,3 +251,38 @@ def test_forked_child_opens_its_own_connections(memcached: MemcachedProcess) -> 
     assert verdict == b"1"
     assert client.get("before-fork") == "parent"  # the parent's connection still works
     client.close()
+
+
+def test_noreply_write_after_restart_is_not_lost(fresh_memcached: MemcachedProcess) -> None:
+    client = Client(fresh_memcached.address)
+    client.set("k", "before")
+    fresh_memcached.restart()
+    # No reply means no error to retry on: the dead pooled connection is seen first.
+    assert client.set("k", "after", noreply=True) is True
+    assert client.get("k") == "after"
+    client.close()
+
+
+def test_many_open_files_do_not_defeat_connection_reuse(memcached: MemcachedProcess) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200 and hard >= 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    held = []
+    try:
+        while len(held) < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))  # push descriptors past 1023
+        client = Client(memcached.address)
+        client.set("n", 0)
+        before = int(memcached.stats()["total_connections"])
+        for _ in range(20):
+            client.incr("n", 1)
+            client.add("k", 1)
+        assert int(memcached.stats()["total_connections"]) - before <= 2  # stats' own + at most 1
+        assert client.get("n") == 20
+        client.close()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -257,3 +257,24 @@ def test_counter_creation_race_counts_everything(client: Client) -> None:
     for thread in threads:
         thread.join(timeout=30)
     assert client.get("race") == 8 * 25
+
+
+def test_counter_arguments_are_checked(client: Client) -> None:
+    from layered_cache import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="value must be a non-negative integer"):
+        client.incr("f", 1.7, initial=0)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="initial"):
+        client.incr("f", 1, initial=-1)
+
+
+def test_meta_errors_are_server_response_errors(memcached: MemcachedProcess) -> None:
+    from layered_cache import ServerResponseError
+
+    with Client(memcached.address) as client:
+        client.set("s", "abc")
+        with pytest.raises(ServerResponseError):
+            client.incr("s", 1, initial=0)
+        with pytest.raises(ServerResponseError, match="too large"):
+            client.set_many({"ok": 1, "big": b"x" * (2 * 1024 * 1024)})
+        assert client.get("ok") == 1

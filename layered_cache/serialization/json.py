@@ -32,8 +32,8 @@ class JSONSerializer:
     :class:`~layered_cache.errors.SerializationError` and nothing is written.
     As always with JSON, tuples come back as lists and dict keys as strings.
 
-    An empty ``bytes`` value reads back as a miss: an empty item without flags
-    is what memcached leaves while a value is being recomputed.
+    Empty ``bytes`` are refused: an empty item without flags is what
+    memcached leaves while a value is being recomputed, and reads as a miss.
 
     A pickled value (flags 1) written by another client is never unpickled:
     reading it is treated as a miss and logged, so a writable cache cannot
@@ -53,6 +53,14 @@ class JSONSerializer:
         """Return ``(bytes, flags)`` for ``value``; see the class description."""
         kind = type(value)
         if kind is bytes:
+            if not value:
+                # An empty unflagged item is memcached's "being recomputed"
+                # placeholder, which every reader treats as a miss; JSON has no
+                # other way to hold bytes, so refuse rather than lose the value.
+                raise SerializationError(
+                    "JSONSerializer cannot store empty bytes (they would read back as a "
+                    'miss); store "" or None instead'
+                )
             return value, FLAG_BYTES
         if kind is str:
             return value.encode("utf-8"), FLAG_TEXT

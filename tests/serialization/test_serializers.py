@@ -95,3 +95,8 @@ def test_compressed_values_are_refused_clearly() -> None:
     data, flags = serde.CompressedSerde(min_compress_len=1).serialize("k", "x" * 1000)
     with pytest.raises(SerializationError, match="compressed"):
         PickleSerializer().deserialize("k", data, flags)
+
+
+def test_json_refuses_empty_bytes() -> None:
+    with pytest.raises(SerializationError, match="empty bytes"):
+        JSONSerializer().serialize("k", b"")
