@@ -51,9 +51,12 @@ def herd(get_or_set: Callable[[str, Callable[[], Any]], Any], key: str) -> tuple
 
     def caller() -> None:
         barrier.wait(timeout=30)
-        get_or_set(key, compute)
-        with lock:
-            done.append(time.perf_counter())
+        try:
+            get_or_set(key, compute)
+        finally:
+            # Counted even when the row fails, so a broken row cannot stall the run.
+            with lock:
+                done.append(time.perf_counter())
 
     threads = [threading.Thread(target=caller) for _ in range(HERD)]
     for thread in threads:
