@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Any, NamedTuple
+from typing import Any
 
 from pymemcache.client.base import Client as _PymemcacheClient
 from pymemcache.client.base import _readline as read_line
@@ -26,7 +26,6 @@ __all__ = [
     "UNREADABLE",
     "Connection",
     "ReadGuard",
-    "Serialized",
     "read_line",
     "read_value",
     "run_handshake",
@@ -79,13 +78,6 @@ def _read_line(sock: socket.socket) -> bytes:
     return buffer[:-2] if buffer.endswith(b"\r\n") else buffer
 
 
-class Serialized(NamedTuple):
-    """A value already turned into bytes and flags (by a batch that validated it first)."""
-
-    data: bytes
-    flags: int
-
-
 class ReadGuard:
     """Wraps a serializer so that a value it refuses to read becomes a logged miss.
 
@@ -94,16 +86,11 @@ class ReadGuard:
     be retried with a looser reader. The client filters :data:`UNREADABLE`.
     """
 
-    __slots__ = ("_deserialize", "_serialize")
+    __slots__ = ("_deserialize", "serialize")
 
     def __init__(self, serializer: Serializer) -> None:
-        self._serialize = serializer.serialize
+        self.serialize = serializer.serialize
         self._deserialize = serializer.deserialize
-
-    def serialize(self, key: Any, value: Any) -> tuple[bytes, int]:
-        if type(value) is Serialized:
-            return value.data, value.flags
-        return self._serialize(key, value)
 
     def deserialize(self, key: Any, value: bytes, flags: int) -> Any:
         if not value and not flags:

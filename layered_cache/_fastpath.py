@@ -23,7 +23,7 @@ from pymemcache.exceptions import (
 from layered_cache._connection import Connection, read_line, read_value
 from layered_cache._keys import encode_key, encode_keys
 
-__all__ = ["get_many_direct", "get_one", "set_one"]
+__all__ = ["get_many_direct", "get_one", "set_many_direct", "set_one"]
 
 
 def get_one(conn: Connection, key: str | bytes, default: Any) -> Any:
@@ -120,3 +120,34 @@ def get_many_direct(conn: Connection, keys: list[Any]) -> dict[Any, Any]:
             raise MemcacheUnexpectedCloseError()
         buf = buf[pos:] + chunk
         pos = 0
+
+
+def set_many_direct(
+    conn: Connection, items: list[tuple[bytes, bytes, int]], expire: int, noreply: bool
+) -> list[bytes]:
+    """``set`` per ``(key, data, flags)`` item, pipelined; return the keys not stored.
+
+    The items arrive validated and serialized (the batch checked every one
+    before anything was sent), so this only speaks the protocol.
+    """
+    suffix = b" noreply\r\n" if noreply else b"\r\n"
+    sock = conn.connected_socket()
+    sock.sendall(
+        b"".join(
+            b"set %s %d %d %d%s%s\r\n" % (key, flags, expire, len(data), suffix, data)
+            for key, data, flags in items
+        )
+    )
+    if noreply:
+        return []
+    refused: list[bytes] = []
+    buf = b""
+    for key, _, _ in items:
+        buf, line = read_line(sock, buf)
+        if line == b"STORED":
+            continue
+        if line != b"NOT_STORED":
+            conn._raise_errors(line, b"set")
+            raise MemcacheUnknownError(line[:32])
+        refused.append(key)
+    return refused

@@ -111,8 +111,8 @@ class ServerNode:
         restart, an idle timeout at a proxy) is replaced and, for idempotent
         commands only, the command is sent once more on the fresh connection.
         """
-        if self.down_until and self.down_until > time.monotonic():
-            raise self._unavailable()
+        if self.down_until:  # inline test first: this is the hot path
+            self._fail_fast_if_skipped()
         try:
             conn = self._idle.pop()
             reused = True
@@ -155,12 +155,20 @@ class ServerNode:
         self._release(conn)
         return result
 
-    def _run_fresh(self, op: Callable[..., T], args: tuple[Any, ...]) -> T:
+    def _run_fresh(
+        self, op: Callable[..., T], args: tuple[Any, ...], *, admin_command: str | None = None
+    ) -> T:
         conn = self._connect()
         try:
             result = op(conn, *args)
         except Exception as exc:
             conn.close()
+            if admin_command is not None and isinstance(exc, MemcacheUnexpectedCloseError):
+                raise self._unsupported(admin_command) from exc
+            if isinstance(exc, _REFUSED_BEFORE_SENDING):
+                if isinstance(exc, LayeredCacheError):
+                    raise
+                raise translate(exc, self.name, self._timeout) from exc
             raise self._failed(exc, first_use=True) from exc
         except BaseException:
             conn.close()
@@ -176,30 +184,17 @@ class ServerNode:
         reported as :class:`~layered_cache.errors.UnsupportedCommandError`
         and does not count against the server's health.
         """
-        if self.down_until and self.down_until > time.monotonic():
-            raise self._unavailable()
-        conn = self._connect()
-        try:
-            result = op(conn, *args)
-        except MemcacheUnexpectedCloseError as exc:
-            conn.close()
-            raise UnsupportedCommandError(
-                f"{self.name} closed the connection instead of answering '{command}': it is "
-                f"probably a proxy such as twemproxy (nutcracker), which does not support "
-                f"{command}; run it against the memcached servers behind the proxy",
-                server=self.name,
-                command=command,
-            ) from exc
-        except Exception as exc:
-            conn.close()
-            if isinstance(exc, _REFUSED_BEFORE_SENDING):
-                raise translate(exc, self.name, self._timeout) from exc
-            raise self._failed(exc, first_use=True) from exc
-        except BaseException:
-            conn.close()
-            raise
-        self._release(conn)
-        return result
+        self._fail_fast_if_skipped()
+        return self._run_fresh(op, args, admin_command=command)
+
+    def _unsupported(self, command: str) -> UnsupportedCommandError:
+        return UnsupportedCommandError(
+            f"{self.name} closed the connection instead of answering '{command}': it is "
+            f"probably a proxy such as twemproxy (nutcracker), which does not support "
+            f"{command}; run it against the memcached servers behind the proxy",
+            server=self.name,
+            command=command,
+        )
 
     def probe(self, op: Callable[..., T], *args: Any) -> T:
         """Run ``op`` once on a new connection that is closed afterwards.
@@ -207,8 +202,7 @@ class ServerNode:
         For one-off questions such as "do you speak the meta protocol?". A
         server being skipped is not asked; failures count like any other.
         """
-        if self.down_until and self.down_until > time.monotonic():
-            raise self._unavailable()
+        self._fail_fast_if_skipped()
         conn = self._connect()
         try:
             return op(conn, *args)
@@ -291,6 +285,10 @@ class ServerNode:
                 logger.warning("memcached server %s is answering again", self.name)
             self.failures = 0
             self.down_until = 0.0
+
+    def _fail_fast_if_skipped(self) -> None:
+        if self.down_until > time.monotonic():
+            raise self._unavailable()
 
     def _unavailable(self) -> ServerUnavailableError:
         wait = max(0.0, self.down_until - time.monotonic())

@@ -10,8 +10,8 @@ from types import TracebackType
 from typing import Any, Self
 
 from layered_cache._addresses import ServerSpec, hash_name, parse_servers
-from layered_cache._connection import UNREADABLE, Connection, ReadGuard, Serialized
-from layered_cache._fastpath import get_many_direct, get_one, set_one
+from layered_cache._connection import UNREADABLE, Connection, ReadGuard
+from layered_cache._fastpath import get_many_direct, get_one, set_many_direct, set_one
 from layered_cache._keys import encode_key
 from layered_cache._meta import meta_add, meta_arithmetic, meta_mark_stale, meta_set_many
 from layered_cache._ring import Ring
@@ -37,7 +37,6 @@ Key = str | bytes
 # pymemcache's unbound methods, looked up once: each call passes a connection.
 _gets = Connection.gets
 _gets_many = Connection.gets_many
-_set_many = Connection.set_many
 _add = Connection.add
 _replace = Connection.replace
 _append = Connection.append
@@ -373,17 +372,15 @@ class Client:
         expire: int,
         noreply: bool,
     ) -> list[Key]:
+        wire = [(encoded, data, fl) for _, encoded, data, fl in items]
         if speaks_meta(node):
-            refused = node.run(
-                meta_set_many, True, [(encoded, data, fl) for _, encoded, data, fl in items], expire
-            )
-            if not refused:
-                return []
-            originals = {encoded: key for key, encoded, _, _ in items}
-            return [originals[encoded] for encoded in refused]
-        # Already serialized: pymemcache stores the bytes with their flags as they are.
-        batch = {key: Serialized(data, fl) for key, _, data, fl in items}
-        return list(node.run(_set_many, not noreply, batch, expire, noreply, None))
+            refused = node.run(meta_set_many, True, wire, expire)
+        else:
+            refused = node.run(set_many_direct, not noreply, wire, expire, noreply)
+        if not refused:
+            return []
+        originals = {encoded: key for key, encoded, _, _ in items}
+        return [originals[encoded] for encoded in refused]
 
     def add(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None

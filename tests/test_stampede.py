@@ -278,3 +278,13 @@ def test_meta_errors_are_server_response_errors(memcached: MemcachedProcess) -> 
         with pytest.raises(ServerResponseError, match="too large"):
             client.set_many({"ok": 1, "big": b"x" * (2 * 1024 * 1024)})
         assert client.get("ok") == 1
+
+
+def test_set_many_refused_value_raises_on_both_paths(client: Client) -> None:
+    from layered_cache import ServerResponseError
+
+    with pytest.raises(ServerResponseError, match="too large"):
+        client.set_many({"first": 1, "big": b"x" * (2 * 1024 * 1024), "last": 2})
+    assert client.get("first") == 1  # the connection was replaced; the cache still answers
+    assert client.set_many({"a": 1, "b": 2}, noreply=True) == []
+    assert client.get_many(["a", "b"]) == {"a": 1, "b": 2}
