@@ -50,12 +50,21 @@ def _peer_closed(conn: Connection) -> bool:
 
 
 class HealthPolicy:
-    """When a failing server is retried, and when it counts as dead.
+    """When a failing server is tried again, and when it is reported down.
 
-    Same names and defaults as pymemcache's ``HashClient``, with one
-    difference in kind: a server that is being skipped makes calls raise
+    Same names as pymemcache's ``HashClient``, with two differences in kind.
+    A server that is being skipped makes calls raise
     :class:`~layered_cache.errors.ServerUnavailableError` at once instead of
     answering with a quiet ``None``, so a miss always means "not in cache".
+    And a skipped server is never left alone for long: when its window ends,
+    exactly one call tries it (a half-open check) while the others keep
+    failing fast, so a server that restarts is used again within about one
+    window of its return.
+
+    Attributes:
+        retry_attempts: failures in a row after which the server is reported down.
+        retry_timeout: the window after a failure, before the server is down.
+        dead_timeout: the window between two tries once the server is down.
     """
 
     __slots__ = ("dead_timeout", "retry_attempts", "retry_timeout")
@@ -64,6 +73,10 @@ class HealthPolicy:
         self.retry_attempts = retry_attempts
         self.retry_timeout = retry_timeout
         self.dead_timeout = dead_timeout
+
+    def window(self, failures: int) -> float:
+        """Seconds to skip a server that has failed ``failures`` times in a row."""
+        return self.dead_timeout if failures >= self.retry_attempts else self.retry_timeout
 
 
 class ServerNode:
@@ -99,6 +112,8 @@ class ServerNode:
         #: monotonic time before which calls fail fast; 0.0 while healthy.
         self.down_until = 0.0
         self.failures = 0
+        #: A call is trying the skipped server (the half-open check); the rest fail fast.
+        self._trying = False
         #: Whether the server speaks the meta protocol; None until asked.
         self.meta: bool | None = None
 
@@ -255,26 +270,28 @@ class ServerNode:
         policy = self._policy
         with self._state_lock:
             now = time.monotonic()
-            if self.down_until > now:
+            if self.down_until > now and not self._trying:
                 # Already being skipped: calls that were in flight when the
                 # server stalled report the same failure, not new attempts.
                 return
+            self._trying = False
             self.failures += 1
-            if self.failures >= policy.retry_attempts:
-                self.down_until = now + policy.dead_timeout
+            window = policy.window(self.failures)
+            self.down_until = now + window
+            if self.failures == policy.retry_attempts:
                 logger.warning(
-                    "memcached server %s failed %d times; skipping it for %g s: %s",
+                    "memcached server %s failed %d times in a row; it is down, and one "
+                    "call every %g s tries it again: %s",
                     self.name,
                     self.failures,
-                    policy.dead_timeout,
+                    window,
                     error,
                 )
-            else:
-                self.down_until = now + policy.retry_timeout
+            elif self.failures < policy.retry_attempts:
                 logger.warning(
                     "memcached server %s failed; retrying it after %g s: %s",
                     self.name,
-                    policy.retry_timeout,
+                    window,
                     error,
                 )
         self.discard_idle()
@@ -285,10 +302,23 @@ class ServerNode:
                 logger.warning("memcached server %s is answering again", self.name)
             self.failures = 0
             self.down_until = 0.0
+            self._trying = False
 
     def _fail_fast_if_skipped(self) -> None:
+        """Raise while the server is skipped; when its window ends, let one call through."""
         if self.down_until > time.monotonic():
             raise self._unavailable()
+        with self._state_lock:
+            now = time.monotonic()
+            if not self.down_until:
+                return  # it recovered meanwhile
+            if self.down_until > now:
+                raise self._unavailable()  # another call just claimed the try
+            # This call tries the server; until it succeeds or fails, the others
+            # keep failing fast for one more window (a try that never reports
+            # back, e.g. a cancelled one, simply lets the next window try again).
+            self._trying = True
+            self.down_until = now + self._policy.window(self.failures)
 
     def _unavailable(self) -> ServerUnavailableError:
         wait = max(0.0, self.down_until - time.monotonic())

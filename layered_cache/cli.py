@@ -18,9 +18,12 @@ Servers come from the arguments, credentials from ``--username`` and
 ``--password-env VAR``; what they leave out comes from the environment, read
 exactly as the Django backend reads it: ``MEMCACHE_SERVERS`` /
 ``MEMCACHE_USERNAME`` / ``MEMCACHE_PASSWORD`` when any of them is set, otherwise
-the ``MEMCACHIER_*`` trio (the two families are never mixed). Credentials
-without ``--auth`` mean MemCachier authentication. A password is never accepted
-as a command-line value (other users see those in ``ps``) and never printed;
+the ``MEMCACHIER_*`` trio (the two families are never mixed). Credentials from
+the environment only go to the environment's servers: with servers given as
+arguments they are not used (a note says so) unless the command line asks for
+authentication (``--auth``, ``--username`` or ``--environment-credentials``).
+Credentials without ``--auth`` mean MemCachier authentication. A password is
+never accepted as a command-line value (other users see those in ``ps``) and never printed;
 without one, an interactive session is asked for it.
 
 Exit status: 0 when every server passed, 1 when any server failed, 2 for a
@@ -49,6 +52,7 @@ import pymemcache
 
 from layered_cache import __version__
 from layered_cache._addresses import parse_servers
+from layered_cache._environment import Environment
 from layered_cache.auth import AsciiAuth, MemCachierAuth, NoAuth
 from layered_cache.auth._base import Authenticator
 from layered_cache.client import Client
@@ -87,12 +91,6 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 #: Bad arguments or configuration: nothing was contacted.
 EXIT_USAGE: Final = 2
-
-#: Environment variable families, in order: ``MEMCACHE_*`` (the seed's), then
-#: ``MEMCACHIER_*`` (Heroku's add-on). As in the Django backend, the first family
-#: with any of ``_SERVERS``, ``_USERNAME``, ``_PASSWORD`` set is the only one read,
-#: so a ``MEMCACHIER_PASSWORD`` is never sent to a ``MEMCACHE_SERVERS`` server.
-ENV_FAMILIES: Final = ("MEMCACHE", "MEMCACHIER")
 
 #: ``stats <group>`` variants that only read (``stats reset`` is deliberately absent).
 STATS_GROUPS: Final = ("settings", "items", "slabs", "sizes", "conns")
@@ -350,49 +348,15 @@ class _Connection:
     timeout: float | None
 
 
-@attrs.frozen
-class _Environment:
-    """The one environment family in use (see :data:`ENV_FAMILIES`); empty strings are unset."""
-
-    family: str = ""
-    servers: str = ""
-    username: str = ""
-    password: str = attrs.field(default="", repr=False)
-
-    @classmethod
-    def read(cls, environ: Mapping[str, str]) -> _Environment:
-        for family in ENV_FAMILIES:
-            found = cls(
-                family,
-                servers=environ.get(f"{family}_SERVERS", "").strip(),
-                username=environ.get(f"{family}_USERNAME", "").strip(),
-                # Taken as it is: a space may belong to a password.
-                password=environ.get(f"{family}_PASSWORD", ""),
-            )
-            if found.servers or found.username or found.password:
-                return found
-        return cls()
-
-    def name(self, field: str) -> str:
-        """The variable a field came from, or the choices when none was set."""
-        if self.family:
-            return f"{self.family}_{field}"
-        return " or ".join(f"{family}_{field}" for family in ENV_FAMILIES)
-
-
 def _resolve_servers(
-    args: argparse.Namespace, environ: Mapping[str, str], env: _Environment
+    args: argparse.Namespace, environ: Mapping[str, str], env: Environment
 ) -> list[Address]:
     specs: list[str] = list(args.servers)
     if not specs:
         if not env.servers:
-            ignored = (
-                f" (MEMCACHIER_SERVERS is not read because {env.family}_* variables are set)"
-                if env.family == "MEMCACHE" and environ.get("MEMCACHIER_SERVERS", "").strip()
-                else ""
-            )
             raise _UsageError(
-                f"no servers: give HOST:PORT arguments or set {env.name('SERVERS')}{ignored}"
+                f"no servers: give HOST:PORT arguments or set {env.variable('SERVERS')}"
+                f"{env.unread_servers_note(environ)}"
             )
         specs = [env.servers]
     unique: dict[str, Address] = {}
@@ -422,7 +386,7 @@ def _resolve_transport(args: argparse.Namespace, stderr: TextIO) -> Transport:
 def _resolve_password(
     args: argparse.Namespace,
     environ: Mapping[str, str],
-    env: _Environment,
+    env: Environment,
     username: str,
     prompt: Callable[[str], str] | None,
 ) -> str:
@@ -441,7 +405,7 @@ def _resolve_password(
         if password:
             return password
     raise _UsageError(
-        f"no password for user {username!r}: set {env.name('PASSWORD')}, name another "
+        f"no password for user {username!r}: set {env.variable('PASSWORD')}, name another "
         "variable with --password-env VAR, or run interactively to be asked"
     )
 
@@ -449,7 +413,7 @@ def _resolve_password(
 def _resolve_auth(
     args: argparse.Namespace,
     environ: Mapping[str, str],
-    env: _Environment,
+    env: Environment,
     prompt: Callable[[str], str] | None,
 ) -> Authenticator:
     scheme: str | None = args.auth
@@ -465,7 +429,7 @@ def _resolve_auth(
         scheme = "memcachier"
     if not username:
         raise _UsageError(
-            f"--auth {scheme} needs a user name: --username NAME or {env.name('USERNAME')}"
+            f"--auth {scheme} needs a user name: --username NAME or {env.variable('USERNAME')}"
         )
     password = _resolve_password(args, environ, env, username, prompt)
     if scheme == "ascii":
@@ -479,8 +443,18 @@ def _resolve_connection(
     stderr: TextIO,
     prompt: Callable[[str], str] | None,
 ) -> _Connection:
-    env = _Environment.read(environ)
+    env = Environment.read(environ)
     servers = _resolve_servers(args, environ, env)
+    asked = args.environment_credentials or args.username is not None or args.auth is not None
+    if args.servers and not asked:
+        # Credentials exported for other servers are not sent to these unless the
+        # command line asks for authentication.
+        refused = env.credentials_refused(
+            "the command line", "add --auth SCHEME (or --environment-credentials)."
+        )
+        if refused:
+            print(f"{PROG}: note: {refused}", file=stderr)
+        env = Environment(env.family, servers=env.servers)
     serializer: Serializer = JSONSerializer() if args.serializer == "json" else PickleSerializer()
     return _Connection(
         servers=servers,
@@ -669,6 +643,13 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         "--password-env",
         metavar="VAR",
         help="environment variable holding the password",
+    )
+    auth.add_argument(
+        "--environment-credentials",
+        action="store_true",
+        help="use $MEMCACHE_USERNAME/_PASSWORD (or $MEMCACHIER_*) with SERVER arguments too "
+        "(implied by --auth and --username); otherwise credentials from the environment "
+        "only go to the environment's servers",
     )
     auth.add_argument("--password", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS)
     client = parser.add_argument_group("client")

@@ -96,10 +96,16 @@ class Client:
         connect_timeout: seconds allowed to connect, complete the TLS handshake
             and authenticate; None waits forever.
         timeout: seconds allowed for each send or receive; None waits forever.
-        retry_attempts: failures in a row after which a server counts as dead.
-        retry_timeout: seconds a server that just failed is skipped before it is
-            tried again.
-        dead_timeout: seconds a dead server is skipped before it is tried again.
+        retry_attempts: failures in a row after which a server is reported down
+            (a warning on the ``layered_cache`` logger).
+        retry_timeout: seconds a server that just failed is skipped: calls for
+            its keys raise :class:`~layered_cache.errors.ServerUnavailableError`
+            at once. Then exactly one call tries it again while the others
+            keep failing fast; a success puts it back in service.
+        dead_timeout: the same window once the server is down (after
+            ``retry_attempts`` failures): one call every ``dead_timeout``
+            seconds tries it. The default (1 s) uses a restarted server again
+            within about a second; raise it to try a long-dead server less often.
         max_pool_size: idle connections kept per server (None: as many as
             threads used them). Calls never wait for a connection.
         pool_idle_timeout: seconds after which an idle connection is replaced
@@ -145,7 +151,7 @@ class Client:
         timeout: float | None = 2.0,
         retry_attempts: int = 2,
         retry_timeout: float = 1.0,
-        dead_timeout: float = 60.0,
+        dead_timeout: float = 1.0,
         max_pool_size: int | None = None,
         pool_idle_timeout: float = 0.0,
         ignore_exceptions: bool = False,

@@ -217,7 +217,7 @@ def test_password_without_user_name(
     run: Run, memcached: MemcachedProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MEMCACHE_PASSWORD", "lonely-secret")
-    code, out, err = run("check", memcached.address)
+    code, out, err = run("check", "--environment-credentials", memcached.address)
     assert code == EXIT_USAGE
     assert "--auth memcachier needs a user name: --username NAME or MEMCACHE_USERNAME" in err
     assert "lonely-secret" not in out + err
@@ -231,11 +231,32 @@ def test_auth_none_ignores_credentials_in_environment(
     monkeypatch.setenv("MEMCACHE_PASSWORD", "secret")
     code, out, _ = run("check", "--auth", "none", memcached.address)
     assert code == EXIT_OK, out
-    # Without --auth none, the credentials would mean a MemCachier handshake:
-    # "set user ..." (which plain memcached stores as an item).
     assert memcached.stats()["curr_items"] == "0"
-    code, out, _ = run("check", memcached.address)
+
+
+def test_environment_credentials_are_not_sent_to_servers_from_the_command_line(
+    run: Run, fresh_memcached: MemcachedProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memcached = fresh_memcached
+    monkeypatch.setenv("MEMCACHIER_USERNAME", "prod-user")
+    monkeypatch.setenv("MEMCACHIER_PASSWORD", "prod-secret")
+    # The credentials were exported for MemCachier's servers, not for this one: a
+    # MemCachier handshake ("set prod-user ...") would make plain memcached store the
+    # password as an item, readable by anyone.
+    code, out, err = run("check", memcached.address)
     assert code == EXIT_OK, out
+    assert memcached.stats()["curr_items"] == "0"
+    assert memcached.command(b"get prod-user\r\n") == b"END\r\n"
+    assert (
+        "note: MEMCACHIER_USERNAME and MEMCACHIER_PASSWORD are set but not used: the servers "
+        "come from the command line, not MEMCACHIER_SERVERS" in err
+    )
+    assert "--auth SCHEME (or --environment-credentials)" in err
+    assert "prod-secret" not in out + err
+    # Asked for explicitly, they are used (and plain memcached shows why that is unwise).
+    code, out, err = run("check", "--environment-credentials", memcached.address)
+    assert code == EXIT_OK, out
+    assert "note:" not in err
     assert memcached.stats()["curr_items"] == "1"
 
 

@@ -17,6 +17,8 @@ id                      problem
 ``layered_cache.E005``  no server, or a malformed server list
 ``layered_cache.E006``  an invalid value for a client option (timeouts, pool sizes, ...)
 ``layered_cache.W001``  TLS without certificate or hostname verification
+``layered_cache.W002``  credentials in the environment (``MEMCACHIER_USERNAME``, ...)
+                        that are not used, because the servers come from ``LOCATION``
 ======================  ===============================================================
 """
 
@@ -35,10 +37,12 @@ from django.utils.module_loading import import_string
 from layered_cache.django.options import CacheConfigurationError, parse_cache_config
 from layered_cache.transport import InsecureTLSWarning
 
-__all__ = ["W_INSECURE_TLS", "check_cache", "check_caches"]
+__all__ = ["W_INSECURE_TLS", "W_UNUSED_ENVIRONMENT", "check_cache", "check_caches"]
 
 #: The id of the warning for TLS without full verification.
 W_INSECURE_TLS = "layered_cache.W001"
+#: The id of the warning for environment credentials kept from servers named in settings.
+W_UNUSED_ENVIRONMENT = "layered_cache.W002"
 
 _BACKEND = "layered_cache.django.MemcacheCache"
 
@@ -69,7 +73,8 @@ def check_cache(
 
     Returns:
         The problems found: at most one error (the first, as the backend would
-        raise it) and any TLS verification warnings. Nothing connects.
+        raise it), any TLS verification warnings, and a warning when credentials
+        in the environment are not used. Nothing connects.
     """
     params = dict(entry)
     params.pop("BACKEND", None)
@@ -79,9 +84,14 @@ def check_cache(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InsecureTLSWarning)
         try:
-            parse_cache_config(location, params, environ=environ)
+            config = parse_cache_config(location, params, environ=environ)
         except CacheConfigurationError as exc:
             messages.append(Error(str(exc), obj=obj, id=exc.check_id))
+        else:
+            if config.unused_environment:
+                messages.append(
+                    CheckWarning(config.unused_environment, obj=obj, id=W_UNUSED_ENVIRONMENT)
+                )
     for warning in caught:
         if issubclass(warning.category, InsecureTLSWarning):
             messages.append(CheckWarning(str(warning.message), obj=obj, id=W_INSECURE_TLS))

@@ -25,12 +25,14 @@ Where servers and credentials come from, first match wins (settings, then
 - password: ``OPTIONS["password"]`` or ``PASSWORD``, then ``MEMCACHE_PASSWORD``,
   then ``MEMCACHIER_PASSWORD``.
 
-The environment is read as one family: ``MEMCACHE_*`` when any of
-``MEMCACHE_SERVERS``, ``MEMCACHE_USERNAME`` or ``MEMCACHE_PASSWORD`` is set (and not
-empty), otherwise ``MEMCACHIER_*``. The two families are never mixed, so a
-``MEMCACHIER_PASSWORD`` is never sent to a ``MEMCACHE_SERVERS`` server. Settings
-may still take a value from the environment field by field (e.g. ``LOCATION`` in
-settings and the credentials from ``MEMCACHIER_*``). Empty strings count as unset.
+The environment is read as one family (see :mod:`layered_cache._environment`):
+``MEMCACHE_*`` when any of ``MEMCACHE_SERVERS``, ``MEMCACHE_USERNAME`` or
+``MEMCACHE_PASSWORD`` is set (and not empty), otherwise ``MEMCACHIER_*``. The two
+families are never mixed, and credentials from the environment only go to servers
+from the same environment: with ``LOCATION`` set, ``MEMCACHIER_USERNAME`` and
+``MEMCACHIER_PASSWORD`` are not used (and ``manage.py check`` says so) unless the
+settings ask for them, by naming an ``auth`` or with
+``OPTIONS["environment_credentials"] = True``. Empty strings count as unset.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from django.utils.module_loading import import_string
 from django.views.decorators.debug import sensitive_variables
 
 from layered_cache._addresses import hash_name, parse_servers
+from layered_cache._environment import Environment
 from layered_cache.auth import AsciiAuth, MemCachierAuth, NoAuth
 from layered_cache.client import Client
 from layered_cache.errors import ConfigurationError
@@ -90,7 +93,7 @@ CLIENT_OPTIONS: Final = tuple(
     if parameter.kind is parameter.KEYWORD_ONLY and name not in ("transport", "auth", "serializer")
 )
 #: OPTIONS the Django backend itself reads.
-BACKEND_OPTIONS: Final = ("close_connections",)
+BACKEND_OPTIONS: Final = ("close_connections", "environment_credentials")
 
 # Check ids, shared by the exceptions raised at cache creation and the system checks.
 E_STRATEGY = "layered_cache.E001"
@@ -100,7 +103,6 @@ E_CREDENTIALS = "layered_cache.E004"
 E_SERVERS = "layered_cache.E005"
 E_VALUE = "layered_cache.E006"
 
-_ENV_FAMILIES: Final = ("MEMCACHE", "MEMCACHIER")
 _SEPARATORS: Final = re.compile(r"[,;\s]+")
 
 # Options people bring from Django's PyMemcacheCache (pymemcache's HashClient
@@ -159,6 +161,9 @@ class CacheConfig:
             request) instead of keeping the pooled connections.
         sources: where the servers and credentials came from, e.g.
             ``{"servers": "MEMCACHIER_SERVERS", "username": "USERNAME"}``.
+        unused_environment: why credentials set in the environment were not
+            used (they only go to the environment's own servers), or ``""``;
+            ``manage.py check`` reports it as ``layered_cache.W002``.
         share_key: equal for two entries that would build the same client:
             the same servers, client options and strategies made from equal
             arguments (objects other than plain values compare by identity).
@@ -173,6 +178,7 @@ class CacheConfig:
     client_options: Mapping[str, Any] = attrs.field(factory=dict)
     close_connections: bool = False
     sources: Mapping[str, str] = attrs.field(factory=dict)
+    unused_environment: str = ""
     share_key: Hashable = attrs.field(default=None, eq=False, repr=False)
 
     def make_client(self) -> Client:
@@ -475,20 +481,6 @@ def _choice_key(choice: _Choice) -> Hashable:
 # -- servers and credentials ------------------------------------------------------------
 
 
-def _environment_family(environ: Mapping[str, str]) -> tuple[str, dict[str, str]]:
-    """The first environment family with any value set: ``("MEMCACHE", {...})`` or empty."""
-    for family in _ENV_FAMILIES:
-        values = {
-            field: environ.get(f"{family}_{field.upper()}", "")
-            for field in ("servers", "username", "password")
-        }
-        values["servers"] = values["servers"].strip()
-        values["username"] = values["username"].strip()
-        if any(values.values()):
-            return family, values
-    return "", {}
-
-
 def _server_list(location: object, source: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``(normalized host:port strings, the servers as written)`` for LOCATION or a variable."""
     if isinstance(location, str):
@@ -600,14 +592,11 @@ def _takes(choice: _Choice) -> str:
     return _names(choice.accepted) if choice.accepted else "no options"
 
 
-def _credential_help(name: str, env_family: str) -> str:
+def _credential_help(name: str, env: Environment, unused_environment: str) -> str:
     """Where a missing credential may go; only the environment family in use, if any."""
-    variables = (
-        f"{env_family}_{name.upper()}"
-        if env_family
-        else f"MEMCACHE_{name.upper()} / MEMCACHIER_{name.upper()}"
-    )
-    return f'set OPTIONS["{name}"] (or {name.upper()}), or {variables} in the environment'
+    variables = env.variable(name.upper()).replace(" or ", " / ")
+    where = f'set OPTIONS["{name}"] (or {name.upper()}), or {variables} in the environment'
+    return f"{where}. {unused_environment}" if unused_environment else where
 
 
 @sensitive_variables()
@@ -664,11 +653,15 @@ def parse_cache_config(  # noqa: PLR0912, PLR0915 - one pass over the options, i
         name: options.pop(name) for name in CLIENT_OPTIONS if name in options
     }
     close_connections = options.pop("close_connections", False)
-    if not isinstance(close_connections, bool):
-        raise CacheConfigurationError(
-            f'OPTIONS["close_connections"] must be True or False, not {close_connections!r}',
-            check_id=E_VALUE,
-        )
+    environment_credentials = options.pop("environment_credentials", None)
+    for name, flag in (
+        ("close_connections", close_connections),
+        ("environment_credentials", environment_credentials),
+    ):
+        if not isinstance(flag, bool | None):
+            raise CacheConfigurationError(
+                f'OPTIONS["{name}"] must be True or False, not {flag!r}', check_id=E_VALUE
+            )
     username, username_source = _setting_credential(options, params, "username")
     password, password_source = _setting_credential(options, params, "password")
     settings_credentials = {
@@ -681,33 +674,47 @@ def parse_cache_config(  # noqa: PLR0912, PLR0915 - one pass over the options, i
     }
 
     # Servers: LOCATION, then the environment family.
-    env_family, env = _environment_family(environ)
+    env = Environment.read(environ)
     sources: dict[str, str] = {}
     if not _is_empty(location):
         servers, locations = _server_list(location, "LOCATION")
         sources["servers"] = "LOCATION"
-    elif env.get("servers"):
-        source = f"{env_family}_SERVERS"
-        servers, locations = _server_list(env["servers"], source)
+    elif env.servers:
+        source = env.variable("SERVERS")
+        servers, locations = _server_list(env.servers, source)
         sources["servers"] = source
     else:
-        ignored = (
-            f" (MEMCACHIER_SERVERS is not read because {env_family}_* variables are set)"
-            if env_family == "MEMCACHE" and environ.get("MEMCACHIER_SERVERS", "").strip()
-            else ""
-        )
         raise CacheConfigurationError(
             "no memcached server: set LOCATION (e.g. '127.0.0.1:11211'), or "
-            f"MEMCACHE_SERVERS or MEMCACHIER_SERVERS in the environment{ignored}",
+            "MEMCACHE_SERVERS or MEMCACHIER_SERVERS in the environment"
+            f"{env.unread_servers_note(environ)}",
             check_id=E_SERVERS,
         )
 
-    # Credentials: the settings, then the same environment family.
+    # Credentials: the settings, then the same environment family, which is only
+    # sent to its own servers unless the settings ask for it: by naming an auth
+    # (and leaving its credentials to the environment) or environment_credentials.
     env_credentials = {
-        name: (env[name], f"{env_family}_{name.upper()}")
-        for name in ("username", "password")
-        if env.get(name) and name not in settings_credentials
+        name: (value, env.variable(name.upper()))
+        for name, value in (("username", env.username), ("password", env.password))
+        if value and name not in settings_credentials
     }
+    asked = environment_credentials or (
+        environment_credentials is None and not _is_empty(specs["auth"])
+    )
+    unused_environment = ""
+    if sources["servers"] == "LOCATION" and not asked:
+        if env_credentials and environment_credentials is None:
+            unused_environment = Environment(
+                env.family,
+                username=env.username if "username" in env_credentials else "",
+                password=env.password if "password" in env_credentials else "",
+            ).credentials_refused(
+                "LOCATION",
+                'name the auth that uses them (e.g. "auth": "memcachier") or set '
+                'OPTIONS["environment_credentials"] = True.',
+            )
+        env_credentials = {}
     credentials = {**env_credentials, **settings_credentials}
 
     choices = {family.option: _choose(family, specs[family.option]) for family in _FAMILIES}
@@ -775,7 +782,7 @@ def parse_cache_config(  # noqa: PLR0912, PLR0915 - one pass over the options, i
             where = sources.get(present, f'OPTIONS["auth"]["{present}"]')
             raise CacheConfigurationError(
                 f"a {present} is set ({where}) but no {absent}: "
-                f"{_credential_help(absent, env_family)}",
+                f"{_credential_help(absent, env, unused_environment)}",
                 check_id=E_CREDENTIALS,
             )
         if not has_user and {"username", "password"} <= auth.required:
@@ -783,7 +790,8 @@ def parse_cache_config(  # noqa: PLR0912, PLR0915 - one pass over the options, i
                 f"{auth.describe()} needs a username and a password: set "
                 'OPTIONS["username"] and OPTIONS["password"] (or USERNAME and PASSWORD), '
                 "or MEMCACHE_USERNAME and MEMCACHE_PASSWORD (or MEMCACHIER_USERNAME and "
-                "MEMCACHIER_PASSWORD) in the environment",
+                "MEMCACHIER_PASSWORD) in the environment"
+                f"{'. ' + unused_environment if unused_environment else ''}",
                 check_id=E_CREDENTIALS,
             )
 
@@ -804,6 +812,8 @@ def parse_cache_config(  # noqa: PLR0912, PLR0915 - one pass over the options, i
 
     secrets = [value for choice in ordered for value in _secret_values(choice.kwargs)]
     built = {option: _build(choice, secrets) for option, choice in choices.items()}
+    if unused_environment:
+        unused_environment += " False keeps them unused without this warning."
     config = CacheConfig(
         servers=servers,
         locations=locations,
@@ -813,6 +823,7 @@ def parse_cache_config(  # noqa: PLR0912, PLR0915 - one pass over the options, i
         client_options=client_options,
         close_connections=close_connections,
         sources=sources,
+        unused_environment=unused_environment,
         share_key=(
             servers,
             *(_choice_key(choice) for choice in ordered),

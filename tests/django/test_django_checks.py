@@ -164,3 +164,46 @@ def test_manage_py_check() -> None:
     assert "CACHES['default']: (layered_cache.E003)" in report
     assert "no such file: '/no/such/ca.pem'" in report
     assert SECRET not in report
+
+
+def test_environment_credentials_kept_from_location_servers_are_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MEMCACHIER_USERNAME", "app")
+    monkeypatch.setenv("MEMCACHIER_PASSWORD", SECRET)
+    with override_settings(CACHES={"default": entry()}):
+        messages = run_checks(tags=[Tags.caches])
+        assert [(type(m), m.id) for m in messages] == [(CheckWarning, "layered_cache.W002")]
+        text = messages[0].msg
+        assert "MEMCACHIER_USERNAME and MEMCACHIER_PASSWORD are set but not used" in text
+        assert 'OPTIONS["environment_credentials"] = True' in text
+        assert SECRET not in text
+        # The backend itself does not authenticate: no handshake for LOCATION's server.
+        assert caches["default"].config.auth.__class__.__name__ == "NoAuth"
+        out = io.StringIO()
+        call_command("check", stdout=out, stderr=out)
+        assert "CACHES['default']: (layered_cache.W002)" in out.getvalue()
+    for choice in (True, False):
+        options = {"environment_credentials": choice}
+        with override_settings(CACHES={"default": entry(OPTIONS=options)}):
+            assert run_checks(tags=[Tags.caches]) == []
+    # Servers from the same environment family: the credentials are theirs.
+    monkeypatch.setenv("MEMCACHIER_SERVERS", "mc.example:11211")
+    with override_settings(CACHES={"default": {"BACKEND": BACKEND}}):
+        assert run_checks(tags=[Tags.caches]) == []
+
+
+def test_exported_credentials_never_reach_a_local_memcached(
+    monkeypatch: pytest.MonkeyPatch, fresh_memcached: Any
+) -> None:
+    """The real thing: a developer's shell with production credentials, a local memcached."""
+    monkeypatch.setenv("MEMCACHIER_USERNAME", "prod-user")
+    monkeypatch.setenv("MEMCACHIER_PASSWORD", SECRET)
+    with override_settings(CACHES={"default": entry(LOCATION=fresh_memcached.address)}):
+        cache = caches["default"]
+        cache.set("k", "v")
+        assert cache.get("k") == "v"
+        cache.close()
+    # No MemCachier handshake ran: memcached holds only the value, not the password.
+    assert fresh_memcached.command(b"get prod-user\r\n") == b"END\r\n"
+    assert fresh_memcached.stats()["curr_items"] == "1"

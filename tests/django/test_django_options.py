@@ -338,11 +338,8 @@ def test_families_are_never_mixed() -> None:
 def test_settings_win_over_the_environment_field_by_field() -> None:
     environ = {**MEMCACHE_ENV, **MEMCACHIER_ENV}
     assert parse(environ=environ).servers == (LOCATION,)
-    # LOCATION from settings, credentials from the environment.
-    config = parse(environ=MEMCACHIER_ENV)
-    assert (config.servers, config.auth) == ((LOCATION,), MemCachierAuth("u2", "p2"))
-    # A username in settings, the password from the environment.
-    config = parse(environ=MEMCACHE_ENV, USERNAME="mine")
+    # Servers from the environment, a username in settings, the password from the environment.
+    config = parse(location="", environ=MEMCACHE_ENV, USERNAME="mine")
     assert config.auth == MemCachierAuth("mine", "p1")
     assert config.sources["username"] == "USERNAME"
     assert config.sources["password"] == "MEMCACHE_PASSWORD"
@@ -350,6 +347,65 @@ def test_settings_win_over_the_environment_field_by_field() -> None:
     assert parse({"username": "a", "password": "b"}, environ=environ).auth == MemCachierAuth(
         "a", "b"
     )
+
+
+HEROKU_CREDENTIALS = {"MEMCACHIER_USERNAME": "u2", "MEMCACHIER_PASSWORD": SECRET}
+
+
+def test_environment_credentials_are_not_sent_to_servers_from_location() -> None:
+    # A developer's shell exports the production credentials; LOCATION names a local
+    # memcached, which would simply store the password as a value.
+    config = parse(environ=HEROKU_CREDENTIALS)
+    assert (config.servers, config.auth) == ((LOCATION,), NoAuth())
+    assert "username" not in config.sources
+    assert "password" not in config.sources
+    note = config.unused_environment
+    assert note.startswith("MEMCACHIER_USERNAME and MEMCACHIER_PASSWORD are set but not used")
+    assert "the servers come from LOCATION, not MEMCACHIER_SERVERS" in note
+    assert 'OPTIONS["environment_credentials"] = True' in note
+    assert SECRET not in note
+    assert "u2" not in note
+    # Only the variables that would have been used are named.
+    config = parse(environ=HEROKU_CREDENTIALS, USERNAME="mine", PASSWORD="pw")
+    assert (config.auth, config.unused_environment) == (MemCachierAuth("mine", "pw"), "")
+    assert parse(environ={"MEMCACHE_SERVERS": "mc1:1"}).unused_environment == ""
+
+
+def test_environment_credentials_with_location_when_asked_for() -> None:
+    config = parse({"environment_credentials": True}, environ=HEROKU_CREDENTIALS)
+    assert (config.servers, config.auth) == ((LOCATION,), MemCachierAuth("u2", SECRET))
+    assert config.sources["password"] == "MEMCACHIER_PASSWORD"
+    assert config.unused_environment == ""
+    # False: not used, and no warning either.
+    config = parse({"environment_credentials": False}, environ=HEROKU_CREDENTIALS)
+    assert (config.auth, config.unused_environment) == (NoAuth(), "")
+    message = refused("layered_cache.E006", {"environment_credentials": "yes"})
+    assert "environment_credentials\"] must be True or False, not 'yes'" in message
+
+
+def test_naming_an_auth_asks_for_environment_credentials() -> None:
+    # Servers in the settings, secrets in the environment, and an auth that needs them:
+    # the settings ask for exactly this combination.
+    config = parse({"auth": "memcachier"}, environ=HEROKU_CREDENTIALS)
+    assert (config.auth, config.unused_environment) == (MemCachierAuth("u2", SECRET), "")
+    config = parse({"auth": "ascii"}, environ={"MEMCACHE_USERNAME": "a", "MEMCACHE_PASSWORD": "b"})
+    assert config.auth == AsciiAuth("a", "b")
+    # ... unless they say otherwise.
+    message = refused(
+        "layered_cache.E004",
+        {"auth": "memcachier", "environment_credentials": False},
+        environ=HEROKU_CREDENTIALS,
+    )
+    assert "needs a username and a password" in message
+
+
+def test_refused_environment_credentials_are_named_when_credentials_are_missing() -> None:
+    message = refused(
+        "layered_cache.E004", USERNAME="mine", environ={"MEMCACHIER_PASSWORD": SECRET}
+    )
+    assert "a username is set (USERNAME) but no password" in message
+    assert "MEMCACHIER_PASSWORD is set but not used" in message
+    assert SECRET not in message
 
 
 @pytest.mark.parametrize("location", ["", [], [""], None, ()])
@@ -635,6 +691,10 @@ def test_a_short_signing_key_is_refused_without_showing_it() -> None:
 def test_incomplete_credentials_name_the_variable_of_the_family_in_use() -> None:
     message = refused("layered_cache.E004", environ={"MEMCACHE_SERVERS": "a:1"}, USERNAME="app")
     assert message.endswith("or MEMCACHE_PASSWORD in the environment")
-    message = refused("layered_cache.E004", environ={"MEMCACHIER_USERNAME": "app"})
+    message = refused(
+        "layered_cache.E004",
+        location="",
+        environ={"MEMCACHIER_SERVERS": "a:1", "MEMCACHIER_USERNAME": "app"},
+    )
     assert "(MEMCACHIER_USERNAME) but no password" in message
     assert message.endswith("or MEMCACHIER_PASSWORD in the environment")
