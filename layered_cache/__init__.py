@@ -13,7 +13,6 @@ serializer (pickle, JSON), composed into one thread-safe :class:`Client`::
 
 from importlib.metadata import PackageNotFoundError, version
 
-from layered_cache.client import Client
 from layered_cache.errors import (
     AuthenticationError,
     CacheConnectionError,
@@ -27,9 +26,11 @@ from layered_cache.errors import (
     ServerResponseError,
     ServerUnavailableError,
     TLSError,
+    UnexpectedReplyError,
     UnsupportedCommandError,
     UpstreamUnavailableError,
 )
+from layered_cache.sync.client import Client
 
 try:
     __version__ = version("layered-cache")
@@ -50,6 +51,7 @@ __all__ = [
     "ServerResponseError",
     "ServerUnavailableError",
     "TLSError",
+    "UnexpectedReplyError",
     "UnsupportedCommandError",
     "UpstreamUnavailableError",
     "__version__",

@@ -55,7 +55,6 @@ from layered_cache._addresses import parse_servers
 from layered_cache._environment import Environment
 from layered_cache.auth import AsciiAuth, MemCachierAuth, NoAuth
 from layered_cache.auth._base import Authenticator
-from layered_cache.client import Client
 from layered_cache.errors import (
     AuthenticationError,
     CacheConnectionError,
@@ -68,6 +67,7 @@ from layered_cache.errors import (
 )
 from layered_cache.serialization import JSONSerializer, PickleSerializer
 from layered_cache.serialization._base import Serializer
+from layered_cache.sync.client import Client
 from layered_cache.transport import TCPTransport, TLSTransport, format_address
 from layered_cache.transport._base import Address, Transport
 

@@ -15,6 +15,7 @@ Everything derives from :class:`LayeredCacheError`::
             ├── CacheTimeoutError              no answer within the timeout
             ├── TLSError                       the TLS handshake or certificate check failed
             ├── ServerUnavailableError         skipped: the server failed recently
+            ├── UnexpectedReplyError           a reply the client does not understand
             └── UpstreamUnavailableError       a proxy says the server behind it is down
 
 Messages name the server (``host:port``) and never contain a password.
@@ -35,6 +36,7 @@ __all__ = [
     "ServerResponseError",
     "ServerUnavailableError",
     "TLSError",
+    "UnexpectedReplyError",
     "UnsupportedCommandError",
     "UpstreamUnavailableError",
 ]
@@ -140,6 +142,16 @@ class ServerUnavailableError(CacheConnectionError):
 
     Raised at once, without a network round trip, so that a dead server does
     not cost every call a full timeout.
+    """
+
+
+class UnexpectedReplyError(CacheConnectionError):
+    """The server sent bytes that are not a reply to what was asked: a garbled stream.
+
+    A misbehaving server or proxy, or a connection out of step. The connection
+    is closed (its later replies could be read by the wrong call), the failure
+    counts toward the server's health like an outage, and fail-silent mode
+    absorbs it like an outage.
     """
 
 

@@ -39,6 +39,6 @@ def test_core_does_not_import_django() -> None:
     import subprocess
     import sys
 
-    code = "import sys, layered_cache, layered_cache.client; print('django' in sys.modules)"
+    code = "import sys, layered_cache, layered_cache.sync.client; print('django' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

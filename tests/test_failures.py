@@ -239,8 +239,8 @@ def test_forked_child_opens_its_own_connections(memcached: MemcachedProcess) -> 
     pid = os.fork()
     if pid == 0:  # the child: never share the parent's socket
         try:
-            own = client._only._idle if client._only else None
-            ok = own is not None and len(own) == 0 and client.get("before-fork") == "parent"
+            (node,) = client._nodes.values()
+            ok = len(node._idle) == 0 and client.get("before-fork") == "parent"
             os.write(write, b"1" if ok else b"0")
         finally:
             os._exit(0)

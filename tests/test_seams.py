@@ -1,31 +1,54 @@
-"""pymemcache's private API we rely on. If a release moves it, these fail first, and loudly."""
+"""What layered_cache takes from pymemcache. If a release moves it, these fail first, and loudly.
+
+Only the serde flag convention is used at run time (wire compatibility with
+Django's ``PyMemcacheCache``); the placement hash is checked against
+pymemcache's own. Nothing else of pymemcache, and none of its private API.
+"""
 
 from __future__ import annotations
 
-import inspect
+import ast
+from pathlib import Path
 
-from pymemcache.client import base
+from pymemcache import serde
 from pymemcache.client.rendezvous import RendezvousHash
 
-from layered_cache._connection import Connection
+import layered_cache
+
+PACKAGE = Path(layered_cache.__file__).parent
 
 
-def test_connect_seam_exists() -> None:
-    # Every command connects lazily through _connect() when sock is None.
-    source = inspect.getsource(base.Client._fetch_cmd) + inspect.getsource(base.Client._store_cmd)
-    assert "self._connect()" in source
-    assert "self.sock is None" in source
-    assert Connection._connect is not base.Client._connect
+def test_flag_convention_is_pymemcaches() -> None:
+    # Django's PyMemcacheCache writes with these flags; we read and write the same.
+    assert (serde.FLAG_BYTES, serde.FLAG_PICKLE, serde.FLAG_INTEGER, serde.FLAG_LONG) == (
+        0,
+        1,
+        2,
+        4,
+    )
+    assert (serde.FLAG_COMPRESSED, serde.FLAG_TEXT) == (8, 16)
 
 
-def test_check_key_seam_exists() -> None:
-    assert list(inspect.signature(base.Client.check_key).parameters) == [
-        "self",
-        "key",
-        "key_prefix",
+def test_pymemcache_is_imported_by_few_modules_and_never_privately() -> None:
+    importers: dict[str, list[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pymemcache"):
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names if alias.name.startswith("pymemcache")]
+            if names:
+                importers.setdefault(str(path.relative_to(PACKAGE)), []).extend(names)
+    assert len(importers) <= 3, importers
+    private = [
+        name
+        for names in importers.values()
+        for name in names
+        if "._" in name or name.split(".")[-1].startswith("_")
     ]
-    source = inspect.getsource(base.Client._fetch_cmd)
-    assert "self.check_key(" in source
+    assert private == []
 
 
 def test_rendezvous_hash_naming() -> None:

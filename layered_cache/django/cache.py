@@ -16,8 +16,8 @@ from django.core.cache.backends.memcached import BaseMemcachedCache
 
 import layered_cache
 from layered_cache._keys import key_problem
-from layered_cache.client import Client
 from layered_cache.django.options import CacheConfig, CacheConfigurationError, parse_cache_config
+from layered_cache.sync.client import Client
 
 __all__ = ["MAX_SHARED_CLIENTS", "MemcacheCache", "release_clients"]
 

@@ -53,9 +53,9 @@ from django.views.decorators.debug import sensitive_variables
 from layered_cache._addresses import hash_name, parse_servers
 from layered_cache._environment import Environment
 from layered_cache.auth import AsciiAuth, MemCachierAuth, NoAuth
-from layered_cache.client import Client
 from layered_cache.errors import ConfigurationError
 from layered_cache.serialization import JSONSerializer, PickleSerializer, SignedPickleSerializer
+from layered_cache.sync.client import Client
 from layered_cache.transport import Keepalive, TCPTransport, TLSTransport, format_address
 
 __all__ = [

@@ -186,9 +186,9 @@ def test_client_options_pass_through() -> None:
     client = config.make_client()
     assert (client.connect_timeout, client.timeout) == (None, 0.5)
     node = next(iter(client._nodes.values()))
-    assert node._policy.retry_attempts == 3
-    assert node._policy.retry_timeout == 0.25
-    assert node._policy.dead_timeout == 30
+    assert node.health.policy.retry_attempts == 3
+    assert node.health.policy.retry_timeout == 0.25
+    assert node.health.policy.dead_timeout == 30
     assert node._max_idle == 8
     assert node._idle_timeout == 120
     assert client.ignore_exceptions is True

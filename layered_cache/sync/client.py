@@ -3,53 +3,40 @@
 from __future__ import annotations
 
 import os
-import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
 from layered_cache._addresses import ServerSpec, hash_name, parse_servers
-from layered_cache._connection import UNREADABLE, Connection, ReadGuard
-from layered_cache._fastpath import get_many_direct, get_one, set_many_direct, set_one
-from layered_cache._keys import encode_key
-from layered_cache._meta import meta_add, meta_arithmetic, meta_mark_stale, meta_set_many
-from layered_cache._ring import Ring
-from layered_cache._server import HealthPolicy, ServerNode
-from layered_cache._stampede import get_or_set, speaks_meta
 from layered_cache.auth import NoAuth
 from layered_cache.auth._base import Authenticator
-from layered_cache.errors import (
-    CacheConnectionError,
-    ConfigurationError,
-    InvalidArgumentError,
-    TLSError,
+from layered_cache.core import herd
+from layered_cache.core.codec import ValueCodec
+from layered_cache.core.health import FailSilent, HealthPolicy, ServerHealth
+from layered_cache.core.operations import (
+    FAILED,
+    NO_FALLBACK,
+    Batch,
+    Compute,
+    Exchange,
+    Flow,
+    Operations,
+    ProbeMeta,
+    Sleep,
 )
+from layered_cache.errors import CacheConnectionError, ConfigurationError
 from layered_cache.serialization import PickleSerializer
 from layered_cache.serialization._base import Serializer
+from layered_cache.sync.connection import Connection
+from layered_cache.sync.node import ServerNode
 from layered_cache.transport import TCPTransport, format_address
 from layered_cache.transport._base import Address, Transport
 
 __all__ = ["Client"]
 
 Key = str | bytes
-
-# pymemcache's unbound methods, looked up once: each call passes a connection.
-_gets = Connection.gets
-_gets_many = Connection.gets_many
-_add = Connection.add
-_replace = Connection.replace
-_append = Connection.append
-_prepend = Connection.prepend
-_cas = Connection.cas
-_delete = Connection.delete
-_delete_many = Connection.delete_many
-_incr = Connection.incr
-_decr = Connection.decr
-_touch = Connection.touch
-_stats = Connection.stats
-_version = Connection.version
-_flush_all = Connection.flush_all
 
 
 def _check_timeout(name: str, value: float | None) -> float | None:
@@ -164,8 +151,6 @@ class Client:
         _check_strategy("serializer", self.serializer, "serialize")
         _check_strategy("serializer", self.serializer, "deserialize")
         self.ignore_exceptions = bool(ignore_exceptions)
-        self._ignored_errors = 0
-        self._ignored_lock = threading.Lock()
         self.connect_timeout = _check_timeout("connect_timeout", connect_timeout)
         self.timeout = _check_timeout("timeout", timeout)
         policy = HealthPolicy(
@@ -177,34 +162,34 @@ class Client:
             max_pool_size = int(_check_count("max_pool_size", max_pool_size, minimum=1))
         idle_timeout = _check_count("pool_idle_timeout", pool_idle_timeout, minimum=0)
 
-        self._serde = ReadGuard(self.serializer)
-        self._nodes: dict[str, ServerNode] = {}
+        nodes: dict[str, ServerNode] = {}
         for address in parse_servers(servers):
             name = hash_name(address)
-            if name in self._nodes:
+            if name in nodes:
                 raise ConfigurationError(f"server {format_address(address)} is listed twice")
-            self._nodes[name] = ServerNode(
+            shown = format_address(address)
+            nodes[name] = ServerNode(
                 address,
-                format_address(address),
+                shown,
                 _connection_factory(
                     address,
                     transport=self.transport,
                     auth=self.auth,
-                    serde=self._serde,
                     connect_timeout=self.connect_timeout,
                     timeout=self.timeout,
                 ),
-                policy,
+                ServerHealth(shown, policy),
                 timeout=self.timeout,
                 max_idle=max_pool_size,
                 idle_timeout=idle_timeout,
             )
-        nodes = list(self._nodes.values())
-        # One server needs no hashing at all: the common case stays cheap.
-        self._only: ServerNode | None = nodes[0] if len(nodes) == 1 else None
-        self._ring = Ring(list(self._nodes))
+        self._nodes = nodes
+        self._fail_silent = FailSilent(self.ignore_exceptions)
+        self._ops: Operations[ServerNode] = Operations(
+            ValueCodec(self.serializer), nodes, self._fail_silent
+        )
         # Sockets of a client that is simply dropped are closed, not left to the GC.
-        weakref.finalize(self, _close_all, nodes)
+        weakref.finalize(self, _close_all, list(nodes.values()))
         _live_clients.add(self)
 
     # -- routing ------------------------------------------------------------
@@ -216,29 +201,53 @@ class Client:
 
     def server_for(self, key: Key) -> str:
         """The server (``host:port``) that holds ``key``."""
-        return self._node(key).name
+        return self._ops.node(key).name
 
-    def _node(self, key: Key) -> ServerNode:
-        only = self._only
-        if only is not None:
-            return only
+    def _drive(self, flow: Flow[Any], fallback: Any = NO_FALLBACK) -> Any:
+        """Run ``flow`` to its result, performing each step it yields.
+
+        A server failure is thrown into the flow; if it comes out, fail-silent
+        mode answers ``fallback`` instead (a call without one always raises).
+        """
         try:
-            return self._nodes[self._ring.node_for(key)]
-        except TypeError:
-            encode_key(key)  # raises InvalidKeyError naming the problem
-            raise
+            step = flow.send(None)
+            while True:
+                try:
+                    if type(step) is Exchange:
+                        answer = step.node.exchange(step)
+                    else:
+                        answer = self._perform(step)
+                except CacheConnectionError as error:
+                    step = flow.throw(error)
+                else:
+                    step = flow.send(answer)
+        except StopIteration as done:
+            return done.value
+        except CacheConnectionError as error:
+            if fallback is NO_FALLBACK or not self._fail_silent.absorb(error):
+                raise
+            return fallback
 
-    def _group(self, keys: Iterable[Key], *, validate: bool) -> dict[ServerNode, list[Key]]:
-        only = self._only
-        if only is not None:
-            return {only: keys if isinstance(keys, list) else list(keys)}
-        groups: dict[ServerNode, list[Key]] = {}
-        for key in keys:
-            if validate:
-                # A multi-server write refuses every key before any server is written.
-                encode_key(key)
-            groups.setdefault(self._node(key), []).append(key)
-        return groups
+    def _perform(self, step: object) -> Any:
+        if type(step) is Batch:
+            answers = []
+            for exchange in step.exchanges:
+                try:
+                    answers.append(exchange.node.exchange(exchange))
+                except CacheConnectionError as error:
+                    if not (step.absorb and self._fail_silent.absorb(error)):
+                        raise
+                    answers.append(FAILED)
+            return answers
+        if type(step) is ProbeMeta:
+            return step.node.probe_meta()
+        if type(step) is Sleep:
+            time.sleep(step.seconds)
+            return None
+        if type(step) is Compute:
+            default = step.default
+            return default() if callable(default) else default
+        raise TypeError(f"not a step: {step!r}")  # pragma: no cover
 
     # -- reads --------------------------------------------------------------
 
@@ -249,13 +258,7 @@ class Client:
             InvalidKeyError: the key is not a valid memcached key (nothing is sent).
             ServerError: the server could not be reached or answered with an error.
         """
-        try:
-            value = self._node(key).run(get_one, True, key, default)
-        except CacheConnectionError as error:
-            if not self._absorb(error):
-                raise
-            return default
-        return default if value is UNREADABLE else value
+        return self._drive(self._ops.get(key, default), default)
 
     def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
         """Return ``{key: value}`` for the keys in the cache, in one round trip per server.
@@ -265,42 +268,20 @@ class Client:
             ServerError: a server could not be reached; outside fail-silent mode
                 the whole call raises, even if other servers already answered.
         """
-        found: dict[Key, Any] = {}
-        for node, group in self._group(keys, validate=False).items():
-            if group:
-                try:
-                    found.update(node.run(get_many_direct, True, group))
-                except CacheConnectionError as error:
-                    if not self._absorb(error):
-                        raise
-        return _readable(found)
+        return self._drive(self._ops.get_many(keys), {})  # type: ignore[no-any-return]
 
     def gets(self, key: Key, default: Any = None, cas_default: Any = None) -> tuple[Any, Any]:
         """Return ``(value, cas_token)`` for ``key``, or ``(default, cas_default)`` when missing.
 
         Pass the token to :meth:`cas` to write only if nobody wrote in between.
         """
-        try:
-            value, token = self._node(key).run(_gets, True, key, default, cas_default)
-        except CacheConnectionError as error:
-            if not self._absorb(error):
-                raise
-            return default, cas_default
-        if value is UNREADABLE:
-            return default, cas_default
-        return value, token
+        return self._drive(  # type: ignore[no-any-return]
+            self._ops.gets(key, default, cas_default), (default, cas_default)
+        )
 
     def gets_many(self, keys: Iterable[Key]) -> dict[Key, tuple[Any, Any]]:
         """Return ``{key: (value, cas_token)}`` for the keys that are in the cache."""
-        found: dict[Key, tuple[Any, Any]] = {}
-        for node, group in self._group(keys, validate=False).items():
-            if group:
-                try:
-                    found.update(node.run(_gets_many, True, group))
-                except CacheConnectionError as error:
-                    if not self._absorb(error):
-                        raise
-        return {key: pair for key, pair in found.items() if pair[0] is not UNREADABLE}
+        return self._drive(self._ops.gets_many(keys), {})  # type: ignore[no-any-return]
 
     # -- writes -------------------------------------------------------------
 
@@ -330,9 +311,7 @@ class Client:
             InvalidKeyError, SerializationError: refused before anything was sent.
             ServerResponseError: the server refused it (e.g. larger than its item limit).
         """
-        # With noreply no error can come back to trigger a retry, so the
-        # connection is checked before sending instead (as for non-idempotent ones).
-        return self._write(key, set_one, not noreply, key, value, expire, noreply, flags)
+        return self._write(b"set", key, value, expire, noreply, flags)
 
     def set_many(
         self,
@@ -353,64 +332,33 @@ class Client:
             ServerError: a server could not be reached; outside fail-silent mode
                 the call raises, and servers written before it keep their values.
         """
-        # Validate and serialize everything first: nothing is sent unless all is well.
-        batches: dict[ServerNode, list[tuple[Key, bytes, bytes, int]]] = {}
-        serialize = self.serializer.serialize
-        for key, value in values.items():
-            encoded = encode_key(key)
-            data, data_flags = serialize(encoded, value)
-            item = (key, encoded, data, data_flags if flags is None else flags)
-            batches.setdefault(self._node(key), []).append(item)
-        failed: list[Key] = []
-        for node, items in batches.items():
-            try:
-                failed.extend(self._store_batch(node, items, expire, noreply))
-            except CacheConnectionError as error:
-                if not self._absorb(error):
-                    raise
-                failed.extend(item[0] for item in items)
-        return failed
-
-    def _store_batch(
-        self,
-        node: ServerNode,
-        items: list[tuple[Key, bytes, bytes, int]],
-        expire: int,
-        noreply: bool,
-    ) -> list[Key]:
-        wire = [(encoded, data, fl) for _, encoded, data, fl in items]
-        if speaks_meta(node):
-            refused = node.run(meta_set_many, True, wire, expire)
-        else:
-            refused = node.run(set_many_direct, not noreply, wire, expire, noreply)
-        if not refused:
-            return []
-        originals = {encoded: key for key, encoded, _, _ in items}
-        return [originals[encoded] for encoded in refused]
+        return self._drive(  # type: ignore[no-any-return]
+            self._ops.set_many(values, expire, noreply, flags), list(values)
+        )
 
     def add(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
         """Store ``value`` only if ``key`` is not in the cache; True when stored."""
-        return self._write(key, _add, False, key, value, expire, noreply, flags)
+        return self._write(b"add", key, value, expire, noreply, flags)
 
     def replace(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
         """Store ``value`` only if ``key`` is already in the cache; True when stored."""
-        return self._write(key, _replace, False, key, value, expire, noreply, flags)
+        return self._write(b"replace", key, value, expire, noreply, flags)
 
     def append(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
         """Append serialized ``value`` to the bytes stored under ``key``; True when it existed."""
-        return self._write(key, _append, False, key, value, expire, noreply, flags)
+        return self._write(b"append", key, value, expire, noreply, flags)
 
     def prepend(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
         """Prepend serialized ``value`` to the bytes stored under ``key``; True when it existed."""
-        return self._write(key, _prepend, False, key, value, expire, noreply, flags)
+        return self._write(b"prepend", key, value, expire, noreply, flags)
 
     def cas(
         self,
@@ -426,17 +374,13 @@ class Client:
         Returns:
             True when stored, False when someone wrote in between, None when the key is missing.
         """
-        try:
-            result = self._node(key).run(_cas, False, key, value, cas, expire, noreply, flags)
-        except CacheConnectionError as error:
-            if not self._absorb(error):
-                raise
-            return False
-        return None if result is None else bool(result)
+        return self._drive(  # type: ignore[no-any-return]
+            self._ops.cas(key, value, cas, expire, noreply, flags), False
+        )
 
     def delete(self, key: Key, noreply: bool = False) -> bool:
         """Remove ``key``; True when it was in the cache."""
-        return self._write(key, _delete, not noreply, key, noreply)
+        return self._drive(self._ops.delete(key, noreply), False)  # type: ignore[no-any-return]
 
     def delete_many(self, keys: Iterable[Key], noreply: bool = False) -> bool:
         """Remove several keys (one round trip per server); True once the servers acknowledged.
@@ -448,16 +392,7 @@ class Client:
             InvalidKeyError: a key is not valid (nothing is deleted).
             ServerError: a server could not be reached (outside fail-silent mode).
         """
-        complete = True
-        for node, group in self._group(keys, validate=True).items():
-            if group:
-                try:
-                    node.run(_delete_many, True, group, noreply)
-                except CacheConnectionError as error:
-                    if not self._absorb(error):
-                        raise
-                    complete = False
-        return complete
+        return self._drive(self._ops.delete_many(keys, noreply), False)  # type: ignore[no-any-return]
 
     def incr(
         self,
@@ -481,9 +416,7 @@ class Client:
 
         Never retried on a fresh connection: the first attempt may have counted.
         """
-        if initial is not None:
-            return self._count_or_create(key, value, initial, expire, decrement=False)
-        return self._count(key, _incr, value, noreply)
+        return self._count(key, value, noreply, initial, expire, decrement=False)
 
     def decr(
         self,
@@ -498,49 +431,30 @@ class Client:
 
         ``initial`` and ``expire`` work as for :meth:`incr`.
         """
-        if initial is not None:
-            return self._count_or_create(key, value, initial, expire, decrement=True)
-        return self._count(key, _decr, value, noreply)
+        return self._count(key, value, noreply, initial, expire, decrement=True)
 
-    def _count_or_create(
-        self, key: Key, delta: int, initial: int, expire: int, *, decrement: bool
+    def _count(
+        self,
+        key: Key,
+        value: int,
+        noreply: bool,
+        initial: int | None,
+        expire: int,
+        *,
+        decrement: bool,
     ) -> int | None:
-        for name, number in (("value", delta), ("initial", initial), ("expire", expire)):
-            if type(number) is not int or (name != "expire" and number < 0):
-                raise InvalidArgumentError(
-                    f"{name} must be a{' non-negative' if name != 'expire' else 'n'} "
-                    f"integer, not {number!r}"
-                )
-        node = self._node(key)
-        encoded = encode_key(key)
-        # Count; if the counter is missing, add it holding `initial` (stored as
-        # an int, flags 2, so get() reads a number); if someone added it in
-        # between, count again. One round trip for an existing counter.
-        data, flags = self.serializer.serialize(key, initial)
-        try:
-            meta = speaks_meta(node)
-            for _ in range(2):
-                if meta:
-                    counted = node.run(meta_arithmetic, False, encoded, delta, decrement)
-                else:
-                    counted = node.run(_decr if decrement else _incr, False, key, delta, False)
-                if counted is not None:
-                    return int(counted)
-                if meta:
-                    added = node.run(meta_add, False, encoded, data, flags, expire)
-                else:
-                    added = node.run(_add, False, key, initial, expire, False, None)
-                if added:
-                    return initial
-            return None
-        except CacheConnectionError as error:
-            if not self._absorb(error):
-                raise
-            return None
+        ops = self._ops
+        if initial is not None:
+            flow = ops.count_or_create(key, value, initial, expire, decrement=decrement)
+        else:
+            flow = ops.count(key, value, noreply, decrement=decrement)
+        return self._drive(flow, None)  # type: ignore[no-any-return]
 
     def touch(self, key: Key, expire: int = 0, noreply: bool = False) -> bool:
         """Give ``key`` a new expiry without fetching it; True when it was in the cache."""
-        return self._write(key, _touch, not noreply, key, expire, noreply)
+        return self._drive(  # type: ignore[no-any-return]
+            self._ops.touch(key, expire, noreply), False
+        )
 
     # -- thundering herds --------------------------------------------------------
 
@@ -581,8 +495,8 @@ class Client:
         Returns:
             The cached value, or the freshly computed one.
         """
-        return get_or_set(
-            self,
+        flow = herd.get_or_set(
+            self._ops,
             key,
             default,
             expire,
@@ -590,6 +504,7 @@ class Client:
             lease_ttl=lease_ttl,
             refresh_ahead=refresh_ahead,
         )
+        return self._drive(flow)
 
     def mark_stale(self, key: Key, stale_ttl: int = 30) -> bool:
         """Invalidate ``key`` but keep serving its value while one caller refreshes it.
@@ -604,78 +519,39 @@ class Client:
         Returns:
             True when the key existed.
         """
-        node = self._node(key)
-        encoded = encode_key(key)
-        try:
-            if speaks_meta(node):
-                return bool(node.run(meta_mark_stale, True, encoded, stale_ttl))
-            return bool(node.run(_delete, True, key, False))
-        except CacheConnectionError as error:
-            if not self._absorb(error):
-                raise
-            return False
+        return self._drive(self._ops.mark_stale(key, stale_ttl), False)  # type: ignore[no-any-return]
 
     # -- fail-silent mode -------------------------------------------------------
 
-    def _write(self, key: Key, op: Callable[..., Any], idempotent: bool, *args: Any) -> bool:
-        try:
-            return bool(self._node(key).run(op, idempotent, *args))
-        except CacheConnectionError as error:
-            if not self._absorb(error):
-                raise
-            return False
-
-    def _count(self, key: Key, op: Callable[..., Any], value: int, noreply: bool) -> int | None:
-        try:
-            result: int | None = self._node(key).run(op, False, key, value, noreply)
-        except CacheConnectionError as error:
-            if not self._absorb(error):
-                raise
-            return None
-        return result
-
-    def _absorb(self, error: CacheConnectionError) -> bool:
-        """In fail-silent mode, count an outage and say it was absorbed; otherwise False."""
-        if not self.ignore_exceptions or isinstance(error, TLSError):
-            return False
-        with self._ignored_lock:
-            self._ignored_errors += 1
-        return True
+    def _write(
+        self, command: bytes, key: Key, value: Any, expire: int, noreply: bool, flags: int | None
+    ) -> bool:
+        flow = self._ops.store(command, key, value, expire, noreply, flags)
+        return self._drive(flow, False)  # type: ignore[no-any-return]
 
     @property
     def ignored_errors(self) -> int:
         """How many calls fail-silent mode has answered with a miss or False so far."""
-        return self._ignored_errors
+        return self._fail_silent.count
 
     # -- servers ------------------------------------------------------------
 
     def stats(self, *args: str) -> dict[str, dict[str, Any]]:
         """Return each server's ``stats`` (``stats <args>``) as ``{server: {name: value}}``."""
-        report: dict[str, dict[str, Any]] = {}
-        for node in self._nodes.values():
-            raw: dict[bytes, Any] = node.run_admin(_stats, "stats", *args)
-            report[node.name] = {
-                name.decode("ascii", "replace"): value.decode("ascii", "replace")
-                if isinstance(value, bytes)
-                else value
-                for name, value in raw.items()
-            }
-        return report
+        return self._drive(self._ops.stats(args))  # type: ignore[no-any-return]
 
     def version(self) -> dict[str, str]:
         """Return each server's version as ``{server: "1.6.18"}``."""
-        return {
-            node.name: node.run(_version, True).decode("ascii", "replace")
-            for node in self._nodes.values()
-        }
+        return self._drive(self._ops.version())  # type: ignore[no-any-return]
 
     def flush_all(self, delay: int = 0, noreply: bool = False) -> bool:
         """Invalidate every item on every server (after ``delay`` seconds); True when all agreed."""
-        # Every server is flushed, even after one says no (no short-circuit).
-        results = [
-            node.run_admin(_flush_all, "flush_all", delay, noreply) for node in self._nodes.values()
-        ]
-        return all(results)
+        return self._drive(self._ops.flush_all(delay, noreply))  # type: ignore[no-any-return]
+
+    def _after_fork(self) -> None:
+        self._fail_silent.after_fork()
+        for node in self._nodes.values():
+            node.after_fork()
 
     def close(self) -> None:
         """Close idle connections. The client stays usable and reconnects when next used."""
@@ -710,7 +586,6 @@ def _connection_factory(
     *,
     transport: Transport,
     auth: Authenticator,
-    serde: ReadGuard,
     connect_timeout: float | None,
     timeout: float | None,
 ) -> Callable[[], Connection]:
@@ -719,12 +594,11 @@ def _connection_factory(
     name = format_address(address)
 
     def connect() -> Connection:
-        return Connection(
+        return Connection.open(
             address,
             name=name,
             transport=transport,
             auth=auth,
-            serde=serde,
             connect_timeout=connect_timeout,
             timeout=timeout,
         )
@@ -744,15 +618,8 @@ _live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     for client in list(_live_clients):
-        for node in client._nodes.values():
-            node.after_fork()
+        client._after_fork()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _readable(found: dict[Key, Any]) -> dict[Key, Any]:
-    for key in [key for key, value in found.items() if value is UNREADABLE]:
-        del found[key]
-    return found

@@ -1,0 +1,74 @@
+"""Conversations on one connection, outside any call: the auth handshake and the meta probe.
+
+A connection flow yields ``(request, expect)`` pairs and receives each reply
+(an :class:`~layered_cache.protocol.ErrorReply` included, or :data:`CLOSED`
+when the server hung up instead of answering). Each engine drives them on
+its own kind of connection; the conversation itself is written once, here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any, Final, TypeAlias
+
+from layered_cache.auth._base import HandshakeFlow
+from layered_cache.core.translate import ErrorReplyReceived, PeerClosedError
+from layered_cache.protocol import ErrorReply, Expect, requests
+
+__all__ = ["CLOSED", "ConnectionFlow", "handshake_flow", "meta_probe_flow"]
+
+
+class _Closed:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CLOSED"
+
+
+#: Sent into a connection flow when the server closed the connection instead of answering.
+CLOSED: Final[Any] = _Closed()
+
+#: Yields ``(request, expect kind)``, receives the reply; returns the conversation's result.
+ConnectionFlow: TypeAlias = Generator[tuple[bytes, int], Any, Any]
+
+_PROBE_KEY: Final = b"layered_cache:meta-probe"
+
+
+def handshake_flow(flow: HandshakeFlow) -> ConnectionFlow:
+    """An authenticator's handshake as a connection flow (each reply is one line).
+
+    The authenticator receives the reply line without its CRLF, or ``b""``
+    when the server closed the connection instead of answering.
+    """
+    try:
+        request = next(flow)
+    except StopIteration:
+        return None
+    while True:
+        try:
+            reply = yield request, Expect.LINE
+        finally:
+            # The request may carry a password: keep it out of tracebacks' locals.
+            del request
+        try:
+            request = flow.send(b"" if reply is CLOSED else reply)
+        except StopIteration:
+            return None
+
+
+def meta_probe_flow() -> ConnectionFlow:
+    """Whether the server speaks meta: ``get <key>``, then ``mn``, on one connection.
+
+    Every memcached and proxy answers the ``get`` (``END``), which proves the
+    server is up; then memcached 1.6+ answers ``MN``, older servers ``ERROR``,
+    and twemproxy hangs up. Only those answers mean "no meta"; anything else
+    is a failure like any other. Two round trips, not one pipelined:
+    twemproxy drops the replies queued before a command it refuses.
+    """
+    reply = yield requests.get([_PROBE_KEY]), Expect.VALUES
+    if reply is CLOSED:
+        raise PeerClosedError("closed the connection instead of answering a get")
+    if isinstance(reply, ErrorReply):
+        raise ErrorReplyReceived(reply)
+    reply = yield requests.META_NOOP, Expect.META_BATCH
+    return isinstance(reply, list)

@@ -1,0 +1,583 @@
+"""Every public method of the clients, as a flow of steps that an engine drives.
+
+A flow is a generator: it validates and encodes its arguments, yields the
+:class:`Exchange` (one request, its replies) it needs, receives the replies,
+and returns the method's result. It never touches a socket, so the sync and
+the asyncio engine run the very same flows; an engine only performs the
+steps (:class:`Exchange`, :class:`Batch`, :class:`ProbeMeta`, :class:`Sleep`,
+:class:`Compute`). A server failure is thrown into the flow at the ``yield``
+and, unless the flow handles it, ends the call; the engine's driver then
+applies fail-silent mode with the call's fallback value.
+
+Everything refused before sending (keys, values, arguments) is refused here,
+before the first step, so a bad call never reaches the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Mapping
+from typing import Any, Final, Generic, Protocol, TypeAlias, TypeVar
+
+from layered_cache._keys import encode_key, encode_keys
+from layered_cache._ring import Ring
+from layered_cache.core.codec import MISS, ValueCodec
+from layered_cache.core.health import FailSilent
+from layered_cache.errors import CacheConnectionError, InvalidArgumentError
+from layered_cache.protocol import Expect, MetaReply, requests
+
+__all__ = [
+    "FAILED",
+    "NO_FALLBACK",
+    "Batch",
+    "Compute",
+    "Exchange",
+    "Flow",
+    "Node",
+    "Operations",
+    "ProbeMeta",
+    "Sleep",
+]
+
+Key: TypeAlias = str | bytes
+
+
+class _Marker:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+#: A call with no fallback: its failures are raised even in fail-silent mode.
+NO_FALLBACK: Final[Any] = _Marker("NO_FALLBACK")
+#: In a :class:`Batch` result: this server failed, and fail-silent mode absorbed it.
+FAILED: Final[Any] = _Marker("FAILED")
+
+
+class Node(Protocol):
+    """What a flow needs of an engine's server object."""
+
+    #: ``host:port``.
+    name: str
+    #: Whether the server speaks the meta protocol; None until asked (:class:`ProbeMeta`).
+    meta: bool | None
+
+
+N = TypeVar("N", bound=Node)
+
+
+class Exchange:
+    """Send ``request`` to ``node`` and read ``count`` replies of kind ``expect``.
+
+    The engine answers with the reply (``count == 1``) or the list of replies,
+    or with None when ``expect`` is None (a ``noreply`` write: nothing is read).
+
+    Attributes:
+        node: the engine's server object.
+        request: the bytes to send.
+        expect: the :class:`~layered_cache.protocol.Expect` kind of each reply, or None.
+        count: how many replies (pipelined requests).
+        keys: for ``VALUES`` replies, the keys that may come back.
+        idempotent: safe to send again on a fresh connection if the pooled one
+            turns out to be closed by the server.
+        admin: the command's name when it must run on a connection of its own
+            (``stats``, ``flush_all``: proxies hang up on these).
+    """
+
+    __slots__ = ("admin", "count", "expect", "idempotent", "keys", "node", "request")
+
+    def __init__(
+        self,
+        node: Any,
+        request: bytes,
+        expect: int | None,
+        *,
+        idempotent: bool,
+        count: int = 1,
+        keys: Any = None,
+        admin: str | None = None,
+    ) -> None:
+        self.node = node
+        self.request = request
+        self.expect = expect
+        self.count = count
+        self.keys = keys
+        self.idempotent = idempotent
+        self.admin = admin
+
+
+class Batch:
+    """Several exchanges with different servers, sent at once; answered with a list.
+
+    Each element of the answer is the exchange's reply, or :data:`FAILED` when
+    that server failed and ``absorb`` let fail-silent mode take the failure.
+    Without ``absorb`` (or outside fail-silent mode) the first failure is raised.
+    """
+
+    __slots__ = ("absorb", "exchanges")
+
+    def __init__(self, exchanges: list[Exchange], *, absorb: bool = True) -> None:
+        self.exchanges = exchanges
+        self.absorb = absorb
+
+
+class ProbeMeta:
+    """Ask ``node`` once whether it speaks the meta protocol.
+
+    (:func:`~layered_cache.core.connection_flows.meta_probe_flow`, on a connection
+    of its own.)
+
+    The engine sets ``node.meta`` and answers with it.
+    """
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+
+
+class Sleep:
+    """Wait ``seconds`` (a herd waiter polling); answered with None."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+class Compute:
+    """Produce ``default``: the value itself, or what calling it returns (awaited if need be)."""
+
+    __slots__ = ("default",)
+
+    def __init__(self, default: Any) -> None:
+        self.default = default
+
+
+Step: TypeAlias = Exchange | Batch | ProbeMeta | Sleep | Compute
+T = TypeVar("T")
+#: A flow: yields steps, receives their answers, returns the method's result.
+Flow: TypeAlias = Generator[Step, Any, T]
+
+_STAT_FLOATS: Final = frozenset({"rusage_user", "rusage_system", "growth_factor"})
+_STAT_TEXTS: Final = frozenset({"version", "inter", "stat_key_prefix", "libevent"})
+
+
+def _stat_value(name: str, raw: bytes) -> Any:
+    """A ``stats`` value as pymemcache gives it: a number where it is one, else a string."""
+    text = raw.decode("ascii", "replace")
+    if name in _STAT_TEXTS:
+        return text
+    try:
+        return float(text) if name in _STAT_FLOATS else int(text)
+    except ValueError:
+        return text
+
+
+class Operations(Generic[N]):
+    """The flows of one client: its codec, its servers and how keys are placed on them."""
+
+    def __init__(self, codec: ValueCodec, nodes: Mapping[str, N], fail_silent: FailSilent) -> None:
+        self.codec = codec
+        self.nodes = dict(nodes)
+        self.fail_silent = fail_silent
+        servers = list(self.nodes.values())
+        # One server needs no hashing at all: the common case stays cheap.
+        self._only: N | None = servers[0] if len(servers) == 1 else None
+        self._ring = Ring(list(self.nodes))
+
+    # -- placement ------------------------------------------------------------------
+
+    def node(self, key: Key) -> N:
+        """The server that holds ``key`` (rendezvous hashing over the server names)."""
+        only = self._only
+        if only is not None:
+            return only
+        return self.nodes[self._ring.node_for(key)]
+
+    def _groups(self, keys: list[Key], encoded: list[bytes]) -> list[tuple[N, dict[bytes, Key]]]:
+        """``[(node, {encoded key: key})]``: the keys of a batch, by server, in first-seen order."""
+        only = self._only
+        if only is not None:
+            return [(only, dict(zip(encoded, keys, strict=True)))]
+        groups: dict[str, dict[bytes, Key]] = {}
+        node_for = self._ring.node_for
+        for key, raw in zip(keys, encoded, strict=True):
+            groups.setdefault(node_for(key), {})[raw] = key
+        return [(self.nodes[name], group) for name, group in groups.items()]
+
+    @staticmethod
+    def _fan_out(exchanges: list[Exchange], *, absorb: bool = True) -> Flow[list[Any]]:
+        replies: list[Any] = yield Batch(exchanges, absorb=absorb)
+        return replies
+
+    # -- reads ------------------------------------------------------------------------
+
+    def get(self, key: Key, default: Any) -> Flow[Any]:
+        """``get <key>``: the value, or ``default``."""
+        encoded = encode_key(key)
+        reply = yield Exchange(
+            self.node(key),
+            b"get " + encoded + b"\r\n",
+            Expect.VALUES,
+            idempotent=True,
+            keys=(encoded,),
+        )
+        if not reply:
+            return default
+        value = self.codec.decode(key, reply[0][2], reply[0][1])
+        return default if value is MISS else value
+
+    def get_many(self, keys: Iterable[Key]) -> Flow[dict[Key, Any]]:
+        """``get`` of many keys, one request per server: ``{key: value}`` of the hits."""
+        values, _ = yield from self._fetch_many(keys, cas=False)
+        return values
+
+    def gets(self, key: Key, default: Any, cas_default: Any) -> Flow[tuple[Any, Any]]:
+        """``gets <key>``: ``(value, cas token)``, or the defaults."""
+        encoded = encode_key(key)
+        reply = yield Exchange(
+            self.node(key),
+            requests.gets([encoded]),
+            Expect.VALUES,
+            idempotent=True,
+            keys=(encoded,),
+        )
+        if not reply:
+            return default, cas_default
+        _, flags, data, token = reply[0]
+        value = self.codec.decode(key, data, flags)
+        if value is MISS:
+            return default, cas_default
+        return value, token
+
+    def gets_many(self, keys: Iterable[Key]) -> Flow[dict[Key, tuple[Any, Any]]]:
+        """``gets`` of many keys: ``{key: (value, cas token)}`` of the hits."""
+        values, tokens = yield from self._fetch_many(keys, cas=True)
+        return {key: (value, tokens[key]) for key, value in values.items()}
+
+    def _fetch_many(
+        self, keys: Iterable[Key], *, cas: bool
+    ) -> Flow[tuple[dict[Key, Any], dict[Key, Any]]]:
+        keys = keys if isinstance(keys, list) else list(keys)
+        encoded = encode_keys(keys)  # every key, before anything is sent
+        values: dict[Key, Any] = {}
+        tokens: dict[Key, Any] = {}
+        if not keys:
+            return values, tokens
+        groups = self._groups(keys, encoded)
+        encode = requests.gets if cas else requests.get
+        replies = yield from self._fan_out(
+            [
+                Exchange(node, encode(list(group)), Expect.VALUES, idempotent=True, keys=group)
+                for node, group in groups
+            ]
+        )
+        decode = self.codec.decode
+        for (_, group), reply in zip(groups, replies, strict=True):
+            if reply is FAILED:
+                continue
+            for raw, flags, data, token in reply:
+                key = group[raw]
+                value = decode(key, data, flags)
+                if value is not MISS:
+                    values[key] = value
+                    tokens[key] = token
+        return values, tokens
+
+    # -- writes -------------------------------------------------------------------------
+
+    def store(
+        self,
+        command: bytes,
+        key: Key,
+        value: Any,
+        expire: int,
+        noreply: bool,
+        flags: int | None,
+    ) -> Flow[bool]:
+        """``set``/``add``/``replace``/``append``/``prepend``: True when stored."""
+        encoded = encode_key(key)
+        requests.check_expire(expire)
+        data, value_flags = self.codec.encode(key, value, flags)
+        request = requests.store(command, encoded, value_flags, expire, data, noreply)
+        # Only a plain set is safe to send twice; with noreply no error can come
+        # back to trigger a resend, so the connection is checked before sending.
+        idempotent = command == b"set" and not noreply
+        reply = yield Exchange(
+            self.node(key), request, None if noreply else Expect.STORE, idempotent=idempotent
+        )
+        return noreply or reply == b"STORED"
+
+    def cas(
+        self,
+        key: Key,
+        value: Any,
+        token: Any,
+        expire: int,
+        noreply: bool,
+        flags: int | None,
+    ) -> Flow[bool | None]:
+        """``cas``: True stored, False someone wrote in between, None the key is missing."""
+        encoded = encode_key(key)
+        requests.check_expire(expire)
+        data, value_flags = self.codec.encode(key, value, flags)
+        request = requests.cas(encoded, value_flags, expire, data, token, noreply)
+        reply = yield Exchange(
+            self.node(key), request, None if noreply else Expect.STORE, idempotent=False
+        )
+        if noreply:
+            return True
+        if reply == b"NOT_FOUND":
+            return None
+        return bool(reply == b"STORED")
+
+    def set_many(
+        self, values: Mapping[Key, Any], expire: int, noreply: bool, flags: int | None
+    ) -> Flow[list[Key]]:
+        """``set`` of many values, pipelined per server: the keys that were not stored.
+
+        Every key and value is checked (and serialized) before anything is sent.
+        Servers that speak meta get quiet ``ms`` commands, which only answer for
+        failures; the others pipelined classic ``set`` commands.
+        """
+        requests.check_expire(expire)
+        keys = list(values)
+        encoded = encode_keys(keys)
+        encode = self.codec.encode
+        items = {
+            raw: encode(key, values[key], flags) for key, raw in zip(keys, encoded, strict=True)
+        }
+        if not keys:
+            return []
+        groups = self._groups(keys, encoded)
+        failed: list[Key] = []
+        # Ask each server once whether it speaks meta; one that cannot be asked fails here.
+        usable = []
+        for node, group in groups:
+            if node.meta is None:
+                try:
+                    yield ProbeMeta(node)
+                except CacheConnectionError as error:
+                    if not self.fail_silent.absorb(error):
+                        raise
+                    failed.extend(group.values())
+                    continue
+            usable.append((node, group))
+        exchanges = []
+        for node, group in usable:
+            if node.meta:
+                request = b"".join(
+                    requests.meta_set(raw, items[raw][0], b"T%d F%d k q" % (expire, items[raw][1]))
+                    for raw in group
+                )
+                exchanges.append(
+                    Exchange(node, request + requests.META_NOOP, Expect.META_BATCH, idempotent=True)
+                )
+            else:
+                request = b"".join(
+                    requests.store(b"set", raw, items[raw][1], expire, items[raw][0], noreply)
+                    for raw in group
+                )
+                exchanges.append(
+                    Exchange(
+                        node,
+                        request,
+                        None if noreply else Expect.STORE,
+                        count=len(group),
+                        idempotent=not noreply,
+                    )
+                )
+        replies = yield from self._fan_out(exchanges)
+        for (node, group), reply in zip(usable, replies, strict=True):
+            if reply is FAILED:
+                failed.extend(group.values())
+            elif node.meta:
+                failed.extend(group[r.flags["k"]] for r in reply if r.code != b"HD")
+            elif reply is not None:
+                lines = reply if len(group) > 1 else [reply]
+                failed.extend(
+                    key
+                    for key, line in zip(group.values(), lines, strict=True)
+                    if line != b"STORED"
+                )
+        return failed
+
+    def delete(self, key: Key, noreply: bool) -> Flow[bool]:
+        """``delete <key>``: True when it was in the cache."""
+        encoded = encode_key(key)
+        reply = yield Exchange(
+            self.node(key),
+            requests.delete(encoded, noreply),
+            None if noreply else Expect.DELETE,
+            idempotent=not noreply,
+        )
+        return noreply or reply == b"DELETED"
+
+    def delete_many(self, keys: Iterable[Key], noreply: bool) -> Flow[bool]:
+        """``delete`` of many keys, pipelined per server: True once every server acknowledged."""
+        keys = keys if isinstance(keys, list) else list(keys)
+        encoded = encode_keys(keys)  # every key, before anything is deleted
+        if not keys:
+            return True
+        groups = self._groups(keys, encoded)
+        replies = yield from self._fan_out(
+            [
+                Exchange(
+                    node,
+                    b"".join(requests.delete(raw, noreply) for raw in group),
+                    None if noreply else Expect.DELETE,
+                    count=len(group),
+                    idempotent=not noreply,
+                )
+                for node, group in groups
+            ]
+        )
+        return all(reply is not FAILED for reply in replies)
+
+    def touch(self, key: Key, expire: int, noreply: bool) -> Flow[bool]:
+        """``touch <key> <expire>``: True when it was in the cache."""
+        encoded = encode_key(key)
+        reply = yield Exchange(
+            self.node(key),
+            requests.touch(encoded, expire, noreply),
+            None if noreply else Expect.TOUCH,
+            idempotent=not noreply,
+        )
+        return noreply or reply == b"TOUCHED"
+
+    # -- counters -------------------------------------------------------------------------
+
+    def count(self, key: Key, delta: int, noreply: bool, *, decrement: bool) -> Flow[int | None]:
+        """``incr``/``decr``: the new value, None when the counter is missing."""
+        encoded = encode_key(key)
+        command = b"decr" if decrement else b"incr"
+        reply = yield Exchange(
+            self.node(key),
+            requests.arithmetic(command, encoded, delta, noreply),
+            None if noreply else Expect.ARITHMETIC,
+            idempotent=False,  # the first attempt may have counted
+        )
+        return reply if type(reply) is int else None
+
+    def count_or_create(
+        self, key: Key, delta: int, initial: int, expire: int, *, decrement: bool
+    ) -> Flow[int | None]:
+        """Count; if the counter is missing, add it holding ``initial``; if someone added
+        it in between, count again. One round trip for an existing counter."""
+        for name, number in (("value", delta), ("initial", initial)):
+            requests.check_non_negative(name, number)
+        if type(expire) is not int:
+            raise InvalidArgumentError(f"expire must be an integer, not {expire!r}")
+        encoded = encode_key(key)
+        node = self.node(key)
+        # Stored as an int (flags 2), so get() reads a number.
+        data, flags = self.codec.encode(key, initial)
+        if node.meta is None:
+            yield ProbeMeta(node)
+        for _ in range(2):
+            if node.meta:
+                request = requests.meta_arithmetic(
+                    encoded, b"D%d v MD" % delta if decrement else b"D%d v" % delta
+                )
+                reply: Any = yield Exchange(node, request, Expect.META, idempotent=False)
+                counted = int(reply.value) if reply.code == b"VA" and reply.value else None
+            else:
+                command = b"decr" if decrement else b"incr"
+                reply = yield Exchange(
+                    node,
+                    requests.arithmetic(command, encoded, delta, False),
+                    Expect.ARITHMETIC,
+                    idempotent=False,
+                )
+                counted = reply if type(reply) is int else None
+            if counted is not None:
+                return counted
+            if node.meta:
+                request = requests.meta_set(encoded, data, b"T%d F%d ME" % (expire, flags))
+                reply = yield Exchange(node, request, Expect.META, idempotent=False)
+                added = reply.code == b"HD"
+            else:
+                request = requests.store(b"add", encoded, flags, expire, data, False)
+                added = (yield Exchange(node, request, Expect.STORE, idempotent=False)) == b"STORED"
+            if added:
+                return initial
+        return None
+
+    # -- meta ----------------------------------------------------------------------------
+
+    def mark_stale(self, key: Key, stale_ttl: int) -> Flow[bool]:
+        """``md <key> I T<stale_ttl>`` (a plain ``delete`` without meta): True when it existed."""
+        encoded = encode_key(key)
+        requests.check_expire(stale_ttl)
+        node = self.node(key)
+        if node.meta is None:
+            yield ProbeMeta(node)
+        if node.meta:
+            reply: MetaReply = yield Exchange(
+                node,
+                requests.meta_delete(encoded, b"I T%d" % stale_ttl),
+                Expect.META,
+                idempotent=True,
+            )
+            return reply.code == b"HD"
+        reply_line = yield Exchange(
+            node, requests.delete(encoded, False), Expect.DELETE, idempotent=True
+        )
+        return bool(reply_line == b"DELETED")
+
+    # -- servers ---------------------------------------------------------------------------
+
+    def stats(self, args: tuple[str, ...]) -> Flow[dict[str, dict[str, Any]]]:
+        """``stats [args]`` of every server: ``{server: {name: value}}``."""
+        request = requests.stats(args)
+        nodes = list(self.nodes.values())
+        replies = yield from self._fan_out(
+            [
+                Exchange(node, request, Expect.STATS, idempotent=True, admin="stats")
+                for node in nodes
+            ],
+            absorb=False,
+        )
+        report: dict[str, dict[str, Any]] = {}
+        for node, raw in zip(nodes, replies, strict=True):
+            stats = {}
+            for name, value in raw.items():
+                text = name.decode("ascii", "replace")
+                stats[text] = _stat_value(text, value)
+            report[node.name] = stats
+        return report
+
+    def version(self) -> Flow[dict[str, str]]:
+        """``version`` of every server: ``{server: "1.6.18"}``."""
+        nodes = list(self.nodes.values())
+        replies = yield from self._fan_out(
+            [Exchange(node, requests.VERSION, Expect.VERSION, idempotent=True) for node in nodes],
+            absorb=False,
+        )
+        return {
+            node.name: reply.decode("ascii", "replace")
+            for node, reply in zip(nodes, replies, strict=True)
+        }
+
+    def flush_all(self, delay: int, noreply: bool) -> Flow[bool]:
+        """``flush_all [delay]`` on every server: True when all agreed."""
+        request = requests.flush_all(delay, noreply)
+        nodes = list(self.nodes.values())
+        replies = yield from self._fan_out(
+            [
+                Exchange(
+                    node,
+                    request,
+                    None if noreply else Expect.OK,
+                    idempotent=True,
+                    admin="flush_all",
+                )
+                for node in nodes
+            ],
+            absorb=False,
+        )
+        return noreply or all(reply == b"OK" for reply in replies)

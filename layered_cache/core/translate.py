@@ -1,0 +1,132 @@
+"""The one boundary where socket, TLS and protocol failures become layered_cache errors.
+
+Both engines send whatever their I/O raised (and the error replies and
+protocol errors the parser produced) through :func:`translate`, so a failure
+reads the same whichever engine met it.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+from layered_cache.errors import (
+    CacheConnectionError,
+    CacheTimeoutError,
+    LayeredCacheError,
+    ServerError,
+    ServerResponseError,
+    TLSError,
+    UnexpectedReplyError,
+    UpstreamUnavailableError,
+)
+from layered_cache.protocol import ErrorReply, ProtocolError
+
+__all__ = ["STALE_ERRORS", "ErrorReplyReceived", "PeerClosedError", "translate"]
+
+
+class PeerClosedError(ConnectionError):
+    """The server closed the connection while a reply was awaited (``recv`` gave ``b""``)."""
+
+
+class ErrorReplyReceived(Exception):
+    """The server answered with an error line (the engine raises it, :func:`translate` reads it).
+
+    Attributes:
+        reply: the :class:`~layered_cache.protocol.ErrorReply`.
+    """
+
+    def __init__(self, reply: ErrorReply) -> None:
+        super().__init__(reply.code, reply.message)
+        self.reply = reply
+
+
+#: Errors a pooled connection gives when the server (or a proxy) closed it
+#: while it sat idle. A fresh connection is expected to work.
+STALE_ERRORS: tuple[type[BaseException], ...] = (
+    PeerClosedError,
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+)
+
+
+#: What twemproxy forwards (as ``SERVER_ERROR <text>``) when a server behind it is down.
+_UPSTREAM_FAILURES = frozenset(
+    {
+        "Connection refused",
+        "Connection timed out",
+        "Connection reset by peer",
+        "No route to host",
+        "Host is unreachable",
+        "Network is unreachable",
+        "Broken pipe",
+    }
+)
+
+
+def _error_reply(reply: ErrorReply, server: str) -> ServerError:
+    text = reply.message.decode("ascii", "backslashreplace").strip()
+    if reply.code == b"SERVER_ERROR" and text in _UPSTREAM_FAILURES:
+        return UpstreamUnavailableError(
+            f"{server} answered 'SERVER_ERROR {text}': "
+            "a memcached server behind this proxy is unreachable",
+            server=server,
+        )
+    if reply.code == b"ERROR":
+        text = "ERROR (it does not know the command)"
+    return ServerResponseError(f"{server} answered with an error: {text}", server=server)
+
+
+def translate(
+    exc: BaseException, server: str, timeout: float | None, *, first_use: bool = False
+) -> LayeredCacheError:
+    """Return the layered_cache error that reports ``exc`` raised while talking to ``server``.
+
+    Args:
+        exc: what was raised.
+        server: ``host:port``, for the message.
+        timeout: the socket timeout in force, for the message.
+        first_use: the connection was opened for this call. A TLS connection
+            the server closes before its first answer was refused (typically
+            a client certificate is required), which is not an outage.
+    """
+    if isinstance(exc, LayeredCacheError):
+        return exc
+    if isinstance(exc, ErrorReplyReceived):
+        return _error_reply(exc.reply, server)
+    if isinstance(exc, ProtocolError):
+        # The stream is out of step; the connection has been discarded, which
+        # is all that can be done safely.
+        return UnexpectedReplyError(f"{server} sent an unexpected reply: {exc}", server=server)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return TLSError(
+            f"{server}: TLS certificate not accepted: {exc.verify_message}", server=server
+        )
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        if first_use:
+            return TLSError(
+                f"{server} closed the new TLS connection before answering: it refused "
+                "this client (does it require a client certificate? see TLSTransport "
+                "cert_file/key_file)",
+                server=server,
+            )
+        return CacheConnectionError(f"{server} closed the TLS connection", server=server)
+    if isinstance(exc, ssl.SSLError):
+        return TLSError(f"{server}: TLS failed: {exc.reason or exc}", server=server)
+    if isinstance(exc, TimeoutError):
+        within = "" if timeout is None else f" within {timeout:g} s"
+        return CacheTimeoutError(f"{server} did not answer{within}", server=server)
+    if isinstance(exc, socket.gaierror):
+        return CacheConnectionError(
+            f"{server}: cannot resolve the host name ({exc.strerror})", server=server
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return CacheConnectionError(f"{server} refused the connection", server=server)
+    if isinstance(exc, PeerClosedError):
+        return CacheConnectionError(f"{server} closed the connection", server=server)
+    if isinstance(exc, OSError):
+        return CacheConnectionError(f"{server}: {exc.strerror or repr(exc)}", server=server)
+    return LayeredCacheError(f"{server}: {exc.__class__.__name__}: {exc}")

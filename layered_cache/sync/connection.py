@@ -1,0 +1,146 @@
+"""One blocking socket to one server: the only place the sync engine reads and writes.
+
+A :class:`Connection` is opened by the client's transport, authenticated by
+the client's authenticator (its handshake flow, driven here), and then speaks
+through the shared reply parser. It knows nothing of pools, health or retries
+(that is :mod:`layered_cache.sync.node`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+from typing import Any
+
+from layered_cache.auth._base import Authenticator
+from layered_cache.core.connection_flows import CLOSED, ConnectionFlow, handshake_flow
+from layered_cache.core.translate import ErrorReplyReceived, PeerClosedError
+from layered_cache.protocol import ErrorReply, ReplyParser
+from layered_cache.transport._base import Address, Transport
+
+__all__ = ["Connection"]
+
+
+class Connection:
+    """A connected, authenticated socket and the parser of its reply stream."""
+
+    __slots__ = ("idle_since", "name", "parser", "quiet", "sock")
+
+    def __init__(self, sock: socket.socket, name: str) -> None:
+        self.sock = sock
+        self.name = name
+        self.parser = ReplyParser()
+        #: monotonic time the connection went back to the pool (kept only with an idle timeout).
+        self.idle_since = 0.0
+        #: A ``noreply`` command was sent: an error reply to it may be waiting.
+        self.quiet = False
+
+    @classmethod
+    def open(
+        cls,
+        address: Address,
+        *,
+        name: str,
+        transport: Transport,
+        auth: Authenticator,
+        connect_timeout: float | None,
+        timeout: float | None,
+    ) -> Connection:
+        """Connect through ``transport`` and authenticate, all within ``connect_timeout``."""
+        sock = transport.connect(address, connect_timeout=connect_timeout, timeout=timeout)
+        try:
+            conn = cls(sock, name)
+            # Authenticating is part of connecting: connect_timeout bounds it.
+            sock.settimeout(connect_timeout)
+            conn.run_flow(handshake_flow(auth.handshake(name)))
+            sock.settimeout(timeout)
+        except BaseException:
+            sock.close()
+            raise
+        return conn
+
+    def exchange(self, request: bytes, expect: int | None, count: int, keys: Any) -> Any:
+        """Send ``request``; read ``count`` replies of kind ``expect`` (one reply, or a list).
+
+        Raises:
+            ErrorReplyReceived: the server answered with an error line.
+            ProtocolError: the reply does not fit what was asked (or extra bytes came).
+            PeerClosedError: the server closed the connection before answering.
+            OSError: the socket failed (timeouts included).
+        """
+        self.sock.sendall(request)
+        if expect is None:
+            self.quiet = True
+            return None
+        parser = self.parser
+        if count == 1:
+            parser.expect(expect, keys)
+            reply = self._read()
+        else:
+            for _ in range(count):
+                parser.expect(expect, keys)
+            reply = [self._read() for _ in range(count)]
+        parser.check_idle()
+        return reply
+
+    def _read(self) -> Any:
+        parser = self.parser
+        reply = parser.next_reply()
+        while reply is None:
+            data = self.sock.recv(parser.wanted())
+            if not data:
+                raise PeerClosedError(f"{self.name} closed the connection")
+            parser.feed(data)
+            reply = parser.next_reply()
+        if type(reply) is ErrorReply:
+            raise ErrorReplyReceived(reply)
+        return reply
+
+    def run_flow(self, flow: ConnectionFlow) -> Any:
+        """Drive a connection flow (handshake, probe): send each request, hand back its reply."""
+        try:
+            step = next(flow)
+        except StopIteration as done:
+            return done.value
+        parser = self.parser
+        while True:
+            request, expect = step
+            del step  # a handshake request may carry a password
+            self.sock.sendall(request)
+            del request
+            parser.expect(expect)
+            reply = parser.next_reply()
+            while reply is None:
+                data = self.sock.recv(parser.wanted())
+                if not data:
+                    reply = CLOSED
+                    break
+                parser.feed(data)
+                reply = parser.next_reply()
+            try:
+                step = flow.send(reply)
+            except StopIteration as done:
+                if reply is not CLOSED:
+                    parser.check_idle()
+                return done.value
+
+    def peer_closed(self) -> bool:
+        """Whether this idle connection has bytes or an end-of-file waiting (the server hung up).
+
+        A connection on which the server closed, or sent something nobody
+        asked for (an error answering a ``noreply`` command), must not carry
+        the next command.
+        """
+        # poll, not select: select cannot watch descriptors numbered 1024 and up.
+        poller = select.poll()
+        try:
+            poller.register(self.sock, select.POLLIN)
+            return bool(poller.poll(0))
+        except (OSError, ValueError):
+            return True
+
+    def close(self) -> None:
+        """Close the socket (sends nothing more to the server)."""
+        with contextlib.suppress(OSError):  # closing never matters to the caller
+            self.sock.close()

@@ -1,0 +1,195 @@
+"""One memcached server as the sync engine sees it: a pool of connections and a health record.
+
+The node performs a flow's :class:`~layered_cache.core.operations.Exchange`:
+it takes a pooled connection (or opens one), sends, reads, and puts the
+connection back; a failed exchange discards its connection (its reply stream
+can no longer be trusted) and tells the server's
+:class:`~layered_cache.core.health.ServerHealth`. A pooled connection the
+server already closed (a restart, a proxy's idle timeout) is replaced, and an
+idempotent command is sent once more on the fresh one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from layered_cache.core.connection_flows import meta_probe_flow
+from layered_cache.core.health import ServerHealth
+from layered_cache.core.operations import Exchange
+from layered_cache.core.translate import STALE_ERRORS, PeerClosedError, translate
+from layered_cache.errors import LayeredCacheError, UnsupportedCommandError
+from layered_cache.sync.connection import Connection
+from layered_cache.transport._base import Address
+
+__all__ = ["ServerNode"]
+
+
+class ServerNode:
+    """Connections to one server, reused across calls and threads.
+
+    Idle connections wait in a deque: ``pop``/``append`` are atomic in
+    CPython, so taking and returning a connection costs no lock.
+    """
+
+    def __init__(
+        self,
+        address: Address,
+        name: str,
+        connect: Callable[[], Connection],
+        health: ServerHealth,
+        *,
+        timeout: float | None,
+        max_idle: int | None,
+        idle_timeout: float,
+    ) -> None:
+        self.address = address
+        #: ``host:port`` as shown in errors and logs.
+        self.name = name
+        self.health = health
+        self._connect = connect
+        self._timeout = timeout
+        self._max_idle = max_idle
+        self._idle_timeout = idle_timeout
+        self._idle: deque[Connection] = deque()
+        #: Whether the server speaks the meta protocol; None until asked.
+        self.meta: bool | None = None
+
+    # -- exchanges ------------------------------------------------------------------------
+
+    def exchange(self, step: Exchange) -> Any:
+        """Perform ``step`` on a pooled connection; raise a translated error on failure."""
+        health = self.health
+        if health.down_until:  # inline test first: this is the hot path
+            health.check()
+        if step.admin is not None:
+            return self._fresh(step)
+        conn = self._pooled(step.idempotent)
+        reused = conn is not None
+        try:
+            if conn is None:
+                conn = self._connect()
+            reply = conn.exchange(step.request, step.expect, step.count, step.keys)
+        except Exception as exc:
+            if conn is not None:
+                conn.close()
+            if reused and isinstance(exc, STALE_ERRORS):
+                # The server closed a pooled connection (a restart, an idle
+                # timeout at a proxy); its siblings idled through the same event.
+                self.discard_idle()
+                if step.idempotent:
+                    return self._fresh(step)
+                # Not an outage, and not safe to repeat: report it as it is.
+                raise translate(exc, self.name, self._timeout) from exc
+            raise self._failed(exc, first_use=not reused) from exc
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        if health.failures:
+            health.recovered()
+        self._release(conn)
+        return reply
+
+    def _pooled(self, idempotent: bool) -> Connection | None:
+        """An idle connection fit for the next command, or None."""
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            return None
+        if (self._idle_timeout and conn.idle_since + self._idle_timeout < time.monotonic()) or (
+            (conn.quiet or not idempotent) and conn.peer_closed()
+        ):
+            # A command that must not run twice is never sent on a connection
+            # the server has already closed (e.g. restarted): it gets a new one.
+            # Nor is any command sent where a noreply command left an answer.
+            conn.close()
+            return None
+        conn.quiet = False
+        return conn
+
+    def _fresh(self, step: Exchange) -> Any:
+        """Perform ``step`` on a new connection (a resend, or an administrative command)."""
+        conn: Connection | None = None
+        try:
+            conn = self._connect()
+            reply = conn.exchange(step.request, step.expect, step.count, step.keys)
+        except Exception as exc:
+            if conn is not None:
+                conn.close()
+                if step.admin is not None and isinstance(exc, PeerClosedError):
+                    # Opened fine, then closed without a reply: a proxy such as
+                    # twemproxy refusing the command, not an outage.
+                    raise self._unsupported(step.admin) from exc
+            raise self._failed(exc, first_use=True) from exc
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        if self.health.failures:
+            self.health.recovered()
+        self._release(conn)
+        return reply
+
+    def probe_meta(self) -> bool:
+        """Ask the server once (on a connection of its own) whether it speaks meta; remember it."""
+        if self.health.down_until:
+            self.health.check()
+        conn: Connection | None = None
+        try:
+            conn = self._connect()
+            speaks = bool(conn.run_flow(meta_probe_flow()))
+        except Exception as exc:
+            raise self._failed(exc, first_use=True) from exc
+        finally:
+            if conn is not None:
+                conn.close()
+        self.meta = speaks
+        return speaks
+
+    def _unsupported(self, command: str) -> UnsupportedCommandError:
+        return UnsupportedCommandError(
+            f"{self.name} closed the connection instead of answering '{command}': it is "
+            f"probably a proxy such as twemproxy (nutcracker), which does not support "
+            f"{command}; run it against the memcached servers behind the proxy",
+            server=self.name,
+            command=command,
+        )
+
+    def _failed(self, exc: Exception, *, first_use: bool) -> LayeredCacheError:
+        error = translate(exc, self.name, self._timeout, first_use=first_use)
+        if self.health.failed(error):
+            self.discard_idle()
+        return error
+
+    # -- the pool -------------------------------------------------------------------------
+
+    def _release(self, conn: Connection) -> None:
+        # (A connection that carried a noreply command is checked when next
+        # taken: an error answering it may not have arrived yet.)
+        if self._max_idle is not None and len(self._idle) >= self._max_idle:
+            conn.close()
+            return
+        if self._idle_timeout:
+            conn.idle_since = time.monotonic()
+        self._idle.append(conn)
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's connections and locks.
+
+        A socket shared with the parent would interleave two processes'
+        commands and replies. Closing the child's copy sends nothing on the
+        wire (the parent still holds the connection open).
+        """
+        self.health.after_fork()
+        self.discard_idle()
+
+    def discard_idle(self) -> None:
+        """Close every idle connection (in-flight ones are closed when they come back broken)."""
+        while True:
+            try:
+                self._idle.pop().close()
+            except IndexError:
+                return
