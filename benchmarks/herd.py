@@ -146,46 +146,55 @@ def herd_rows(address: str, proxy: str, rounds: int) -> list[dict[str, Any]]:
 
 def batch_rows(address: str, repeats: int) -> list[dict[str, Any]]:
     from layered_cache import Client
-    from layered_cache._connection import Connection
-    from layered_cache._meta import meta_delete_many, meta_get_many, meta_set_many
+    from layered_cache.core.operations import Exchange
+    from layered_cache.protocol import Expect, requests
 
     client = Client(address)
     node = client._nodes[next(iter(client._nodes))]
     keys = [f"batch:{i}" for i in range(100)]
     encoded = [key.encode() for key in keys]
-    items = [(key, b"x" * 100, 0) for key in encoded]
-    values = dict.fromkeys(keys, b"x" * 100)
+    asked = set(encoded)
+    data = b"x" * 100
 
-    def best(run: Callable[[], Any]) -> float:
+    def best(step: Exchange) -> float:
         timings = []
         for _ in range(repeats):
             started = time.perf_counter()
             for _ in range(200):
-                run()
+                node.exchange(step)
             timings.append((time.perf_counter() - started) / 200)
         return min(timings) * 1e6
 
-    def classic_set() -> Any:
-        return node.run(Connection.set_many, True, values, 0, False, None)
+    def pipelined(requests_: list[bytes], expect: int) -> Exchange:
+        return Exchange(node, b"".join(requests_), expect, count=len(requests_), idempotent=True)
 
-    def classic_get() -> Any:
-        return node.run(Connection.get_many, True, keys)
+    def quiet(requests_: list[bytes]) -> Exchange:
+        request = b"".join(requests_) + requests.META_NOOP
+        return Exchange(node, request, Expect.META_BATCH, idempotent=True)
 
-    def classic_delete() -> Any:
-        return node.run(Connection.delete_many, True, keys, False)
-
-    classic_set()
+    classic_set = pipelined(
+        [requests.store(b"set", key, 0, 0, data, False) for key in encoded], Expect.STORE
+    )
+    node.exchange(classic_set)
     rows = [
-        ("set_many 100", best(classic_set), best(lambda: node.run(meta_set_many, True, items, 0))),
-        ("get_many 100", best(classic_get), best(lambda: node.run(meta_get_many, True, encoded))),
+        (
+            "set_many 100",
+            best(classic_set),
+            best(quiet([requests.meta_set(key, data, b"T0 F0 k q") for key in encoded])),
+        ),
+        (
+            "get_many 100",
+            best(Exchange(node, requests.get(encoded), Expect.VALUES, idempotent=True, keys=asked)),
+            best(quiet([requests.meta_get(key, b"v f k q") for key in encoded])),
+        ),
     ]
     # Deleting the same keys again and again: after the first round they are absent,
     # so both paths read one "not found" per key.
     rows.append(
         (
             "delete_many 100",
-            best(classic_delete),
-            best(lambda: node.run(meta_delete_many, True, encoded)),
+            best(pipelined([requests.delete(key, False) for key in encoded], Expect.DELETE)),
+            best(quiet([requests.meta_delete(key, b"q") for key in encoded])),
         )
     )
     client.close()

@@ -6,7 +6,7 @@ Measures, against one local memcached (plain TCP):
    the same calls through our Django backend, next to raw ``pymemcache.Client`` and Django's
    ``PyMemcacheCache``, and the differences (what each layer adds);
 2. each piece of our path timed on its own (no profiler overhead): key validation, routing,
-   the pool round trip in ``ServerNode.run``, the serializer guard, Django's key making and
+   the shared get flow, the reply parser, the value codec, Django's key making and
    validation, the timeout arithmetic;
 3. cProfile of each call (top functions by own time, in µs per call; the profiler itself
    inflates pure-Python frames, so read these as proportions, and section 2 as the costs).
@@ -186,14 +186,37 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - a li
             except Exception:
                 return None
 
-        def noop(conn: Any, *args: Any) -> None:
-            return None
+        from layered_cache.core.operations import Exchange
+        from layered_cache.protocol import Expect, ReplyParser
 
-        node = attempt(lambda: ours._node(KEY))
-        guard = attempt(lambda: ours._serde)
         serializer = ours.serializer
         value_bytes, flags = serializer.serialize(KEY, VALUE)
-        conn = attempt(lambda: node._idle[-1])
+        codec = attempt(lambda: ours._ops.codec)
+        encoded = encode_key(KEY)
+        reply_bytes = b"VALUE %s %d %d\r\n%s\r\nEND\r\n" % (
+            encoded,
+            flags,
+            len(value_bytes),
+            value_bytes,
+        )
+        canned = [(encoded, flags, value_bytes, None)]
+
+        def parse_reply() -> object:
+            parser = ReplyParser()
+            parser.expect(Expect.VALUES, (encoded,))
+            parser.feed(reply_bytes)
+            return parser.next_reply()
+
+        def drive_flow() -> object:
+            flow = ours._ops.get(KEY, None)
+            step = flow.send(None)
+            assert type(step) is Exchange
+            try:
+                flow.send(canned)
+            except StopIteration as done:
+                return done.value
+            raise AssertionError("the get flow asked for more than one exchange")
+
         pieces: list[tuple[str, Callable[[], object], str]] = [
             (
                 "encode_key(key)  [_keys.encode_key]",
@@ -201,30 +224,22 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - a li
                 "once per key per call",
             ),
             (
-                "Connection.check_key(key)  [our override]",
-                lambda: conn.check_key(KEY),
-                "pymemcache calls it per key",
-            ),
-            (
                 "pymemcache's own check_key",
                 lambda: pm.check_key(KEY, pm.key_prefix),
                 "what raw pymemcache pays",
             ),
-            ("Client._node(key)  [routing, 1 server]", lambda: ours._node(KEY), "per call"),
+            ("Operations.node(key)  [routing, 1 server]", lambda: ours._ops.node(KEY), "per call"),
+            ("the get flow, driven with a canned reply", drive_flow, "encode, route, decode"),
+            ("ReplyParser: one 100 B get reply", parse_reply, "per call, per server"),
             (
-                "ServerNode.run(noop)  [pool pop/append, health check]",
-                lambda: node.run(noop, True),
-                "per call, per server",
-            ),
-            (
-                "ReadGuard.deserialize (100 B bytes)",
-                lambda: guard.deserialize(KEY, value_bytes, flags),
+                "ValueCodec.decode (100 B bytes)",
+                lambda: codec.decode(KEY, value_bytes, flags),
                 "per value read",
             ),
             (
                 "PickleSerializer.deserialize (100 B bytes)",
                 lambda: serializer.deserialize(KEY, value_bytes, flags),
-                "the part the guard wraps",
+                "the part the codec wraps",
             ),
             (
                 "PickleSerializer.serialize (100 B bytes)",
@@ -272,12 +287,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - a li
             ]
         for count in (3, 8):
             many_nodes = Client([f"127.0.0.1:{11211 + i}" for i in range(count)])  # never used
-            node_for = attempt(lambda c=many_nodes: c._ring.node_for)
+            node_for = attempt(lambda c=many_nodes: c._ops._ring.node_for)
             cold = getattr(node_for, "__wrapped__", None)  # behind the placement cache, if any
             pieces.append(
                 (
-                    f"Client._node(key), {count} servers, placement cached",
-                    lambda c=many_nodes: c._node(KEY),
+                    f"Operations.node(key), {count} servers, placement cached",
+                    lambda c=many_nodes: c._ops.node(KEY),
                     "a key seen recently",
                 )
             )
