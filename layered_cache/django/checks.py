@@ -25,9 +25,8 @@ id                      problem
                         ``HttpResponse`` objects (JSON cannot)
 ======================  ===============================================================
 
-With the app installed, :meth:`LayeredCacheConfig.ready
-<layered_cache.django.apps.LayeredCacheConfig.ready>` also runs these checks when
-Django starts and refuses to start on an error (see :func:`validate_caches`).
+With the app installed, its ``ready()`` also runs the error checks when Django
+starts, and refuses to start on an error (see :func:`validate_caches`).
 """
 
 from __future__ import annotations
@@ -233,8 +232,9 @@ def check_cache_features(
 def validate_caches() -> None:
     """Raise the errors :func:`check_caches` finds, as Django starts (unless turned off).
 
-    Called by :meth:`LayeredCacheConfig.ready
-    <layered_cache.django.apps.LayeredCacheConfig.ready>`, so a process whose
+    Called by the app's ``ready()`` (``"layered_cache.django"`` in
+    ``INSTALLED_APPS``), except under ``manage.py check`` and ``manage.py
+    cache_check``, which report the errors themselves. So a process whose
     ``CACHES`` has a wrong :class:`~layered_cache.django.MemcacheCache` entry
     refuses to start instead of failing at every request that uses the cache
     (Django creates caches lazily). Warnings are left to ``manage.py check``.
