@@ -138,7 +138,7 @@ class MemcacheCache(BaseMemcachedCache):
 
     @property
     def config(self) -> CacheConfig:
-        """The parsed configuration (:class:`~layered_cache.django.options.CacheConfig`)."""
+        """The parsed configuration (:class:`~layered_cache.django.CacheConfig`)."""
         if self._config is None:
             raise CacheConfigurationError(
                 str(self._config_error), check_id=self._config_error.check_id
