@@ -11,6 +11,7 @@ Every code sample in these pages is executed against real memcached by
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 import zlib
@@ -54,6 +55,8 @@ nitpick_ignore = [
     ("py:class", "typing.Protocol"),
     # Django raises it for invalid keys but does not document it as an object.
     ("py:class", "django.core.cache.backends.base.InvalidCacheKey"),
+    # The type variable of Operations (an engine's server type) is not an object to link.
+    ("py:class", "layered_cache.core.operations.N"),
 ]
 
 default_role = "py:obj"
@@ -219,16 +222,19 @@ class IfImportable(SphinxDirective):
 
 
 class BenchmarkResults(SphinxDirective):
-    """``.. benchmark-results::`` shows what ``scripts/bench.sh`` left in ``benchmarks/results/``.
+    """``.. benchmark-results::`` summarises ``scripts/bench.sh``'s ``benchmarks/results/``.
 
-    Plots (``.png``, ``.svg``) become figures, text reports (``.txt``) literal blocks,
-    ``.csv`` files tables and ``.rst`` files are included as they are; the JSON files are
-    for machines. The peer benchmark comes first, then the others by name. With nothing
-    there, a note says so (the page goes on to say how to run the benchmark).
+    For each benchmark (the peer benchmark first, then the others by name): a table of
+    the targets its JSON file records (goal, measured, status), its plot (``.png``,
+    ``.svg``) as a figure linked to the full-size image, its text report inline when it
+    is short (at most ``SHORT`` lines), and links to the raw files (``.txt``,
+    ``.json``, ``.csv``). With nothing there, a note says so (the page goes on to say
+    how to run the benchmark).
     """
 
     option_spec: ClassVar[dict[str, Any]] = {"path": directives.unchanged}
     ORDER = ("peers", "scale", "movement", "herd", "hotpath")
+    SHORT = 25
     TITLES: ClassVar[dict[str, str]] = {
         "peers": "layered_cache and the alternatives",
         "scale": "Several servers",
@@ -237,38 +243,75 @@ class BenchmarkResults(SphinxDirective):
         "hotpath": "Where the time goes in one call (profile)",
     }
 
-    def _rank(self, path: Path) -> tuple[int, str, int]:
-        kinds = (".png", ".svg", ".csv", ".txt", ".rst")
-        stem_rank = self.ORDER.index(path.stem) if path.stem in self.ORDER else len(self.ORDER)
-        return stem_rank, path.stem, kinds.index(path.suffix)
+    def _rank(self, stem: str) -> tuple[int, str]:
+        return (self.ORDER.index(stem) if stem in self.ORDER else len(self.ORDER)), stem
+
+    @staticmethod
+    def _targets(path: Path) -> list[str]:
+        try:
+            targets = json.loads(path.read_text(encoding="utf-8")).get("targets") or []
+        except (ValueError, AttributeError):
+            return []
+        lines = [
+            ".. list-table:: Targets (speed relative to the peer named; higher is better)",
+            "   :header-rows: 1",
+            "   :widths: 64 12 12 12",
+            "",
+            "   * - Target",
+            "     - Goal",
+            "     - Measured",
+            "     - Status",
+        ]
+        for target in targets:
+            lines += [
+                f"   * - {target['target']}",
+                f"     - ≥ {target['goal']:.2f}\u00d7",
+                f"     - {target['measured']:.2f}\u00d7",
+                f"     - {target['status']}",
+            ]
+        return [*lines, ""] if targets else []
 
     def run(self) -> list[nodes.Node]:
         results = (DOCS / self.options.get("path", "../benchmarks/results")).resolve()
         files = sorted(results.glob("*")) if results.is_dir() else []
-        shown = sorted(
-            (f for f in files if f.suffix in {".png", ".svg", ".csv", ".txt", ".rst"}),
-            key=self._rank,
-        )
+        kinds = {".png", ".svg", ".csv", ".txt", ".rst", ".json"}
+        stems = sorted({f.stem for f in files if f.suffix in kinds}, key=self._rank)
         here = Path(self.env.doc2path(self.env.docname)).parent
         lines: list[str] = []
-        titled: set[str] = set()
-        for path in shown:
-            self.env.note_dependency(str(path))
-            relative = os.path.relpath(path, here)
-            if path.stem not in titled:
-                titled.add(path.stem)
-                title = self.TITLES.get(path.stem, path.stem.replace("_", " ").capitalize())
-                lines += [".. rubric:: " + title, ""]
-            if path.suffix == ".csv":
-                lines += [".. csv-table::", f"   :file: {relative}", "   :header-rows: 1"]
-            elif path.suffix == ".txt":
-                lines += [f".. literalinclude:: {relative}", "   :language: text"]
-            elif path.suffix == ".rst":
-                lines += [f".. include:: {relative}"]
-            else:
-                lines += [f".. image:: {relative}", "   :width: 100%", f"   :alt: {path.stem}"]
-            lines.append("")
-        if not shown:
+        for stem in stems:
+            group = {f.suffix: f for f in files if f.stem == stem and f.suffix in kinds}
+            for path in group.values():
+                self.env.note_dependency(str(path))
+            rel = {suffix: os.path.relpath(path, here) for suffix, path in group.items()}
+            title = self.TITLES.get(stem, stem.replace("_", " ").capitalize())
+            lines += [".. rubric:: " + title, ""]
+            if ".json" in group:
+                lines += self._targets(group[".json"])
+            for suffix in (".png", ".svg"):
+                if suffix in group:
+                    lines += [
+                        f".. figure:: {rel[suffix]}",
+                        "   :width: 100%",
+                        f"   :alt: {title}",
+                        "",
+                        "   Select the chart to see it full size.",
+                        "",
+                    ]
+            if ".rst" in group:
+                lines += [f".. include:: {rel['.rst']}", ""]
+            if ".csv" in group:
+                lines += [".. csv-table::", f"   :file: {rel['.csv']}", "   :header-rows: 1", ""]
+            text = group.get(".txt")
+            if text and len(text.read_text(encoding="utf-8").splitlines()) <= self.SHORT:
+                lines += [f".. literalinclude:: {rel['.txt']}", "   :language: text", ""]
+            raw = [
+                f":download:`{group[suffix].name} <{rel[suffix]}>`"
+                for suffix in (".txt", ".json", ".csv")
+                if suffix in group
+            ]
+            if raw:
+                lines += ["Raw results: " + ", ".join(raw) + ".", ""]
+        if not stems:
             lines = [
                 ".. note::",
                 "",

@@ -1,7 +1,7 @@
 """Conversations on one connection, outside any call: the auth handshake and the meta probe.
 
 A connection flow yields ``(request, expect)`` pairs and receives each reply
-(an :class:`~layered_cache.protocol.ErrorReply` included, or :data:`CLOSED`
+(an :class:`~layered_cache.protocol.replies.ErrorReply` included, or :data:`CLOSED`
 when the server hung up instead of answering). Each engine drives them on
 its own kind of connection; the conversation itself is written once, here.
 """

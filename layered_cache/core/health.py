@@ -150,7 +150,7 @@ class ServerHealth:
         return True
 
     def recovered(self) -> None:
-        """Record a successful exchange after failures (engines test :attr:`failures` first)."""
+        """Record a successful exchange after failures (engines test ``failures`` first)."""
         with self._lock:
             if self.failures:
                 logger.warning("memcached server %s is answering again", self.name)

@@ -51,7 +51,7 @@ class _Marker:
         return self._name
 
 
-#: A call with no fallback: its failures are raised even in fail-silent mode.
+#: Marks a call without a fallback, whose failures are raised even in fail-silent mode.
 NO_FALLBACK: Final[Any] = _Marker("NO_FALLBACK")
 #: In a :class:`Batch` result: this server failed, and fail-silent mode absorbed it.
 FAILED: Final[Any] = _Marker("FAILED")
@@ -78,7 +78,8 @@ class Exchange:
     Attributes:
         node: the engine's server object.
         request: the bytes to send.
-        expect: the :class:`~layered_cache.protocol.Expect` kind of each reply, or None.
+        expect: the :class:`~layered_cache.protocol.replies.Expect` kind of each reply,
+            or None.
         count: how many replies (pipelined requests).
         keys: for ``VALUES`` replies, the keys that may come back.
         idempotent: safe to send again on a fresh connection if the pooled one

@@ -33,7 +33,7 @@ class ErrorReplyReceived(Exception):
     """The server answered with an error line (the engine raises it, :func:`translate` reads it).
 
     Attributes:
-        reply: the :class:`~layered_cache.protocol.ErrorReply`.
+        reply: the :class:`~layered_cache.protocol.replies.ErrorReply`.
     """
 
     def __init__(self, reply: ErrorReply) -> None:

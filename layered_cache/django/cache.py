@@ -11,15 +11,23 @@ from collections.abc import Hashable, Sequence
 from typing import Any, cast
 
 from asgiref.sync import sync_to_async
-from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, InvalidCacheKey
 from django.core.cache.backends.memcached import BaseMemcachedCache
 
 import layered_cache
 from layered_cache._keys import key_problem
 from layered_cache.django.options import CacheConfig, CacheConfigurationError, parse_cache_config
+from layered_cache.errors import InvalidKeyError
 from layered_cache.sync.client import Client
 
-__all__ = ["MAX_SHARED_CLIENTS", "MemcacheCache", "release_clients"]
+__all__ = ["KEYS_HELP", "MAX_SHARED_CLIENTS", "MemcacheCache", "release_clients"]
+
+#: What a refused key's message says to do (the URL is the documentation's *Cache keys*).
+KEYS_HELP = (
+    "memcached keys are at most 250 bytes, with no spaces or control characters: "
+    "hash keys made from long or user-supplied text, for instance in a KEY_FUNCTION "
+    "(https://layered-cache.readthedocs.io/en/latest/guides/django-features.html#cache-keys)"
+)
 
 _DJANGO_CACHE_CHECKS = "django.core.checks.caches"
 
@@ -130,7 +138,7 @@ class MemcacheCache(BaseMemcachedCache):
 
     @property
     def config(self) -> CacheConfig:
-        """The parsed configuration (:class:`~layered_cache.django.options.CacheConfig`)."""
+        """The parsed configuration (:class:`~layered_cache.django.CacheConfig`)."""
         if self._config is None:
             raise CacheConfigurationError(
                 str(self._config_error), check_id=self._config_error.check_id
@@ -155,13 +163,22 @@ class MemcacheCache(BaseMemcachedCache):
     def validate_key(self, key: str) -> None:
         """Raise ``InvalidCacheKey`` for a key memcached refuses, as Django's memcached backends do.
 
-        Same rule and messages as Django's memcached backends; valid keys (the
-        common case) are recognised by one fast check instead of a loop over
-        every character.
+        Same rule as Django's memcached backends, and their message followed by
+        what to do about it (hash or shorten the key: see the documentation's
+        *Cache keys*). A key Django's character count lets through but that is
+        over 250 bytes once UTF-8 encoded raises
+        :class:`~layered_cache.InvalidKeyError` (a :class:`ValueError`). Valid
+        keys (the common case) are recognised by one fast check instead of a
+        loop over every character.
         """
-        if key_problem(key) is None:
+        problem = key_problem(key)
+        if problem is None:
             return
-        super().validate_key(key)
+        try:
+            super().validate_key(key)
+        except InvalidCacheKey as exc:
+            raise InvalidCacheKey(f"{exc}. {KEYS_HELP}") from None
+        raise InvalidKeyError(f"invalid memcached key {key!r:.80}: {problem}. {KEYS_HELP}")
 
     def get_or_set(
         self,

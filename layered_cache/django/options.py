@@ -292,6 +292,12 @@ def _import(family: _Family, path: str) -> object:
         ) from exc
 
 
+# Other words for an alias, offered as "did you mean ...?" (never accepted silently).
+_SYNONYMS: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
+    {"transport": {"ssl": "tls", "plain": "tcp"}}
+)
+
+
 def _lookup(family: _Family, name: str) -> tuple[object, str]:
     """Resolve an alias or a dotted path to an object, and a label for messages."""
     text = name.strip()
@@ -299,7 +305,9 @@ def _lookup(family: _Family, name: str) -> tuple[object, str]:
         return _import(family, text), repr(text)
     factory = family.aliases.get(text.lower())
     if factory is None:
-        close = difflib.get_close_matches(text.lower(), list(family.aliases), n=1)
+        synonym = _SYNONYMS.get(family.option, {}).get(text.lower())
+        close = [synonym] if synonym else []
+        close = close or difflib.get_close_matches(text.lower(), list(family.aliases), n=1)
         guess = f" (did you mean {close[0]!r}?)" if close else ""
         raise CacheConfigurationError(
             f'OPTIONS["{family.option}"]: unknown {family.noun} {text!r}{guess}. '

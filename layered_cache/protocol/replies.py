@@ -60,7 +60,7 @@ class Expect:
     an :class:`ErrorReply`, which any kind but ``LINE`` may be).
     """
 
-    #: Any one line, as bytes (handshakes: the flow judges it).
+    #: Any one line, as bytes, for handshakes (their flow judges the line).
     LINE: Final = 0
     #: ``STORED``, ``NOT_STORED``, ``EXISTS`` or ``NOT_FOUND``, as bytes.
     STORE: Final = 1
@@ -285,7 +285,7 @@ class ReplyParser:
 
     @property
     def idle(self) -> bool:
-        """Nothing expected and nothing buffered: safe to send the next request."""
+        """Whether nothing is expected and nothing buffered (safe to send the next request)."""
         return not self._expected and self._pos >= len(self._buf)
 
     def wanted(self) -> int:

@@ -1,7 +1,7 @@
 """Request encoders: the exact bytes of every command the clients send.
 
 Pure functions from validated arguments to bytes. Keys arrive already encoded
-and checked (:func:`layered_cache._keys.encode_key`); the other arguments are
+and checked (``layered_cache._keys.encode_key``); the other arguments are
 checked here, before anything could be sent, and refused with
 :class:`~layered_cache.errors.InvalidArgumentError`. Each encoder says in its
 docstring which :class:`~layered_cache.protocol.replies.Expect` kind its reply

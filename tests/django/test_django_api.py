@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import re
 import threading
 import time
 import zlib
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -27,6 +29,7 @@ from django.test.utils import override_settings
 from django_helpers import BACKEND, caches_setting
 
 from layered_cache import CacheConnectionError, Client, InvalidKeyError, ServerResponseError
+from layered_cache.django.cache import KEYS_HELP
 from tests.servers import free_port
 
 MONTH = 60 * 60 * 24 * 30
@@ -363,19 +366,28 @@ TOO_LONG = "Cache key will cause errors if used with memcached: %r (longer than 
 def test_invalid_keys_raise_like_memcached_backends(
     cache: BaseCache, key: str, problem: str
 ) -> None:
-    expected = problem % cache.make_key(key)
+    # Django's own message, then what to do about it.
+    expected = f"{problem % cache.make_key(key)}. {KEYS_HELP}"
     for operation, call in INVALID_KEY_OPERATIONS:
         with pytest.raises(InvalidCacheKey) as caught:
             call(cache, key)
         assert str(caught.value) == expected, operation
 
 
+def test_the_key_help_points_at_the_keys_section_of_the_docs() -> None:
+    url = re.search(r"https://\S+/latest/(\S+)\.html#([\w-]+)\)", KEYS_HELP)
+    assert url is not None, KEYS_HELP
+    page = Path(__file__).resolve().parents[2] / "docs" / f"{url[1]}.rst"
+    assert f".. _{url[2]}:" in page.read_text(encoding="utf-8")
+
+
 def test_keys_over_250_bytes_but_not_characters_are_refused_before_sending(
     cache: BaseCache,
 ) -> None:
     # Django counts characters; memcached counts bytes. 200 "é" pass Django's check.
-    with pytest.raises(InvalidKeyError, match="memcached allows at most 250"):
+    with pytest.raises(InvalidKeyError, match="memcached allows at most 250") as caught:
         cache.set("é" * 200, 1)
+    assert KEYS_HELP in str(caught.value)
     assert cache.get("é" * 100, "fine") == "fine"
 
 

@@ -461,6 +461,9 @@ def test_errors_are_improperly_configured_and_configuration_errors() -> None:
     ("option", "value", "allowed"),
     [
         ("transport", "tsl", "(did you mean 'tls'?). Use 'tcp', 'tls', a dotted path"),
+        ("transport", "ssl", "(did you mean 'tls'?). Use 'tcp', 'tls', a dotted path"),
+        ("transport", "SSL", "(did you mean 'tls'?). Use 'tcp', 'tls', a dotted path"),
+        ("transport", "plain", "(did you mean 'tcp'?). Use 'tcp', 'tls', a dotted path"),
         ("auth", "memcacheir", "(did you mean 'memcachier'?). Use 'none', 'memcachier', 'ascii'"),
         ("serializer", "yaml", "Use 'pickle', 'json', 'signed_pickle', a dotted path"),
     ],
