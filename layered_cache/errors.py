@@ -13,6 +13,7 @@ Everything derives from :class:`LayeredCacheError`::
         │   └── UnsupportedCommandError        a proxy (twemproxy) refused an admin command
         └── CacheConnectionError               the server could not be reached or dropped us
             ├── CacheTimeoutError              no answer within the timeout
+            │   └── PoolTimeoutError           no free connection within pool_timeout
             ├── TLSError                       the TLS handshake or certificate check failed
             ├── ServerUnavailableError         skipped: the server failed recently
             ├── UnexpectedReplyError           a reply the client does not understand
@@ -31,6 +32,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidKeyError",
     "LayeredCacheError",
+    "PoolTimeoutError",
     "SerializationError",
     "ServerError",
     "ServerResponseError",
@@ -131,6 +133,16 @@ class CacheConnectionError(ServerError):
 
 class CacheTimeoutError(CacheConnectionError):
     """The server did not connect or answer within the configured timeout."""
+
+
+class PoolTimeoutError(CacheTimeoutError):
+    """Every connection to the server stayed busy for ``pool_timeout``: the client is overloaded.
+
+    Connections per server are bounded (``max_connections``); a call that finds
+    them all busy waits for one to come back. This is not a server failure:
+    it does not count toward the server's health. Fail-silent mode absorbs it
+    like an outage.
+    """
 
 
 class TLSError(CacheConnectionError):

@@ -15,6 +15,7 @@ import time
 
 from layered_cache.errors import (
     CacheConnectionError,
+    PoolTimeoutError,
     ServerUnavailableError,
     TLSError,
     UpstreamUnavailableError,
@@ -60,10 +61,11 @@ def counts_against_health(error: Exception) -> bool:
 
     Unreachable, stalled or garbling servers are skipped for a while; TLS and
     authentication refusals are configuration problems, reported each time;
-    a proxy saying a server *behind* it is down says nothing of the proxy.
+    a proxy saying a server *behind* it is down says nothing of the proxy; a
+    call that found every connection busy says the client is overloaded.
     """
     return isinstance(error, CacheConnectionError) and not isinstance(
-        error, TLSError | UpstreamUnavailableError | ServerUnavailableError
+        error, TLSError | UpstreamUnavailableError | ServerUnavailableError | PoolTimeoutError
     )
 
 

@@ -7,11 +7,12 @@ Example:
 """
 
 from layered_cache.transport._base import Address, Transport, format_address
-from layered_cache.transport.tcp import Keepalive, TCPTransport
+from layered_cache.transport.tcp import ConnectionPlan, Keepalive, TCPTransport
 from layered_cache.transport.tls import InsecureTLSWarning, TLSTransport
 
 __all__ = [
     "Address",
+    "ConnectionPlan",
     "InsecureTLSWarning",
     "Keepalive",
     "TCPTransport",

@@ -22,8 +22,13 @@ def format_address(address: Address) -> str:
 class Transport(Protocol):
     """Opens connected sockets to a memcached server.
 
-    A transport's whole contract is :meth:`connect`. Implementations are
-    immutable and shared by every connection of a client, from many threads.
+    A transport's whole contract for the sync :class:`~layered_cache.Client` is
+    :meth:`connect`. The asyncio engine opens connections itself and asks the
+    transport how, with ``plan(address)``, which returns a
+    :class:`~layered_cache.transport.ConnectionPlan` (address, TLS context and
+    host name, socket options); the built-in transports provide both.
+    Implementations are immutable and shared by every connection of a client,
+    from many threads.
     Errors are raised as they come (:class:`OSError`, :class:`ssl.SSLError`,
     :class:`TimeoutError`); the client translates them into
     :mod:`layered_cache.errors` in one place.

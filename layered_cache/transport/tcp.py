@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import sys
 
 import attrs
@@ -10,7 +11,7 @@ import attrs
 from layered_cache.errors import ConfigurationError
 from layered_cache.transport._base import Address
 
-__all__ = ["Keepalive", "TCPTransport", "open_socket"]
+__all__ = ["ConnectionPlan", "Keepalive", "TCPTransport", "apply_socket_options", "open_socket"]
 
 
 @attrs.frozen
@@ -40,14 +41,46 @@ def _to_keepalive(value: Keepalive | bool | None) -> Keepalive | None:
     )
 
 
-def open_socket(
-    address: Address,
-    *,
-    connect_timeout: float | None,
-    no_delay: bool,
-    keepalive: Keepalive | None,
-) -> socket.socket:
+@attrs.frozen
+class ConnectionPlan:
+    """Everything an engine needs to open a connection: where, with which TLS, which options.
+
+    A transport describes its connections this way (:meth:`TCPTransport.plan`),
+    so that every engine (blocking sockets or asyncio) opens them alike.
+
+    Attributes:
+        address: ``(host, port)`` or a UNIX socket path.
+        ssl_context: the TLS context, or None for plain TCP.
+        server_hostname: the name to verify and send as SNI (TLS only).
+        no_delay: set ``TCP_NODELAY``.
+        keepalive: TCP keepalive timing, or None.
+    """
+
+    address: Address
+    ssl_context: ssl.SSLContext | None = attrs.field(default=None, eq=False)
+    server_hostname: str | None = None
+    no_delay: bool = True
+    keepalive: Keepalive | None = None
+
+
+def apply_socket_options(sock: socket.socket, plan: ConnectionPlan) -> None:
+    """Set the plan's TCP options on a connected socket (nothing for UNIX sockets)."""
+    if isinstance(plan.address, str):
+        return
+    if plan.no_delay:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    keepalive = plan.keepalive
+    if keepalive is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if sys.platform == "linux":
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, keepalive.idle)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, keepalive.interval)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, keepalive.count)
+
+
+def open_socket(plan: ConnectionPlan, *, connect_timeout: float | None) -> socket.socket:
     """Connect a TCP socket (trying every address the host resolves to) or a UNIX socket."""
+    address = plan.address
     if isinstance(address, str):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -59,14 +92,7 @@ def open_socket(
         return sock
     sock = socket.create_connection(address, timeout=connect_timeout)
     try:
-        if no_delay:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if keepalive is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            if sys.platform == "linux":
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, keepalive.idle)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, keepalive.interval)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, keepalive.count)
+        apply_socket_options(sock, plan)
     except BaseException:
         sock.close()
         raise
@@ -91,15 +117,14 @@ class TCPTransport:
     no_delay: bool = True
     keepalive: Keepalive | None = attrs.field(default=None, converter=_to_keepalive)
 
+    def plan(self, address: Address) -> ConnectionPlan:
+        """How to open a connection to ``address``: plain, with this transport's options."""
+        return ConnectionPlan(address, no_delay=self.no_delay, keepalive=self.keepalive)
+
     def connect(
         self, address: Address, *, connect_timeout: float | None, timeout: float | None
     ) -> socket.socket:
         """Open a connected socket; see :meth:`Transport.connect`."""
-        sock = open_socket(
-            address,
-            connect_timeout=connect_timeout,
-            no_delay=self.no_delay,
-            keepalive=self.keepalive,
-        )
+        sock = open_socket(self.plan(address), connect_timeout=connect_timeout)
         sock.settimeout(timeout)
         return sock

@@ -13,7 +13,7 @@ import attrs
 
 from layered_cache.errors import ConfigurationError
 from layered_cache.transport._base import Address
-from layered_cache.transport.tcp import Keepalive, _to_keepalive, open_socket
+from layered_cache.transport.tcp import ConnectionPlan, Keepalive, _to_keepalive, open_socket
 
 __all__ = ["InsecureTLSWarning", "TLSTransport"]
 
@@ -114,22 +114,28 @@ class TLSTransport:
                 ) from None
         return context
 
+    def plan(self, address: Address) -> ConnectionPlan:
+        """How to open a connection to ``address``: this context, verifying this host name."""
+        hostname = self.server_hostname
+        if hostname is None and isinstance(address, tuple):
+            hostname = address[0]
+        return ConnectionPlan(
+            address,
+            ssl_context=self._context,
+            server_hostname=hostname,
+            no_delay=self.no_delay,
+            keepalive=self.keepalive,
+        )
+
     def connect(
         self, address: Address, *, connect_timeout: float | None, timeout: float | None
     ) -> socket.socket:
         """Open a connected, handshaken TLS socket; see :meth:`Transport.connect`."""
-        hostname = self.server_hostname
-        if hostname is None and isinstance(address, tuple):
-            hostname = address[0]
-        sock = open_socket(
-            address,
-            connect_timeout=connect_timeout,
-            no_delay=self.no_delay,
-            keepalive=self.keepalive,
-        )
+        plan = self.plan(address)
+        sock = open_socket(plan, connect_timeout=connect_timeout)
         try:
             # The handshake runs inside wrap_socket, bounded by connect_timeout.
-            tls_sock = self._context.wrap_socket(sock, server_hostname=hostname)
+            tls_sock = self._context.wrap_socket(sock, server_hostname=plan.server_hostname)
         except BaseException:
             sock.close()
             raise

@@ -1,0 +1,216 @@
+"""One asyncio connection to one server: the only place the asyncio engine reads and writes.
+
+Built on an :class:`asyncio.Protocol`: bytes that arrive go straight into the
+shared :class:`~layered_cache.protocol.replies.ReplyParser`, and the call
+awaiting a reply is woken. Opened from the transport's
+:class:`~layered_cache.transport.ConnectionPlan` (asyncio's own TLS), then
+authenticated by the authenticator's handshake flow, driven here. A
+connection belongs to the event loop that opened it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from layered_cache.auth._base import Authenticator
+from layered_cache.core.connection_flows import CLOSED, ConnectionFlow, handshake_flow
+from layered_cache.core.translate import ErrorReplyReceived, PeerClosedError
+from layered_cache.protocol import ErrorReply, ReplyParser
+from layered_cache.transport.tcp import ConnectionPlan, apply_socket_options
+
+__all__ = ["AsyncConnection"]
+
+# Above this many buffered bytes, a write waits for the socket to drain.
+_HIGH_WATER = 1 << 16
+
+
+class _Protocol(asyncio.Protocol):
+    """Feeds the parser and wakes the waiting call; records why the connection ended."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.parser = ReplyParser()
+        self.transport: asyncio.Transport | None = None
+        self.lost: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed(data)
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.lost = PeerClosedError(f"{self.name} closed the connection")
+        self._wake()
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.lost is None:
+            self.lost = exc if exc is not None else PeerClosedError(
+                f"{self.name} closed the connection"
+            )
+        self._wake()
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self._drained is None:
+            self._drained = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait_data(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        await waiter
+
+    async def drain(self) -> None:
+        drained = self._drained
+        if drained is not None:
+            await drained
+
+
+class AsyncConnection:
+    """A connected, authenticated asyncio connection and the parser of its reply stream."""
+
+    __slots__ = ("_protocol", "_transport", "idle_since", "loop", "name")
+
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol, name: str) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self.name = name
+        self.loop = asyncio.get_running_loop()
+        #: loop time the connection went back to the pool (kept only with an idle timeout).
+        self.idle_since = 0.0
+
+    @classmethod
+    async def open(
+        cls,
+        plan: ConnectionPlan,
+        *,
+        name: str,
+        auth: Authenticator,
+        connect_timeout: float | None,
+    ) -> AsyncConnection:
+        """Connect as ``plan`` says and run ``auth``'s handshake, all within ``connect_timeout``."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(connect_timeout):
+            address = plan.address
+            tls: dict[str, Any] = {}
+            if plan.ssl_context is not None:
+                tls = {"ssl": plan.ssl_context, "server_hostname": plan.server_hostname}
+            if isinstance(address, str):
+                transport, protocol = await loop.create_unix_connection(
+                    lambda: _Protocol(name), address, **tls
+                )
+            else:
+                transport, protocol = await loop.create_connection(
+                    lambda: _Protocol(name), address[0], address[1], **tls
+                )
+            conn = cls(transport, protocol, name)
+            try:
+                sock = transport.get_extra_info("socket")
+                if isinstance(sock, socket.socket) or hasattr(sock, "setsockopt"):
+                    apply_socket_options(sock, plan)
+                await conn.run_flow(handshake_flow(auth.handshake(name)))
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+
+    @property
+    def broken(self) -> bool:
+        """The server closed this connection, or sent bytes nobody asked for, while it idled."""
+        protocol = self._protocol
+        return protocol.lost is not None or not protocol.parser.idle
+
+    async def exchange(self, request: bytes, expect: int | None, count: int, keys: Any) -> Any:
+        """Send ``request``; read ``count`` replies of kind ``expect`` (one reply, or a list).
+
+        Raises:
+            ErrorReplyReceived: the server answered with an error line.
+            ProtocolError: the reply does not fit what was asked (or extra bytes came).
+            PeerClosedError: the server closed the connection before answering.
+            OSError: the connection failed.
+        """
+        protocol = self._protocol
+        if protocol.lost is not None:
+            raise protocol.lost
+        transport = self._transport
+        transport.write(request)
+        if transport.get_write_buffer_size() > _HIGH_WATER:
+            await protocol.drain()
+        if expect is None:
+            return None
+        parser = protocol.parser
+        if count == 1:
+            parser.expect(expect, keys)
+            reply = await self._read()
+        else:
+            for _ in range(count):
+                parser.expect(expect, keys)
+            reply = [await self._read() for _ in range(count)]
+        parser.check_idle()
+        return reply
+
+    async def _read(self) -> Any:
+        protocol = self._protocol
+        parser = protocol.parser
+        reply = parser.next_reply()
+        while reply is None:
+            if protocol.lost is not None:
+                raise protocol.lost
+            await protocol.wait_data()
+            reply = parser.next_reply()
+        if type(reply) is ErrorReply:
+            raise ErrorReplyReceived(reply)
+        return reply
+
+    async def run_flow(self, flow: ConnectionFlow) -> Any:
+        """Drive a connection flow (handshake, probe): send each request, hand back its reply."""
+        try:
+            step = next(flow)
+        except StopIteration as done:
+            return done.value
+        protocol = self._protocol
+        parser = protocol.parser
+        while True:
+            request, expect = step
+            del step  # a handshake request may carry a password
+            if protocol.lost is None:
+                self._transport.write(request)
+            del request
+            parser.expect(expect)
+            reply = parser.next_reply()
+            while reply is None:
+                if protocol.lost is not None:
+                    if not isinstance(protocol.lost, PeerClosedError):
+                        raise protocol.lost
+                    reply = CLOSED
+                    break
+                await protocol.wait_data()
+                reply = parser.next_reply()
+            try:
+                step = flow.send(reply)
+            except StopIteration as done:
+                if reply is not CLOSED:
+                    parser.check_idle()
+                return done.value
+
+    def close(self) -> None:
+        """Drop the connection at once (nothing more is sent; unread replies are discarded)."""
+        self._transport.abort()

@@ -1,0 +1,269 @@
+"""One memcached server as the asyncio engine sees it: bounded pools per loop, one health record.
+
+A :class:`AsyncServer` is shared by every event loop that uses the client: its
+:class:`~layered_cache.core.health.ServerHealth` (a server that is down is down
+for everyone) and whether it speaks meta. Connections, however, belong to
+the loop that opened them, so each loop gets its own :class:`LoopPool`,
+bounded by ``max_connections``: a call that finds every connection busy waits
+(at most ``pool_timeout``) for one to come back. A connection whose call was
+cancelled or timed out is closed, never returned, so its late reply can never
+be read by the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections import deque
+from typing import Any
+
+from layered_cache.aio.connection import AsyncConnection
+from layered_cache.auth._base import Authenticator
+from layered_cache.core.connection_flows import meta_probe_flow
+from layered_cache.core.health import ServerHealth
+from layered_cache.core.operations import Exchange
+from layered_cache.core.translate import STALE_ERRORS, PeerClosedError, translate
+from layered_cache.errors import LayeredCacheError, PoolTimeoutError, UnsupportedCommandError
+from layered_cache.transport.tcp import ConnectionPlan
+
+__all__ = ["AsyncServer", "LoopPool"]
+
+
+class LoopPool:
+    """The connections one event loop holds to one server: idle ones, and a bound on all."""
+
+    def __init__(self, server: AsyncServer) -> None:
+        self._server = server
+        self.idle: deque[AsyncConnection] = deque()
+        #: Connections open or being opened (idle ones included).
+        self.size = 0
+        self._waiters: deque[asyncio.Future[AsyncConnection | None]] = deque()
+
+    async def acquire(self) -> AsyncConnection | None:
+        """An idle connection, or None: the caller may open one (a slot is reserved for it).
+
+        Raises:
+            PoolTimeoutError: every connection stayed busy for ``pool_timeout``.
+        """
+        server = self._server
+        while self.idle:
+            conn = self.idle.pop()
+            if conn.broken or server.idle_expired(conn):
+                conn.close()
+                self.size -= 1
+                continue
+            return conn
+        if self.size < server.max_connections:
+            self.size += 1
+            return None
+        waiter: asyncio.Future[AsyncConnection | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(server.pool_timeout):
+                handed = await waiter
+        except TimeoutError:
+            raise server.pool_exhausted() from None
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                # Handed a connection (or a slot) just as we were cancelled: pass it on.
+                self._hand_over(waiter.result())
+            raise
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+        if handed is not None and handed.broken:
+            handed.close()
+            return None  # its slot is ours: open a fresh one
+        return handed
+
+    def release(self, conn: AsyncConnection) -> None:
+        """Put a healthy connection back (or hand it to a waiting call)."""
+        if self._server.idle_timeout:
+            conn.idle_since = conn.loop.time()
+        self._hand_over(conn)
+
+    def discard(self, conn: AsyncConnection | None) -> None:
+        """Give up a connection (closed) or an unused slot (None); a waiting call may open one."""
+        if conn is not None:
+            conn.close()
+        self._hand_over(None)
+
+    def _hand_over(self, conn: AsyncConnection | None) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        if conn is None:
+            self.size -= 1
+        else:
+            self.idle.append(conn)
+
+    def close_idle(self) -> None:
+        """Close every idle connection."""
+        while self.idle:
+            self.idle.pop().close()
+            self.size -= 1
+
+
+class AsyncServer:
+    """A server's identity, health and connection recipe, shared by every event loop."""
+
+    def __init__(
+        self,
+        plan: ConnectionPlan,
+        name: str,
+        health: ServerHealth,
+        *,
+        auth: Authenticator,
+        connect_timeout: float | None,
+        timeout: float | None,
+        max_connections: int,
+        pool_timeout: float | None,
+        idle_timeout: float,
+    ) -> None:
+        self.plan = plan
+        #: ``host:port`` as shown in errors and logs.
+        self.name = name
+        self.health = health
+        self.auth = auth
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self.pool_timeout = pool_timeout
+        self.idle_timeout = idle_timeout
+        #: Whether the server speaks the meta protocol; None until asked.
+        self.meta: bool | None = None
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopPool] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def pool(self) -> LoopPool:
+        """This event loop's pool (made on first use; another loop never sees its connections)."""
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            pool = self._pools[loop] = LoopPool(self)
+        return pool
+
+    def idle_expired(self, conn: AsyncConnection) -> bool:
+        return bool(self.idle_timeout) and conn.idle_since + self.idle_timeout < conn.loop.time()
+
+    def pool_exhausted(self) -> PoolTimeoutError:
+        return PoolTimeoutError(
+            f"{self.name}: all {self.max_connections} connections (max_connections) stayed "
+            f"busy for {self.pool_timeout:g} s (pool_timeout); raise max_connections, or "
+            "lower the number of concurrent calls",
+            server=self.name,
+        )
+
+    async def _open(self) -> AsyncConnection:
+        return await AsyncConnection.open(
+            self.plan, name=self.name, auth=self.auth, connect_timeout=self.connect_timeout
+        )
+
+    # -- exchanges ------------------------------------------------------------------------
+
+    async def exchange(self, step: Exchange) -> Any:
+        """Perform ``step`` on one of this loop's connections; raise a translated error."""
+        health = self.health
+        if health.down_until:
+            health.check()
+        if step.admin is not None:
+            return await self._fresh(step)
+        pool = self.pool()
+        conn = await pool.acquire()
+        reused = conn is not None
+        try:
+            if conn is None:
+                conn = await self._open()
+            async with asyncio.timeout(self.timeout):
+                reply = await conn.exchange(step.request, step.expect, step.count, step.keys)
+        except Exception as exc:
+            pool.discard(conn)
+            if reused and isinstance(exc, STALE_ERRORS):
+                # The server closed a pooled connection (a restart, an idle timeout
+                # at a proxy); its siblings idled through the same event.
+                pool.close_idle()
+                if step.idempotent:
+                    return await self._fresh(step)
+                raise translate(exc, self.name, self.timeout) from exc
+            raise self._failed(exc, first_use=not reused, pool=pool) from exc
+        except BaseException:
+            # Cancelled: the reply may still come, so the connection must never be reused.
+            pool.discard(conn)
+            raise
+        if health.failures:
+            health.recovered()
+        pool.release(conn)
+        return reply
+
+    async def _fresh(self, step: Exchange) -> Any:
+        """Perform ``step`` on a new connection (a resend, or an administrative command)."""
+        pool = self.pool()
+        idle = await pool.acquire()
+        if idle is not None:
+            idle.close()  # its slot is ours, for the new connection
+        conn: AsyncConnection | None = None
+        try:
+            conn = await self._open()
+            async with asyncio.timeout(self.timeout):
+                reply = await conn.exchange(step.request, step.expect, step.count, step.keys)
+        except Exception as exc:
+            pool.discard(conn)
+            if step.admin is not None and conn is not None and isinstance(exc, PeerClosedError):
+                # Opened fine, then closed without a reply: a proxy such as twemproxy
+                # refusing the command, not an outage.
+                raise self._unsupported(step.admin) from exc
+            raise self._failed(exc, first_use=True, pool=pool) from exc
+        except BaseException:
+            pool.discard(conn)
+            raise
+        if self.health.failures:
+            self.health.recovered()
+        pool.release(conn)
+        return reply
+
+    async def probe_meta(self) -> bool:
+        """Ask the server once (on a connection of its own) whether it speaks meta; remember it."""
+        if self.health.down_until:
+            self.health.check()
+        conn: AsyncConnection | None = None
+        try:
+            conn = await self._open()
+            async with asyncio.timeout(self.timeout):
+                speaks = bool(await conn.run_flow(meta_probe_flow()))
+        except Exception as exc:
+            raise self._failed(exc, first_use=True, pool=None) from exc
+        finally:
+            if conn is not None:
+                conn.close()
+        self.meta = speaks
+        return speaks
+
+    def _unsupported(self, command: str) -> UnsupportedCommandError:
+        return UnsupportedCommandError(
+            f"{self.name} closed the connection instead of answering '{command}': it is "
+            f"probably a proxy such as twemproxy (nutcracker), which does not support "
+            f"{command}; run it against the memcached servers behind the proxy",
+            server=self.name,
+            command=command,
+        )
+
+    def _failed(
+        self, exc: Exception, *, first_use: bool, pool: LoopPool | None
+    ) -> LayeredCacheError:
+        error = translate(exc, self.name, self.timeout, first_use=first_use)
+        if self.health.failed(error) and pool is not None:
+            pool.close_idle()
+        return error
+
+    def close_idle(self) -> None:
+        """Close this loop's idle connections (other loops close theirs when they next run)."""
+        try:
+            pool = self.pool()
+        except RuntimeError:  # no running loop
+            return
+        pool.close_idle()
