@@ -12,8 +12,8 @@ from typing import Any, Final
 import attrs
 from django.views.decorators.debug import sensitive_variables
 
-from layered_cache._environment import Environment
 from layered_cache import Client
+from layered_cache._environment import Environment
 from layered_cache.django.options._errors import (
     E_UNKNOWN_OPTION,
     E_VALUE,
