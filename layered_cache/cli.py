@@ -103,122 +103,126 @@ class _Connection:
     probe: Probe
 
 
-def _resolve_servers(
-    args: argparse.Namespace, environ: Mapping[str, str], env: Environment
-) -> list[Address]:
-    specs: list[str] = list(args.servers)
-    if not specs:
-        if not env.servers:
-            raise _UsageError(
-                f"no servers: give HOST:PORT arguments or set {env.variable('SERVERS')}"
-                f"{env.unread_servers_note(environ)}"
+@attrs.frozen
+class _Resolver:
+    """Turns the arguments and the environment into servers and a :class:`Probe`.
+
+    Attributes:
+        args: the parsed command line.
+        environ: where ``MEMCACHE_*``, ``MEMCACHIER_*`` and ``--password-env`` are read.
+        stderr: where warnings and notes go.
+        prompt: asks for a password (an interactive session), or None.
+    """
+
+    args: argparse.Namespace
+    environ: Mapping[str, str] = attrs.field(repr=False)
+    stderr: TextIO
+    prompt: Callable[[str], str] | None
+
+    def connection(self) -> _Connection:
+        """Everything the commands need; a :class:`_UsageError` when something is missing."""
+        args = self.args
+        env = Environment.read(self.environ)
+        servers = self.servers(env)
+        asked = args.environment_credentials or args.username is not None or args.auth is not None
+        if args.servers and not asked:
+            # Credentials exported for other servers are not sent to these unless the
+            # command line asks for authentication.
+            refused = env.credentials_refused(
+                "the command line", "add --auth SCHEME (or --environment-credentials)."
             )
-        specs = [env.servers]
-    unique: dict[str, Address] = {}
-    for address in parse_servers(specs):
-        unique.setdefault(format_address(address), address)
-    return list(unique.values())
-
-
-def _resolve_transport(args: argparse.Namespace, stderr: TextIO) -> Transport:
-    tls_options = (args.ca_file, args.cert_file, args.key_file, args.server_hostname)
-    if not (args.tls or args.no_verify or any(option is not None for option in tls_options)):
-        return TCPTransport()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        transport = TLSTransport(
-            ca_file=args.ca_file,
-            cert_file=args.cert_file,
-            key_file=args.key_file,
-            server_hostname=args.server_hostname,
-            verify=not args.no_verify,
+            if refused:
+                print(f"{PROG}: note: {refused}", file=self.stderr)
+            env = Environment(env.family, servers=env.servers)
+        serializer: Serializer = (
+            JSONSerializer() if args.serializer == "json" else PickleSerializer()
         )
-    for warning in caught:
-        print(f"{PROG}: warning: {warning.message}", file=stderr)
-    return transport
+        probe = Probe(
+            transport=self.transport(),
+            auth=self.auth(env),
+            serializer=serializer,
+            connect_timeout=args.connect_timeout,
+            timeout=args.timeout,
+        )
+        return _Connection(servers, probe)
 
+    def servers(self, env: Environment) -> list[Address]:
+        """The SERVER arguments, else the environment's; each server once."""
+        specs: list[str] = list(self.args.servers)
+        if not specs:
+            if not env.servers:
+                raise _UsageError(
+                    f"no servers: give HOST:PORT arguments or set {env.variable('SERVERS')}"
+                    f"{env.unread_servers_note(self.environ)}"
+                )
+            specs = [env.servers]
+        unique: dict[str, Address] = {}
+        for address in parse_servers(specs):
+            unique.setdefault(format_address(address), address)
+        return list(unique.values())
 
-def _resolve_password(
-    args: argparse.Namespace,
-    environ: Mapping[str, str],
-    env: Environment,
-    username: str,
-    prompt: Callable[[str], str] | None,
-) -> str:
-    if args.password_env is not None:
-        value = environ.get(args.password_env, "")
-        if not value:
-            # Not named: a password typed here by mistake must not be echoed.
-            raise _UsageError(
-                "the environment variable named by --password-env is not set or is empty"
+    def transport(self) -> Transport:
+        """TCP, or TLS when any TLS option is given (its warnings printed, not raised)."""
+        args = self.args
+        tls_options = (args.ca_file, args.cert_file, args.key_file, args.server_hostname)
+        if not (args.tls or args.no_verify or any(option is not None for option in tls_options)):
+            return TCPTransport()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            transport = TLSTransport(
+                ca_file=args.ca_file,
+                cert_file=args.cert_file,
+                key_file=args.key_file,
+                server_hostname=args.server_hostname,
+                verify=not args.no_verify,
             )
-        return value
-    if env.password:
-        return env.password
-    if prompt is not None:
-        password = prompt(f"Password for {username}: ")
-        if password:
-            return password
-    raise _UsageError(
-        f"no password for user {username!r}: set {env.variable('PASSWORD')}, name another "
-        "variable with --password-env VAR, or run interactively to be asked"
-    )
+        for warning in caught:
+            print(f"{PROG}: warning: {warning.message}", file=self.stderr)
+        return transport
 
+    def auth(self, env: Environment) -> Authenticator:
+        """``--auth``, or MemCachier when credentials are given without it, else none."""
+        args = self.args
+        scheme: str | None = args.auth
+        if scheme == "none":
+            if args.username is not None or args.password_env is not None:
+                raise _UsageError("--auth none takes no --username or --password-env")
+            return NoAuth()  # credentials in the environment are simply not used
+        username: str = env.username if args.username is None else args.username
+        if scheme is None:
+            if not (username or args.password_env is not None or env.password):
+                return NoAuth()
+            # Credentials and no scheme named: MemCachier, as in the Django backend.
+            scheme = "memcachier"
+        if not username:
+            raise _UsageError(
+                f"--auth {scheme} needs a user name: --username NAME or {env.variable('USERNAME')}"
+            )
+        password = self.password(env, username)
+        if scheme == "ascii":
+            return AsciiAuth(username, password)
+        return MemCachierAuth(username, password)
 
-def _resolve_auth(
-    args: argparse.Namespace,
-    environ: Mapping[str, str],
-    env: Environment,
-    prompt: Callable[[str], str] | None,
-) -> Authenticator:
-    scheme: str | None = args.auth
-    if scheme == "none":
-        if args.username is not None or args.password_env is not None:
-            raise _UsageError("--auth none takes no --username or --password-env")
-        return NoAuth()  # credentials in the environment are simply not used
-    username: str = env.username if args.username is None else args.username
-    if scheme is None:
-        if not (username or args.password_env is not None or env.password):
-            return NoAuth()
-        # Credentials and no scheme named: MemCachier, as in the Django backend.
-        scheme = "memcachier"
-    if not username:
+    def password(self, env: Environment, username: str) -> str:
+        """``--password-env``, else the environment family's, else asked for."""
+        if self.args.password_env is not None:
+            value = self.environ.get(self.args.password_env, "")
+            if not value:
+                # Not named: a password typed here by mistake must not be echoed.
+                raise _UsageError(
+                    "the environment variable named by --password-env is not set or is empty"
+                )
+            return value
+        if env.password:
+            return env.password
+        if self.prompt is not None:
+            password = self.prompt(f"Password for {username}: ")
+            if password:
+                return password
         raise _UsageError(
-            f"--auth {scheme} needs a user name: --username NAME or {env.variable('USERNAME')}"
+            f"no password for user {username!r}: set {env.variable('PASSWORD')}, name another "
+            "variable with --password-env VAR, or run interactively to be asked"
         )
-    password = _resolve_password(args, environ, env, username, prompt)
-    if scheme == "ascii":
-        return AsciiAuth(username, password)
-    return MemCachierAuth(username, password)
-
-
-def _resolve_connection(
-    args: argparse.Namespace,
-    environ: Mapping[str, str],
-    stderr: TextIO,
-    prompt: Callable[[str], str] | None,
-) -> _Connection:
-    env = Environment.read(environ)
-    servers = _resolve_servers(args, environ, env)
-    asked = args.environment_credentials or args.username is not None or args.auth is not None
-    if args.servers and not asked:
-        # Credentials exported for other servers are not sent to these unless the
-        # command line asks for authentication.
-        refused = env.credentials_refused(
-            "the command line", "add --auth SCHEME (or --environment-credentials)."
-        )
-        if refused:
-            print(f"{PROG}: note: {refused}", file=stderr)
-        env = Environment(env.family, servers=env.servers)
-    serializer: Serializer = JSONSerializer() if args.serializer == "json" else PickleSerializer()
-    probe = Probe(
-        transport=_resolve_transport(args, stderr),
-        auth=_resolve_auth(args, environ, env, prompt),
-        serializer=serializer,
-        connect_timeout=args.connect_timeout,
-        timeout=args.timeout,
-    )
-    return _Connection(servers, probe)
 
 
 # -- commands -------------------------------------------------------------------------
@@ -502,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = f"{PROG} {args.command}"
     try:
         with quiet_library_log():
-            connection = _resolve_connection(args, os.environ, err, _interactive_prompt())
+            connection = _Resolver(args, os.environ, err, _interactive_prompt()).connection()
             if args.command == "check":
                 return _run_check(args, connection, out)
             return _run_stats(args, connection, out, err)
