@@ -13,6 +13,7 @@ serializer (pickle, JSON), composed into one thread-safe :class:`Client`::
 
 from importlib.metadata import PackageNotFoundError, version
 
+from layered_cache.aio.client import AsyncClient
 from layered_cache.errors import (
     AuthenticationError,
     CacheConnectionError,
@@ -39,6 +40,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0+unknown"
 
 __all__ = [
+    "AsyncClient",
     "AuthenticationError",
     "CacheConnectionError",
     "CacheTimeoutError",

@@ -36,15 +36,10 @@ import argparse
 import contextlib
 import getpass
 import json
-import logging
 import os
-import secrets
-import socket
-import statistics
 import sys
-import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TextIO
 
 import attrs
@@ -53,23 +48,18 @@ import pymemcache
 from layered_cache import __version__
 from layered_cache._addresses import parse_servers
 from layered_cache._environment import Environment
-from layered_cache.auth import AsciiAuth, MemCachierAuth, NoAuth
-from layered_cache.auth._base import Authenticator
-from layered_cache.errors import (
-    AuthenticationError,
-    CacheConnectionError,
-    CacheTimeoutError,
-    ConfigurationError,
-    LayeredCacheError,
-    ServerResponseError,
-    ServerUnavailableError,
-    TLSError,
+from layered_cache.auth import AsciiAuth, Authenticator, MemCachierAuth, NoAuth
+from layered_cache.diagnostics import (
+    CHECK_EXPIRE,
+    CheckResult,
+    Probe,
+    check_server,
+    classify_error,
+    quiet_library_log,
 )
-from layered_cache.serialization import JSONSerializer, PickleSerializer
-from layered_cache.serialization._base import Serializer
-from layered_cache.sync.client import Client
-from layered_cache.transport import TCPTransport, TLSTransport, format_address
-from layered_cache.transport._base import Address, Transport
+from layered_cache.errors import ConfigurationError
+from layered_cache.serialization import JSONSerializer, PickleSerializer, Serializer
+from layered_cache.transport import Address, TCPTransport, TLSTransport, Transport, format_address
 
 __all__ = [
     "CheckResult",
@@ -95,12 +85,6 @@ EXIT_USAGE: Final = 2
 #: ``stats <group>`` variants that only read (``stats reset`` is deliberately absent).
 STATS_GROUPS: Final = ("settings", "items", "slabs", "sizes", "conns")
 
-#: Seconds the check value lives, in case the delete never happens.
-CHECK_EXPIRE: Final = 30
-
-#: ``get`` round trips timed by ``check``; the median is reported.
-_LATENCY_SAMPLES: Final = 3
-
 _DEFAULT_TIMEOUT: Final = 2.0
 
 
@@ -108,362 +92,137 @@ class _UsageError(Exception):
     """The command line or environment is unusable; reported with exit status 2."""
 
 
-# -- results and classification -------------------------------------------------------
-
-
-@attrs.frozen
-class CheckResult:
-    """What ``check`` found out about one server.
-
-    Attributes:
-        server: ``host:port`` (or the UNIX socket path).
-        ok: the server passed every step.
-        version: the version the server reported, when it got that far.
-        connect_ms: milliseconds to connect, handshake TLS, authenticate and
-            answer ``version`` on a new connection.
-        latency_ms: milliseconds for one ``get`` round trip on the open
-            connection (the median of three).
-        kind: on failure, one of ``dns``, ``refused``, ``timeout``, ``tls``,
-            ``auth``, ``protocol``, ``connection``, ``unavailable``, ``error``.
-        reason: on failure, a one-line explanation naming the server.
-        hint: on some failures, what to try (in terms of this command's options).
-    """
-
-    server: str
-    ok: bool
-    version: str | None = None
-    connect_ms: float | None = None
-    latency_ms: float | None = None
-    kind: str | None = None
-    reason: str | None = None
-    hint: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The result as a JSON-ready dict (milliseconds rounded to microseconds)."""
-        data = attrs.asdict(self)
-        for name in ("connect_ms", "latency_ms"):
-            if data[name] is not None:
-                data[name] = round(data[name], 3)
-        return data
-
-
-def classify_error(exc: BaseException) -> tuple[str, str]:
-    """Name the kind of a failure and give its one-line reason, from layered_cache's errors.
-
-    Args:
-        exc: what a :class:`~layered_cache.Client` call raised.
-
-    Returns:
-        ``(kind, reason)``: kind is ``dns`` (the host name does not resolve),
-        ``refused`` (nothing listens on the port), ``timeout``, ``tls``
-        (certificate, hostname or client certificate refused), ``auth``
-        (credentials refused or missing), ``protocol`` (an unexpected or
-        error reply), ``connection`` (dropped or reset), ``unavailable``
-        (skipped after recent failures) or ``error`` (anything else).
-
-    Example:
-        >>> classify_error(CacheTimeoutError("db:11211 did not answer", server="db:11211"))
-        ('timeout', 'db:11211 did not answer')
-    """
-    reason = " ".join(str(exc).split()) or exc.__class__.__name__
-    cause = exc.__cause__
-    kind = "error"
-    if isinstance(exc, AuthenticationError):
-        kind = "auth"
-    elif isinstance(exc, TLSError):
-        kind = "tls"
-    elif isinstance(exc, CacheTimeoutError):
-        kind = "timeout"
-    elif isinstance(exc, ServerUnavailableError):
-        kind = "unavailable"
-    elif isinstance(exc, CacheConnectionError | ServerResponseError) and (
-        "authentication" in reason or "unauthenticated" in reason
-    ):
-        # memcached -Y answers "CLIENT_ERROR unauthenticated" to a client that
-        # skipped the handshake; a MemCachier endpoint says "authentication failed".
-        kind = "auth"
-    elif isinstance(exc, CacheConnectionError):
-        if isinstance(cause, socket.gaierror) or "cannot resolve" in reason:
-            kind = "dns"
-        elif isinstance(cause, ConnectionRefusedError) or "refused the connection" in reason:
-            kind = "refused"
-        else:
-            kind = "connection"
-    elif isinstance(exc, ServerResponseError):
-        kind = "protocol"
-    elif not isinstance(exc, LayeredCacheError):
-        reason = f"{exc.__class__.__name__}: {reason}"
-    return kind, reason
-
-
-#: (kind, text in the reason, hint): the usual misconfigurations, in option terms.
-_HINTS: Final = (
-    ("auth", "refused", "check the user name, the password and --auth"),
-    ("auth", "", "the server requires authentication: --auth ascii or memcachier, --username"),
-    ("tls", "WRONG_VERSION_NUMBER", "the server does not speak TLS here: drop the TLS options"),
-    ("tls", "hostname mismatch", "--server-hostname NAME names the host the certificate is for"),
-    ("tls", "address mismatch", "--server-hostname NAME names the host the certificate is for"),
-    ("tls", "local issuer", "--ca-file PEM trusts the authority that signed the certificate"),
-    ("tls", "self-signed", "--ca-file PEM trusts the authority that signed the certificate"),
-    ("tls", "client certificate", "--cert-file PEM --key-file PEM present a client certificate"),
-    ("tls", "CERTIFICATE_REQUIRED", "--cert-file PEM --key-file PEM present a client certificate"),
-    ("connection", "reset", "a TLS server resets plain connections: try --tls"),
-    ("timeout", "", "the server is stalled or a firewall drops packets; see --timeout"),
-)
-
-
-def _hint(kind: str, reason: str) -> str | None:
-    for hint_kind, text, hint in _HINTS:
-        if kind == hint_kind and text in reason:
-            return hint
-    return None
-
-
-def check_server(
-    address: Address,
-    *,
-    transport: Transport,
-    auth: Authenticator,
-    serializer: Serializer,
-    connect_timeout: float | None,
-    timeout: float | None,
-) -> CheckResult:
-    """Check one server: connect, authenticate, ``version``, then set, get and delete a value.
-
-    The value lives under ``layered-cache:check:<random>`` with a short expiry,
-    so a check never touches application keys and leaves nothing behind.
-
-    Args:
-        address: the server.
-        transport: how to reach it.
-        auth: how to authenticate.
-        serializer: how to encode the check value.
-        connect_timeout: seconds allowed to connect and authenticate.
-        timeout: seconds allowed for each reply.
-
-    Returns:
-        The outcome; failures are reported in it, never raised.
-
-    Raises:
-        ConfigurationError: an option is invalid (before any network I/O).
-    """
-    name = format_address(address)
-    client = _one_server_client(
-        address,
-        transport=transport,
-        auth=auth,
-        serializer=serializer,
-        connect_timeout=connect_timeout,
-        timeout=timeout,
-    )
-    version: str | None = None
-    connect_ms: float | None = None
-    try:
-        with client:
-            started = time.perf_counter()
-            version = client.version()[name]
-            connect_ms = _elapsed_ms(started)
-            token = secrets.token_hex(8)
-            key = f"layered-cache:check:{token}"
-            value = {"layered-cache": "check", "token": token}
-            if not client.set(key, value, expire=CHECK_EXPIRE):
-                return CheckResult(
-                    name,
-                    ok=False,
-                    version=version,
-                    kind="protocol",
-                    reason=f"{name} did not store the check value",
-                )
-            timings = []
-            for _ in range(_LATENCY_SAMPLES):
-                started = time.perf_counter()
-                read = client.get(key)
-                timings.append(_elapsed_ms(started))
-            latency_ms = statistics.median(timings)
-            client.delete(key)
-    except Exception as exc:  # reported, never raised: one line per server
-        kind, reason = classify_error(exc)
-        return CheckResult(
-            name,
-            ok=False,
-            version=version,
-            connect_ms=connect_ms,
-            kind=kind,
-            reason=reason,
-            hint=_hint(kind, reason),
-        )
-    if read != value:
-        return CheckResult(
-            name,
-            ok=False,
-            version=version,
-            connect_ms=connect_ms,
-            kind="protocol",
-            reason=f"{name} returned {'nothing' if read is None else 'a different value'} "
-            "for the check value just written",
-        )
-    return CheckResult(name, ok=True, version=version, connect_ms=connect_ms, latency_ms=latency_ms)
-
-
-def _one_server_client(
-    address: Address,
-    *,
-    transport: Transport,
-    auth: Authenticator,
-    serializer: Serializer,
-    connect_timeout: float | None,
-    timeout: float | None,
-) -> Client:
-    # One client per server, so that each server's outcome is its own; a
-    # failure is reported as it happened, never as "skipped after a failure".
-    return Client(
-        [address],
-        transport=transport,
-        auth=auth,
-        serializer=serializer,
-        connect_timeout=connect_timeout,
-        timeout=timeout,
-        retry_attempts=1,
-        retry_timeout=0,
-        dead_timeout=0,
-    )
-
-
-def _elapsed_ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000.0
-
-
 # -- resolving options and environment ------------------------------------------------
 
 
 @attrs.frozen
 class _Connection:
-    """Everything a Client needs apart from the server list."""
+    """The servers named, and how to reach and check each of them."""
 
     servers: list[Address]
-    transport: Transport
-    auth: Authenticator
-    serializer: Serializer
-    connect_timeout: float | None
-    timeout: float | None
+    probe: Probe
 
 
-def _resolve_servers(
-    args: argparse.Namespace, environ: Mapping[str, str], env: Environment
-) -> list[Address]:
-    specs: list[str] = list(args.servers)
-    if not specs:
-        if not env.servers:
-            raise _UsageError(
-                f"no servers: give HOST:PORT arguments or set {env.variable('SERVERS')}"
-                f"{env.unread_servers_note(environ)}"
+@attrs.frozen
+class _Resolver:
+    """Turns the arguments and the environment into servers and a :class:`Probe`.
+
+    Attributes:
+        args: the parsed command line.
+        environ: where ``MEMCACHE_*``, ``MEMCACHIER_*`` and ``--password-env`` are read.
+        stderr: where warnings and notes go.
+        prompt: asks for a password (an interactive session), or None.
+    """
+
+    args: argparse.Namespace
+    environ: Mapping[str, str] = attrs.field(repr=False)
+    stderr: TextIO
+    prompt: Callable[[str], str] | None
+
+    def connection(self) -> _Connection:
+        """Everything the commands need; a :class:`_UsageError` when something is missing."""
+        args = self.args
+        env = Environment.read(self.environ)
+        servers = self.servers(env)
+        asked = args.environment_credentials or args.username is not None or args.auth is not None
+        if args.servers and not asked:
+            # Credentials exported for other servers are not sent to these unless the
+            # command line asks for authentication.
+            refused = env.credentials_refused(
+                "the command line", "add --auth SCHEME (or --environment-credentials)."
             )
-        specs = [env.servers]
-    unique: dict[str, Address] = {}
-    for address in parse_servers(specs):
-        unique.setdefault(format_address(address), address)
-    return list(unique.values())
-
-
-def _resolve_transport(args: argparse.Namespace, stderr: TextIO) -> Transport:
-    tls_options = (args.ca_file, args.cert_file, args.key_file, args.server_hostname)
-    if not (args.tls or args.no_verify or any(option is not None for option in tls_options)):
-        return TCPTransport()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        transport = TLSTransport(
-            ca_file=args.ca_file,
-            cert_file=args.cert_file,
-            key_file=args.key_file,
-            server_hostname=args.server_hostname,
-            verify=not args.no_verify,
+            if refused:
+                print(f"{PROG}: note: {refused}", file=self.stderr)
+            env = Environment(env.family, servers=env.servers)
+        serializer: Serializer = (
+            JSONSerializer() if args.serializer == "json" else PickleSerializer()
         )
-    for warning in caught:
-        print(f"{PROG}: warning: {warning.message}", file=stderr)
-    return transport
+        probe = Probe(
+            transport=self.transport(),
+            auth=self.auth(env),
+            serializer=serializer,
+            connect_timeout=args.connect_timeout,
+            timeout=args.timeout,
+        )
+        return _Connection(servers, probe)
 
+    def servers(self, env: Environment) -> list[Address]:
+        """The SERVER arguments, else the environment's; each server once."""
+        specs: list[str] = list(self.args.servers)
+        if not specs:
+            if not env.servers:
+                raise _UsageError(
+                    f"no servers: give HOST:PORT arguments or set {env.variable('SERVERS')}"
+                    f"{env.unread_servers_note(self.environ)}"
+                )
+            specs = [env.servers]
+        unique: dict[str, Address] = {}
+        for address in parse_servers(specs):
+            unique.setdefault(format_address(address), address)
+        return list(unique.values())
 
-def _resolve_password(
-    args: argparse.Namespace,
-    environ: Mapping[str, str],
-    env: Environment,
-    username: str,
-    prompt: Callable[[str], str] | None,
-) -> str:
-    if args.password_env is not None:
-        value = environ.get(args.password_env, "")
-        if not value:
-            # Not named: a password typed here by mistake must not be echoed.
-            raise _UsageError(
-                "the environment variable named by --password-env is not set or is empty"
+    def transport(self) -> Transport:
+        """TCP, or TLS when any TLS option is given (its warnings printed, not raised)."""
+        args = self.args
+        tls_options = (args.ca_file, args.cert_file, args.key_file, args.server_hostname)
+        if not (args.tls or args.no_verify or any(option is not None for option in tls_options)):
+            return TCPTransport()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            transport = TLSTransport(
+                ca_file=args.ca_file,
+                cert_file=args.cert_file,
+                key_file=args.key_file,
+                server_hostname=args.server_hostname,
+                verify=not args.no_verify,
             )
-        return value
-    if env.password:
-        return env.password
-    if prompt is not None:
-        password = prompt(f"Password for {username}: ")
-        if password:
-            return password
-    raise _UsageError(
-        f"no password for user {username!r}: set {env.variable('PASSWORD')}, name another "
-        "variable with --password-env VAR, or run interactively to be asked"
-    )
+        for warning in caught:
+            print(f"{PROG}: warning: {warning.message}", file=self.stderr)
+        return transport
 
+    def auth(self, env: Environment) -> Authenticator:
+        """``--auth``, or MemCachier when credentials are given without it, else none."""
+        args = self.args
+        scheme: str | None = args.auth
+        if scheme == "none":
+            if args.username is not None or args.password_env is not None:
+                raise _UsageError("--auth none takes no --username or --password-env")
+            return NoAuth()  # credentials in the environment are simply not used
+        username: str = env.username if args.username is None else args.username
+        if scheme is None:
+            if not (username or args.password_env is not None or env.password):
+                return NoAuth()
+            # Credentials and no scheme named: MemCachier, as in the Django backend.
+            scheme = "memcachier"
+        if not username:
+            raise _UsageError(
+                f"--auth {scheme} needs a user name: --username NAME or {env.variable('USERNAME')}"
+            )
+        password = self.password(env, username)
+        if scheme == "ascii":
+            return AsciiAuth(username, password)
+        return MemCachierAuth(username, password)
 
-def _resolve_auth(
-    args: argparse.Namespace,
-    environ: Mapping[str, str],
-    env: Environment,
-    prompt: Callable[[str], str] | None,
-) -> Authenticator:
-    scheme: str | None = args.auth
-    if scheme == "none":
-        if args.username is not None or args.password_env is not None:
-            raise _UsageError("--auth none takes no --username or --password-env")
-        return NoAuth()  # credentials in the environment are simply not used
-    username: str = env.username if args.username is None else args.username
-    if scheme is None:
-        if not (username or args.password_env is not None or env.password):
-            return NoAuth()
-        # Credentials and no scheme named: MemCachier, as in the Django backend.
-        scheme = "memcachier"
-    if not username:
+    def password(self, env: Environment, username: str) -> str:
+        """``--password-env``, else the environment family's, else asked for."""
+        if self.args.password_env is not None:
+            value = self.environ.get(self.args.password_env, "")
+            if not value:
+                # Not named: a password typed here by mistake must not be echoed.
+                raise _UsageError(
+                    "the environment variable named by --password-env is not set or is empty"
+                )
+            return value
+        if env.password:
+            return env.password
+        if self.prompt is not None:
+            password = self.prompt(f"Password for {username}: ")
+            if password:
+                return password
         raise _UsageError(
-            f"--auth {scheme} needs a user name: --username NAME or {env.variable('USERNAME')}"
+            f"no password for user {username!r}: set {env.variable('PASSWORD')}, name another "
+            "variable with --password-env VAR, or run interactively to be asked"
         )
-    password = _resolve_password(args, environ, env, username, prompt)
-    if scheme == "ascii":
-        return AsciiAuth(username, password)
-    return MemCachierAuth(username, password)
-
-
-def _resolve_connection(
-    args: argparse.Namespace,
-    environ: Mapping[str, str],
-    stderr: TextIO,
-    prompt: Callable[[str], str] | None,
-) -> _Connection:
-    env = Environment.read(environ)
-    servers = _resolve_servers(args, environ, env)
-    asked = args.environment_credentials or args.username is not None or args.auth is not None
-    if args.servers and not asked:
-        # Credentials exported for other servers are not sent to these unless the
-        # command line asks for authentication.
-        refused = env.credentials_refused(
-            "the command line", "add --auth SCHEME (or --environment-credentials)."
-        )
-        if refused:
-            print(f"{PROG}: note: {refused}", file=stderr)
-        env = Environment(env.family, servers=env.servers)
-    serializer: Serializer = JSONSerializer() if args.serializer == "json" else PickleSerializer()
-    return _Connection(
-        servers=servers,
-        transport=_resolve_transport(args, stderr),
-        auth=_resolve_auth(args, environ, env, prompt),
-        serializer=serializer,
-        connect_timeout=args.connect_timeout,
-        timeout=args.timeout,
-    )
 
 
 # -- commands -------------------------------------------------------------------------
@@ -474,14 +233,7 @@ def _run_check(args: argparse.Namespace, connection: _Connection, out: TextIO) -
     width = max(len(name) for name in names)
     results: list[CheckResult] = []
     for address in connection.servers:
-        result = check_server(
-            address,
-            transport=connection.transport,
-            auth=connection.auth,
-            serializer=connection.serializer,
-            connect_timeout=connection.connect_timeout,
-            timeout=connection.timeout,
-        )
+        result = connection.probe.check(address)
         results.append(result)
         if not args.json:
             print(_check_line(result, width, color=_use_color(out)), file=out, flush=True)
@@ -493,16 +245,7 @@ def _run_check(args: argparse.Namespace, connection: _Connection, out: TextIO) -
 
 def _check_line(result: CheckResult, width: int, *, color: bool) -> str:
     status = _paint("OK  " if result.ok else "FAIL", "32" if result.ok else "31", color)
-    if result.ok:
-        details = (
-            f"version {result.version}  connect {result.connect_ms:.2f} ms  "
-            f"latency {result.latency_ms:.2f} ms"
-        )
-    else:
-        details = f"{result.kind}: {result.reason}"
-        if result.hint:
-            details += f" [hint: {result.hint}]"
-    return f"{status}  {result.server:<{width}}  {details}"
+    return f"{status}  {result.server:<{width}}  {result.summary()}"
 
 
 def _run_stats(args: argparse.Namespace, connection: _Connection, out: TextIO, err: TextIO) -> int:
@@ -510,22 +253,13 @@ def _run_stats(args: argparse.Namespace, connection: _Connection, out: TextIO, e
     table: dict[str, dict[str, Any]] = {}
     failed = False
     for address in connection.servers:
-        name = format_address(address)
         try:
-            with _one_server_client(
-                address,
-                transport=connection.transport,
-                auth=connection.auth,
-                serializer=connection.serializer,
-                connect_timeout=connection.connect_timeout,
-                timeout=connection.timeout,
-            ) as client:
-                table[name] = client.stats(*group)[name]
+            table[format_address(address)] = connection.probe.stats(address, *group)
         except Exception as exc:  # reported, never raised: the other servers still count
-            kind, reason = classify_error(exc)
-            hint = _hint(kind, reason)
-            line = f"{PROG} stats: FAIL  {name}  {kind}: {reason}"
-            print(line + (f" [hint: {hint}]" if hint else ""), file=err, flush=True)
+            failure = connection.probe.failure(address, exc)
+            print(
+                f"{PROG} stats: FAIL  {failure.server}  {failure.summary()}", file=err, flush=True
+            )
             failed = True
     if args.json:
         json.dump(table, out, indent=2, sort_keys=True, default=str)
@@ -772,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = f"{PROG} {args.command}"
     try:
         with quiet_library_log():
-            connection = _resolve_connection(args, os.environ, err, _interactive_prompt())
+            connection = _Resolver(args, os.environ, err, _interactive_prompt()).connection()
             if args.command == "check":
                 return _run_check(args, connection, out)
             return _run_stats(args, connection, out, err)
@@ -786,23 +520,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (``| head``): not an error worth a traceback.
         _silence_stdout()
         return EXIT_FAILED
-
-
-@contextlib.contextmanager
-def quiet_library_log() -> Iterator[None]:
-    """Keep the client's own failure warnings from repeating a checker's FAIL lines.
-
-    With no logging configured, Python prints WARNING records itself. A
-    handler on the ``layered_cache`` logger only silences that fallback:
-    handlers an embedding program configured still receive the records.
-    """
-    logger = logging.getLogger("layered_cache")
-    handler = logging.NullHandler()
-    logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
 
 
 def _silence_stdout() -> None:

@@ -40,14 +40,13 @@ import re
 import socket
 import ssl
 import textwrap
-import threading
 import tokenize
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-from tests.servers import LOOPBACK, STOP_TIMEOUT, HarnessError
+from tests.harness import STOP_TIMEOUT, Link, ThreadedProxy, pump
 
 __all__ = [
     "DOCS_ASCII_CREDENTIALS",
@@ -287,116 +286,34 @@ def rewrite(text: str, profile: Profile, world: World) -> str:
 # -- a TLS front for the MemCachier gateway ------------------------------------------------
 
 
-class TLSTerminator:
+class TLSTerminator(ThreadedProxy[Link]):
     """Accepts TLS on ``127.0.0.1:<port>`` and relays the plain bytes to an upstream.
 
     Puts TLS in front of the harness's MemCachier gateway, for the samples that use TLS
-    with MemCachier authentication. Runs its own event loop in a daemon thread; use as a
-    context manager.
+    with MemCachier authentication. Runs its own event loop in a daemon thread (a
+    :class:`~tests.harness.ThreadedProxy`); use as a context manager.
     """
 
     def __init__(self, upstream: tuple[str, int], *, cert_file: str, key_file: str) -> None:
-        self.upstream = upstream
-        self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._context.load_cert_chain(cert_file, key_file)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._port: int | None = None
-        self._error: BaseException | None = None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert_file, key_file)
+        super().__init__(upstream, name="tls-terminator", ssl_context=context)
 
-    @property
-    def address(self) -> str:
-        if self._port is None:
-            raise HarnessError("the TLS terminator is not started")
-        return f"{LOOPBACK}:{self._port}"
+    def new_link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Link:
+        """A TLS connection from a client."""
+        return Link(client_reader=reader, client=writer)
 
-    def __enter__(self) -> Self:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self._thread.start()
-        if not ready.wait(STOP_TIMEOUT) or self._error is not None:
-            self.__exit__(None, None, None)
-            raise HarnessError(f"the TLS terminator did not start: {self._error!r}")
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
+    async def serve(self, link: Link) -> None:
+        """Relay both ways; TLS cannot half-close, so either end closes both."""
+        try:
+            up_reader, up_writer = await self.connect_upstream(link, STOP_TIMEOUT)
+        except (OSError, TimeoutError):
             return
-        if thread.is_alive():
-            future = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
-            with contextlib.suppress(Exception):
-                future.result(timeout=STOP_TIMEOUT)
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(loop.stop)
-        thread.join(STOP_TIMEOUT)
-        self._loop = self._thread = None
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            try:
-                self._server = loop.run_until_complete(
-                    asyncio.start_server(self._handle, LOOPBACK, 0, ssl=self._context)
-                )
-                self._port = self._server.sockets[0].getsockname()[1]
-            except Exception as exc:
-                self._error = exc
-                return
-            finally:
-                ready.set()
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            asyncio.set_event_loop(None)
-            loop.close()
-
-    async def _shutdown(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
-        if self._server is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), STOP_TIMEOUT)
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        writers = [writer]
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-            writers.append(up_writer)
-            await asyncio.gather(
-                _relay(reader, up_writer), _relay(up_reader, writer), return_exceptions=True
-            )
-        except OSError:
-            pass
-        finally:
-            for stream in writers:
-                stream.transport.abort()
-            self._tasks.discard(task)
-
-
-async def _relay(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-    """Copy until end of stream, then close the other side (TLS cannot half-close)."""
-    try:
-        while chunk := await source.read(65536):
-            sink.write(chunk)
-            await sink.drain()
-    except (OSError, ssl.SSLError):
-        pass
-    finally:
-        sink.close()
+        await asyncio.gather(
+            pump(link.client_reader, up_writer, close=True),
+            pump(up_reader, link.client, close=True),
+            return_exceptions=True,
+        )
 
 
 @contextlib.contextmanager

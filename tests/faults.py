@@ -73,49 +73,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import socket
-import struct
-import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Protocol, Self, TypeVar
 
-from tests.servers import LOOPBACK, HarnessError
+from tests.harness import STOP_TIMEOUT, HarnessError, Link, ThreadedProxy, Upstream, counter
 
 __all__ = ["CONTROL_TIMEOUT", "FaultProxy"]
 
-CONTROL_TIMEOUT = 5.0
+#: The longest a control call waits for the proxy's loop.
+CONTROL_TIMEOUT = STOP_TIMEOUT
 _CHUNK = 64 * 1024
 _UPSTREAM_CONNECT_TIMEOUT = 2.0
-_LINGER_OFF = struct.pack("ii", 1, 0)
-
-T = TypeVar("T")
-
-
-class _Upstream(Protocol):
-    @property
-    def host(self) -> str: ...
-
-    @property
-    def port(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class _FixedUpstream:
-    host: str
-    port: int
 
 
 @dataclass(eq=False)
-class _Link:
-    """One proxied connection: the client side, its upstream, and the held reply bytes."""
+class _Link(Link):
+    """One proxied connection, with the reply bytes held back and the state of a cut."""
 
-    client_reader: asyncio.StreamReader
-    client: asyncio.StreamWriter
-    upstream_reader: asyncio.StreamReader | None = None
-    upstream: asyncio.StreamWriter | None = None
     held: deque[tuple[float, bytes]] = field(default_factory=deque)
     held_bytes: int = 0
     upstream_eof: bool = False
@@ -124,33 +98,19 @@ class _Link:
     cut_half: bool = False  # the cut's length is half of the next chunk
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     room: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-    closed: bool = False
 
     def close(self, *, rst: bool = False) -> None:
-        """Close both sides (idempotent); ``rst``: reset the client side instead of FIN."""
-        self.closed = True
-        if rst:
-            sock = self.client.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_OFF)
-            self.client.transport.abort()
-            if self.upstream is not None:
-                self.upstream.transport.abort()
-        else:
-            self.client.close()
-            if self.upstream is not None:
-                self.upstream.close()
+        """Close both sides, and wake the tasks waiting to forward or to hold more."""
+        super().close(rst=rst)
         self.wake.set()
         self.room.set()
 
 
-class FaultProxy:
+class FaultProxy(ThreadedProxy[_Link]):
     """A loopback TCP proxy in front of a real server that breaks things on command.
 
     See the module docstring for the modes.  Use as a context manager, or call
-    :meth:`start` and :meth:`stop`.
+    :meth:`start` and :meth:`stop` (a :class:`~tests.harness.ThreadedProxy`).
 
     Args:
         upstream: where to forward: anything with ``host``/``port`` (a
@@ -164,134 +124,40 @@ class FaultProxy:
 
     def __init__(
         self,
-        upstream: _Upstream | tuple[str, int] | str,
+        upstream: Upstream | tuple[str, int] | str,
         *,
         name: str = "fault-proxy",
         max_lifetime: float = 120.0,
         max_connections: int = 256,
         max_held_bytes: int = 16 << 20,
     ) -> None:
-        if isinstance(upstream, str):
-            host, _, port = upstream.rpartition(":")
-            upstream = _FixedUpstream(host, int(port))
-        elif isinstance(upstream, tuple):
-            upstream = _FixedUpstream(*upstream)
-        if not ipaddress.ip_address(upstream.host).is_loopback:
-            raise HarnessError(f"FaultProxy forwards to loopback only, not {upstream.host!r}")
-        self.upstream: _Upstream = upstream
-        self.name = name
+        super().__init__(upstream, name=name)
+        if not ipaddress.ip_address(self.upstream.host).is_loopback:
+            raise HarnessError(f"FaultProxy forwards to loopback only, not {self.upstream.host!r}")
         self.max_lifetime = max_lifetime
         self.max_connections = max_connections
         self.max_held_bytes = max_held_bytes
-        self._port: int | None = None
-        self._lock = threading.Lock()
-        self._counts = dict.fromkeys(
-            (
-                "connections",
-                "upstream_failures",
-                "resets",
-                "drops",
-                "cuts",
-                "swallowed_bytes",
-                "refused",
-            ),
-            0,
-        )
-        self._links: set[_Link] = set()
         self._delay = 0.0
         self._blackholed = False
         self._cuts: deque[int | None] = deque()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.Server | None = None
-        self._startup_error: BaseException | None = None
         self._expired = False
         self._expiry: asyncio.Future[None] | None = None
 
-    # -- identity and counters -------------------------------------------------------------
-    @property
-    def host(self) -> str:
-        """Always ``"127.0.0.1"``."""
-        return LOOPBACK
-
-    @property
-    def port(self) -> int:
-        """The listening port (after :meth:`start`)."""
-        if self._port is None:
-            raise HarnessError(f"{self.name} is not started")
-        return self._port
-
-    @property
-    def address(self) -> str:
-        """``"127.0.0.1:PORT"``: give this to the client instead of the server's address."""
-        return f"{LOOPBACK}:{self.port}"
-
-    def _get(self, name: str) -> int:
-        with self._lock:
-            return self._counts[name]
-
-    def _count(self, name: str, amount: int = 1) -> None:
-        with self._lock:
-            self._counts[name] += amount
-
-    @property
-    def connections(self) -> int:
-        """Connections accepted since start (or :meth:`reset_counts`)."""
-        return self._get("connections")
-
-    @property
-    def active_connections(self) -> int:
-        """Connections open right now."""
-        return len(self._links)
-
-    @property
-    def upstream_failures(self) -> int:
-        """Accepted connections whose upstream could not be reached (they were reset)."""
-        return self._get("upstream_failures")
-
-    @property
-    def resets(self) -> int:
-        """Connections reset by :meth:`reset`."""
-        return self._get("resets")
-
-    @property
-    def drops(self) -> int:
-        """Connections closed by :meth:`drop` or by :meth:`restore` after a blackhole."""
-        return self._get("drops")
-
-    @property
-    def cuts(self) -> int:
-        """Responses cut by :meth:`cut_mid_response`."""
-        return self._get("cuts")
-
-    @property
-    def swallowed_bytes(self) -> int:
-        """Bytes (both directions) discarded while black-holed."""
-        return self._get("swallowed_bytes")
-
-    @property
-    def refused(self) -> int:
-        """Connections reset on accept because ``max_connections`` were open."""
-        return self._get("refused")
+    # -- counters ---------------------------------------------------------------------------
+    connections = counter("Connections accepted since start (or reset_counts()).")
+    upstream_failures = counter(
+        "Accepted connections whose upstream could not be reached (they were reset)."
+    )
+    resets = counter("Connections reset by reset().")
+    drops = counter("Connections closed by drop() or by restore() after a blackhole.")
+    cuts = counter("Responses cut by cut_mid_response().")
+    swallowed_bytes = counter("Bytes (both directions) discarded while black-holed.")
+    refused = counter("Connections reset on accept because max_connections were open.")
 
     @property
     def expired(self) -> bool:
         """True once ``max_lifetime`` has passed (the proxy is stopping or stopped)."""
         return self._expired
-
-    def wait_stopped(self, timeout: float) -> bool:
-        """Wait (at most ``timeout`` s) until the proxy's thread has ended; True if it has."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
-
-    def reset_counts(self) -> None:
-        """Zero every counter."""
-        with self._lock:
-            for name in self._counts:
-                self._counts[name] = 0
 
     def __repr__(self) -> str:
         where = self.address if self._port is not None else "not started"
@@ -299,54 +165,14 @@ class FaultProxy:
         upstream = f"{self.upstream.host}:{self.upstream.port}"
         return f"<FaultProxy {self.name} {where} -> {upstream} {mode}>"
 
-    # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> Self:
-        """Start the loop thread and listen; raise :class:`HarnessError` on failure (bounded)."""
-        if self._thread is not None:
-            raise HarnessError(f"{self!r} already started")
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._run, args=(ready,), name=self.name, daemon=True
-        )
-        self._thread.start()
-        if not ready.wait(CONTROL_TIMEOUT):
-            self.stop()
-            raise HarnessError(f"{self.name} did not start within {CONTROL_TIMEOUT} s")
-        if self._startup_error is not None:
-            error = self._startup_error
-            self.stop()
-            raise HarnessError(f"{self.name} could not listen: {error!r}") from error
-        return self
+    # -- lifecycle --------------------------------------------------------------------------
+    def listening(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Stop by itself after ``max_lifetime`` seconds, in case the test forgets."""
+        loop.call_later(self.max_lifetime, self._expire)
 
-    def _run(self, ready: threading.Event) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            try:
-                self._server = loop.run_until_complete(
-                    asyncio.start_server(self._handle, LOOPBACK, 0)
-                )
-                self._port = self._server.sockets[0].getsockname()[1]
-                loop.call_later(self.max_lifetime, self._expire)
-            except Exception as exc:
-                self._startup_error = exc
-                return
-            finally:
-                ready.set()
-            loop.run_forever()
-        finally:
-            try:
-                pending = asyncio.all_tasks(loop)
-                for task in pending:
-                    task.cancel()
-                if pending:
-                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                asyncio.set_event_loop(None)
-                loop.close()
+    def stopped_by_itself(self) -> bool:
+        """True once ``max_lifetime`` has passed."""
+        return self._expired
 
     def _expire(self) -> None:
         self._expired = True
@@ -354,62 +180,11 @@ class FaultProxy:
 
     async def _shutdown_then_stop(self) -> None:
         try:
-            await self._shutdown()
+            await self.shutdown()
         finally:
             asyncio.get_running_loop().stop()
 
-    async def _shutdown(self) -> None:
-        server = self._server
-        if server is not None:
-            server.close()
-        await self._close_links(list(self._links), rst=False)
-        if server is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), 2.0)
-
-    def stop(self) -> None:
-        """Stop listening, close every connection, stop the loop and join the thread (bounded)."""
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
-        if thread.is_alive() and not loop.is_closed() and not self._expired:
-            with contextlib.suppress(RuntimeError):
-                future = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
-                with contextlib.suppress(Exception):
-                    future.result(timeout=CONTROL_TIMEOUT)
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(loop.stop)
-        thread.join(CONTROL_TIMEOUT)
-        if thread.is_alive():
-            raise HarnessError(f"{self.name} did not stop within {CONTROL_TIMEOUT} s")
-        self._thread = None
-        self._loop = None
-        self._server = None
-
-    close = stop
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- control (called from the test's thread) ---------------------------------------------
-    def _control(self, action: Callable[[], Awaitable[T]]) -> T:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None or not thread.is_alive() or self._expired:
-            raise HarnessError(f"{self!r} is not running")
-
-        async def run() -> T:
-            return await action()
-
-        return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=CONTROL_TIMEOUT)
-
     def _wake_all(self) -> None:
         for link in self._links:
             link.wake.set()
@@ -423,7 +198,7 @@ class FaultProxy:
             self._delay = float(seconds)
             self._wake_all()
 
-        self._control(action)
+        self.control(action)
 
     def cut_mid_response(self, after: int | None = None) -> None:
         """Arm a one-shot cut: forward ``after`` bytes (default half a chunk) of the next reply.
@@ -437,29 +212,29 @@ class FaultProxy:
         async def action() -> None:
             self._cuts.append(after)
 
-        self._control(action)
+        self.control(action)
 
     def reset(self) -> int:
         """Reset (RST) every open connection; return how many."""
 
         async def action() -> int:
             links = list(self._links)
-            self._count("resets", len(links))
-            await self._close_links(links, rst=True)
+            self.count("resets", len(links))
+            await self.close_links(links, rst=True)
             return len(links)
 
-        return self._control(action)
+        return self.control(action)
 
     def drop(self) -> int:
         """Close (FIN) every open connection; return how many."""
 
         async def action() -> int:
             links = list(self._links)
-            self._count("drops", len(links))
-            await self._close_links(links, rst=False)
+            self.count("drops", len(links))
+            await self.close_links(links, rst=False)
             return len(links)
 
-        return self._control(action)
+        return self.control(action)
 
     def blackhole(self) -> None:
         """Swallow everything both ways; accept new connections but never answer them."""
@@ -468,7 +243,7 @@ class FaultProxy:
             self._blackholed = True
             self._wake_all()
 
-        self._control(action)
+        self.control(action)
 
     def restore(self) -> None:
         """Transparent again: no delay (held bytes flow), no blackhole, no armed cut."""
@@ -478,57 +253,36 @@ class FaultProxy:
             self._blackholed = False
             self._cuts.clear()
             tainted = [link for link in self._links if link.tainted]
-            self._count("drops", len(tainted))
+            self.count("drops", len(tainted))
             self._wake_all()
-            await self._close_links(tainted, rst=False)
+            await self.close_links(tainted, rst=False)
 
-        self._control(action)
-
-    async def _close_links(self, links: list[_Link], *, rst: bool) -> None:
-        for link in links:
-            link.close(rst=rst)
-        tasks = [link.task for link in links if link.task is not None and not link.task.done()]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=2.0)
-            for task in pending:
-                task.cancel()
+        self.control(action)
 
     # -- per-connection work (on the proxy's loop) ----------------------------------------------
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        link = _Link(client_reader=reader, client=writer, task=asyncio.current_task())
-        if len(self._links) >= self.max_connections:
-            self._count("refused")
-            link.close(rst=True)
-            return
-        self._links.add(link)
-        self._count("connections")
-        try:
-            await self._serve(link)
-        except (ConnectionError, OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self._links.discard(link)
-            # Always (again): an upstream that connected after a reset() or drop() closed
-            # this link has not been closed yet.
-            link.close()
-            for stream in (link.client, link.upstream):
-                if stream is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(stream.wait_closed(), 1.0)
+    def new_link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> _Link:
+        """A connection with nothing held yet."""
+        return _Link(client_reader=reader, client=writer)
 
-    async def _serve(self, link: _Link) -> None:
+    def admit(self, link: _Link) -> bool:
+        """Reset a connection beyond ``max_connections`` at once."""
+        if len(self._links) >= self.max_connections:
+            self.count("refused")
+            link.close(rst=True)
+            return False
+        return True
+
+    async def serve(self, link: _Link) -> None:
+        """Connect upstream, then run the three directions until the client has everything."""
         if self._blackholed:
             link.tainted = True
             await self._swallow_requests(link)
             return
         try:
-            link.upstream_reader, link.upstream = await asyncio.wait_for(
-                asyncio.open_connection(self.upstream.host, self.upstream.port),
-                _UPSTREAM_CONNECT_TIMEOUT,
-            )
+            await self.connect_upstream(link, _UPSTREAM_CONNECT_TIMEOUT)
         except (OSError, TimeoutError):
             # As close to "connection refused" as an accepted connection can get.
-            self._count("upstream_failures")
+            self.count("upstream_failures")
             link.close(rst=True)
             return
         if link.closed:
@@ -548,7 +302,7 @@ class FaultProxy:
 
     async def _swallow_requests(self, link: _Link) -> None:
         while chunk := await link.client_reader.read(_CHUNK):
-            self._count("swallowed_bytes", len(chunk))
+            self.count("swallowed_bytes", len(chunk))
 
     async def _requests(self, link: _Link) -> None:
         upstream = link.upstream
@@ -557,7 +311,7 @@ class FaultProxy:
             while chunk := await link.client_reader.read(_CHUNK):
                 if self._blackholed:
                     link.tainted = True
-                    self._count("swallowed_bytes", len(chunk))
+                    self.count("swallowed_bytes", len(chunk))
                     continue
                 upstream.write(chunk)
                 await upstream.drain()
@@ -574,7 +328,7 @@ class FaultProxy:
             while chunk := await reader.read(_CHUNK):
                 if self._blackholed:
                     link.tainted = True
-                    self._count("swallowed_bytes", len(chunk))
+                    self.count("swallowed_bytes", len(chunk))
                     continue
                 while link.held_bytes and link.held_bytes + len(chunk) > self.max_held_bytes:
                     link.room.clear()
@@ -597,7 +351,7 @@ class FaultProxy:
             link.wake.clear()
             if self._blackholed and link.held:
                 link.tainted = True
-                self._count("swallowed_bytes", link.held_bytes)
+                self.count("swallowed_bytes", link.held_bytes)
                 link.held.clear()
                 link.held_bytes = 0
                 link.room.set()
@@ -629,7 +383,7 @@ class FaultProxy:
                     client.write(part)
                     await client.drain()
                 if link.cut_left <= 0:
-                    self._count("cuts")
+                    self.count("cuts")
                     link.close()
                     return
                 continue

@@ -47,31 +47,39 @@ MemCachier gateway (:class:`MemCachierGateway`), byte for byte:
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import os
 import shutil
 import signal
 import socket
 import ssl
-import subprocess
 import tempfile
-import threading
 import time
-import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Self
 
 import trustme
 
-LOOPBACK = "127.0.0.1"
+from tests.harness import (
+    COMMAND_TIMEOUT,
+    LOOPBACK,
+    STARTUP_TIMEOUT,
+    STOP_TIMEOUT,
+    ChildProcess,
+    Closeable,
+    HarnessError,
+    Link,
+    ThreadedProxy,
+    Upstream,
+    counter,
+    find_program,
+    free_port,
+    pump,
+)
+
 MEMCACHED_ENV_VAR = "MEMCACHED_BIN"
-STARTUP_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
-COMMAND_TIMEOUT = 2.0
 
 __all__ = [
     "LOOPBACK",
@@ -95,36 +103,19 @@ __all__ = [
 ]
 
 
-class HarnessError(RuntimeError):
-    """The harness could not start, reach or stop a server; the message says why."""
-
-
 def find_memcached() -> str:
     """Return the path of the ``memcached`` binary (``$MEMCACHED_BIN`` or ``PATH``).
 
     Raises :class:`HarnessError` with instructions when it is missing: tests must fail
     loudly, never skip silently.
     """
-    candidate = os.environ.get(MEMCACHED_ENV_VAR) or shutil.which("memcached")
-    if not candidate or not os.access(candidate, os.X_OK):
-        raise HarnessError(
-            "memcached was not found on PATH (or $MEMCACHED_BIN): the integration tests need "
-            "a real memcached >= 1.6 built with TLS. Run `bash .ci/run`, or install it "
-            "(Debian/Ubuntu: `apt-get install memcached`; macOS: `brew install memcached`)."
-        )
-    return candidate
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago.
-
-    The port is released before returning, so another process could take it; callers
-    that bind it later (:class:`MemcachedProcess`) retry with a new port on a collision.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return find_program(
+        "memcached",
+        MEMCACHED_ENV_VAR,
+        missing="memcached was not found on PATH (or $MEMCACHED_BIN): the integration tests "
+        "need a real memcached >= 1.6 built with TLS. Run `bash .ci/run`, or install it "
+        "(Debian/Ubuntu: `apt-get install memcached`; macOS: `brew install memcached`).",
+    )
 
 
 _ERROR_PREFIXES = (b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")
@@ -211,7 +202,7 @@ def tls_server_args(
     return ["-Z", "-o", ",".join(options)]
 
 
-class TLSMaterial:
+class TLSMaterial(Closeable):
     """Throw-away PKI built with :mod:`trustme`, written as PEM files into a temp dir.
 
     * ``ca_file``: the CA every server and client certificate below is issued by.
@@ -292,29 +283,8 @@ class TLSMaterial:
         """Delete the PEM files."""
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-_LIVE_PROCESSES: weakref.WeakSet[MemcachedProcess] = weakref.WeakSet()
-
-
-@atexit.register
-def _kill_leftover_processes() -> None:  # pragma: no cover - safety net only
-    for process in list(_LIVE_PROCESSES):
-        with contextlib.suppress(Exception):
-            process.close(graceful=False)
-
-
-class MemcachedProcess:
+class MemcachedProcess(ChildProcess):
     """One real ``memcached`` process on ``127.0.0.1:<port>``.
 
     Always started with ``-l 127.0.0.1 -p <port> -U 0 -m 64 -t 2`` (plus ``-u root`` when
@@ -325,12 +295,12 @@ class MemcachedProcess:
     ``credentials=(username, password)`` writes a 0600 auth file, adds ``-Y <file>`` and makes
     those helpers authenticate first.
 
-    The port is chosen once (``port=None`` -> :func:`free_port`) and kept across
-    :meth:`restart`.  memcached's stdout/stderr go to a log file (:meth:`log_text`) quoted in
-    every startup error.  :meth:`start` waits (at most ``startup_timeout`` seconds) until the
-    port accepts connections *and* answers ``version``.  Use as a context manager, or call
-    :meth:`close`, to stop the process and delete its temp dir.
+    Ports, the log (:meth:`log_text`), starting, stopping and the bounded readiness wait
+    are :class:`~tests.harness.ChildProcess`'s; memcached counts as ready when the port
+    accepts connections *and* answers ``version``.  :meth:`restart` keeps the port.
     """
+
+    program = "memcached"
 
     def __init__(
         self,
@@ -344,36 +314,16 @@ class MemcachedProcess:
         startup_timeout: float = STARTUP_TIMEOUT,
         stop_timeout: float = STOP_TIMEOUT,
     ) -> None:
+        super().__init__(
+            port=port, name=name, startup_timeout=startup_timeout, stop_timeout=stop_timeout
+        )
         self.extra_args: list[str] = list(extra_args)
         self.ssl_context = ssl_context
         self.server_hostname = server_hostname
         self.credentials = credentials
-        self.name = name
-        self.startup_timeout = startup_timeout
-        self.stop_timeout = stop_timeout
-        self._port_fixed = port is not None
-        self._port: int = port if port is not None else free_port()
-        self._proc: subprocess.Popen[bytes] | None = None
         self._paused = False
-        self._tmpdir: Path | None = None
-        self._ever_started = False
 
     # -- identity -------------------------------------------------------------------------
-    @property
-    def host(self) -> str:
-        """Always ``"127.0.0.1"``."""
-        return LOOPBACK
-
-    @property
-    def port(self) -> int:
-        """The TCP port, fixed for the object's lifetime once the process has started."""
-        return self._port
-
-    @property
-    def address(self) -> str:
-        """``"127.0.0.1:PORT"``."""
-        return f"{LOOPBACK}:{self._port}"
-
     @property
     def username(self) -> str | None:
         """ASCII-auth user name, or None without ``credentials``."""
@@ -390,16 +340,6 @@ class MemcachedProcess:
         return self.ssl_context is not None
 
     @property
-    def pid(self) -> int | None:
-        """The process id while running, else None."""
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
-
-    @property
-    def is_running(self) -> bool:
-        """True while the process exists (paused counts as running)."""
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
     def is_paused(self) -> bool:
         """True between :meth:`pause` and :meth:`resume`."""
         return self._paused and self.is_running
@@ -409,27 +349,10 @@ class MemcachedProcess:
         return f"<MemcachedProcess {self.name} {self.address} {state}>"
 
     # -- files ----------------------------------------------------------------------------
-    def _dir(self) -> Path:
-        if self._tmpdir is None:
-            self._tmpdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
-        return self._tmpdir
-
-    @property
-    def log_file(self) -> Path:
-        """File collecting memcached's stdout and stderr (all starts appended)."""
-        return self._dir() / "memcached.log"
-
     @property
     def auth_file(self) -> Path | None:
         """The ``-Y`` auth file, when ``credentials`` were given."""
         return self._dir() / "authfile" if self.credentials else None
-
-    def log_text(self) -> str:
-        """memcached's output so far (empty if none)."""
-        try:
-            return self.log_file.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
 
     def command_line(self) -> list[str]:
         """The argv used by :meth:`start`."""
@@ -441,7 +364,9 @@ class MemcachedProcess:
             argv += ["-Y", str(self.auth_file)]
         return argv + self.extra_args
 
-    def _write_auth_file(self) -> None:
+    def prepare(self) -> None:
+        """Write the auth file (0600) when ``credentials`` were given."""
+        self._paused = False
         if self.credentials is None or self.auth_file is None:
             return
         username, password = self.credentials
@@ -453,125 +378,28 @@ class MemcachedProcess:
         os.chmod(self.auth_file, 0o600)
 
     # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> Self:
-        """Start memcached and wait until it answers; raise :class:`HarnessError` on failure.
+    def probe(self, timeout: float) -> None:
+        """Ready when the port accepts a connection *and* answers ``version``.
 
-        With an automatically chosen port that turns out to be taken, retries on a new port
-        (only before the first successful start: :meth:`restart` keeps the port).
+        A TLS certificate or authentication refusal is definitive and fails at once.
         """
-        if self.is_running:
-            raise HarnessError(f"{self!r} is already running")
-        self._write_auth_file()
-        attempts = 1 if (self._port_fixed or self._ever_started) else 3
-        for attempt in range(attempts):
-            try:
-                self._start_once()
-            except _PortInUse:
-                if attempt + 1 >= attempts:
-                    raise HarnessError(
-                        f"{self.name}: port {self._port} already in use\n{self._log_excerpt()}"
-                    ) from None
-                self._port = free_port()
-            else:
-                self._ever_started = True
-                _LIVE_PROCESSES.add(self)
-                return self
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _start_once(self) -> None:
-        argv = self.command_line()
-        with self.log_file.open("ab") as log:
-            log.write(f"=== {time.strftime('%H:%M:%S')} {' '.join(argv)}\n".encode())
-            log.flush()
-            self._proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-            )
-        self._paused = False
+        super().probe(timeout)
         try:
-            self._wait_ready()
-        except BaseException:
-            self._reap(graceful=False)
-            if "Address already in use" in self.log_text().rsplit("=== ", 1)[-1]:
-                raise _PortInUse from None
-            raise
-
-    def _log_excerpt(self) -> str:
-        text = self.log_text().strip() or "(nothing)"
-        return f"memcached output ({self.log_file}):\n{text[-4000:]}"
-
-    def _wait_ready(self) -> None:
-        """Poll until the port accepts a connection *and* answers ``version`` (bounded).
-
-        Each attempt is short and the process is re-checked in between, so a port held by
-        some other program (which accepts but never answers) cannot eat the whole budget
-        before memcached's own "Address already in use" exit is noticed.  A TLS certificate
-        or authentication refusal is definitive and fails at once.
-        """
-        assert self._proc is not None
-        deadline = time.monotonic() + self.startup_timeout
-        last_error: BaseException | None = None
-        while True:
-            code = self._proc.poll()
-            if code is not None:
-                raise HarnessError(
-                    f"{self.name} exited with code {code} during startup: "
-                    f"{' '.join(self.command_line())}\n{self._log_excerpt()}"
-                )
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise HarnessError(
-                    f"{self.name} did not answer on {self.address} within "
-                    f"{self.startup_timeout}s (last error: {last_error!r})\n{self._log_excerpt()}"
-                )
-            try:
-                socket.create_connection(
-                    (LOOPBACK, self._port), timeout=min(remaining, 0.5)
-                ).close()
-                reply = self.command(
-                    b"version\r\n", timeout=min(max(remaining, 0.05), 0.5), wait_running=False
-                )
-            except (ssl.SSLCertVerificationError, HarnessError) as exc:
-                raise HarnessError(
-                    f"{self.name} on {self.address} accepts connections but the harness cannot "
-                    f"talk to it: {exc!r}\n{self._log_excerpt()}"
-                ) from exc
-            except OSError as exc:  # not listening yet, or not answering yet
-                last_error = exc
-                time.sleep(0.01)
-                continue
-            if reply.startswith(b"VERSION ") and self._proc.poll() is None:
-                return
+            reply = self.command(b"version\r\n", timeout=max(timeout, 0.05), wait_running=False)
+        except (ssl.SSLCertVerificationError, HarnessError) as exc:
+            raise HarnessError(
+                f"{self.name} on {self.address} accepts connections but the harness cannot "
+                f"talk to it: {exc!r}\n{self.log_excerpt()}"
+            ) from exc
+        if not reply.startswith(b"VERSION "):
             raise HarnessError(
                 f"{self.name} on {self.address}: unexpected reply to version: {reply!r}\n"
-                f"{self._log_excerpt()}"
+                f"{self.log_excerpt()}"
             )
 
     def _reap(self, *, graceful: bool, timeout: float | None = None) -> None:
-        proc, self._proc = self._proc, None
         self._paused = False
-        _LIVE_PROCESSES.discard(self)
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGCONT)  # a stopped process ignores SIGTERM
-                if graceful:
-                    proc.terminate()
-                else:
-                    proc.kill()
-        try:
-            proc.wait(timeout=self.stop_timeout if timeout is None else timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT)
-
-    def stop(self, *, timeout: float | None = None) -> None:
-        """SIGTERM, wait up to ``timeout`` (default 5 s), then SIGKILL.  Takes ~1 s."""
-        self._reap(graceful=True, timeout=timeout)
-
-    def kill(self) -> None:
-        """SIGKILL and reap: an immediate crash-like stop."""
-        self._reap(graceful=False)
+        super()._reap(graceful=graceful, timeout=timeout)
 
     def restart(self, *, graceful: bool = True) -> Self:
         """Stop (SIGTERM, or SIGKILL with ``graceful=False``) and start on the same port."""
@@ -621,32 +449,6 @@ class MemcachedProcess:
         self._proc.send_signal(signal.SIGCONT)
         self._paused = False
         self._wait_state(stopped=False)
-
-    def close(self, *, graceful: bool = True) -> None:
-        """Stop the process and delete its temp dir (log and auth file)."""
-        try:
-            self._reap(graceful=graceful)
-        finally:
-            if self._tmpdir is not None:
-                shutil.rmtree(self._tmpdir, ignore_errors=True)
-                self._tmpdir = None
-
-    def __enter__(self) -> Self:
-        if not self.is_running:
-            try:
-                self.start()
-            except BaseException:
-                self.close(graceful=False)
-                raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- talking to it --------------------------------------------------------------------
     @contextlib.contextmanager
@@ -700,10 +502,6 @@ class MemcachedProcess:
             if len(parts) == 3 and parts[0] == "STAT":
                 result[parts[1]] = parts[2]
         return result
-
-
-class _PortInUse(Exception):
-    pass
 
 
 def start_memcached(extra_args: Sequence[str] = (), *, port: int | None = None) -> MemcachedProcess:
@@ -771,7 +569,7 @@ def start_ascii_auth_memcached(
     )
 
 
-class ServerGroup:
+class ServerGroup(Closeable):
     """Owns several :class:`MemcachedProcess` and closes them all at once.
 
     memcached needs ~1 s to honour SIGTERM, so :meth:`close` signals every process first
@@ -790,11 +588,7 @@ class ServerGroup:
         """Stop every process (SIGTERM in parallel, SIGKILL after 5 s) and delete temp dirs."""
         processes, self.processes = self.processes, []
         for process in processes:
-            proc = process._proc
-            if proc is not None and proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGCONT)
-                    proc.terminate()
+            process.signal_stop()
         errors: list[BaseException] = []
         for process in processes:
             try:
@@ -804,49 +598,18 @@ class ServerGroup:
         if errors:
             raise HarnessError(f"errors while stopping servers: {errors!r}")
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class _Upstream(Protocol):
-    @property
-    def host(self) -> str: ...
-
-    @property
-    def port(self) -> int: ...
-
 
 @dataclass(eq=False)
-class _GatewayConnection:
-    client: asyncio.StreamWriter
-    task: asyncio.Task[None] | None
-    upstream: asyncio.StreamWriter | None = None
+class _GatewayLink(Link):
     authenticated: bool = False
 
-    def close(self, *, abort: bool = False) -> None:
-        for writer in (self.client, self.upstream):
-            if writer is None:
-                continue
-            if abort:
-                writer.transport.abort()
-            else:
-                writer.close()
 
-
-class MemCachierGateway:
+class MemCachierGateway(ThreadedProxy[_GatewayLink]):
     """An asyncio TCP proxy that enforces MemCachier's handshake in front of a memcached.
 
     Listens on ``127.0.0.1:<port>`` (``port=0``: the OS picks a free one) from its own event
-    loop in a daemon thread.  A new connection must first send exactly
-    ``set <username> 0 0 <len(password)>\\r\\n<password>\\r\\n`` (see
+    loop in a daemon thread (a :class:`~tests.harness.ThreadedProxy`).  A new connection
+    must first send exactly ``set <username> 0 0 <len(password)>\\r\\n<password>\\r\\n`` (see
     :func:`memcachier_handshake`); the handshake may arrive in pieces and may be followed
     by pipelined commands.  On an exact match the gateway answers ``STORED\\r\\n`` without
     forwarding the handshake, opens a fresh connection to ``upstream.host:upstream.port``
@@ -869,7 +632,7 @@ class MemCachierGateway:
 
     def __init__(
         self,
-        upstream: _Upstream,
+        upstream: Upstream,
         username: str,
         password: str,
         *,
@@ -878,7 +641,7 @@ class MemCachierGateway:
         max_handshake_bytes: int = 1024,
         upstream_connect_timeout: float = 5.0,
     ) -> None:
-        self.upstream = upstream
+        super().__init__(upstream, name="memcachier-gateway", port=port)
         self.username = username
         self.password = password
         self.handshake_timeout = handshake_timeout
@@ -887,204 +650,34 @@ class MemCachierGateway:
         self.expected_handshake: bytes = memcachier_handshake(username, password)
         if len(self.expected_handshake) > max_handshake_bytes:
             raise HarnessError("the handshake is longer than max_handshake_bytes")
-        self._requested_port = port
-        self._port: int | None = None
-        self._lock = threading.Lock()
-        self._connections = 0
-        self._handshakes = 0
-        self._failed_handshakes = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.Server | None = None
-        self._startup_error: BaseException | None = None
-        self._conns: set[_GatewayConnection] = set()
 
-    # -- identity / counters --------------------------------------------------------------
-    @property
-    def host(self) -> str:
-        """Always ``"127.0.0.1"``."""
-        return LOOPBACK
-
-    @property
-    def port(self) -> int:
-        """The listening port (only after :meth:`start`)."""
-        if self._port is None:
-            raise HarnessError("the gateway is not started")
-        return self._port
-
-    @property
-    def address(self) -> str:
-        """``"127.0.0.1:PORT"``."""
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def connections(self) -> int:
-        """Client connections accepted since the last :meth:`reset_counts`."""
-        with self._lock:
-            return self._connections
-
-    @property
-    def handshakes(self) -> int:
-        """Successful handshakes since the last :meth:`reset_counts`."""
-        with self._lock:
-            return self._handshakes
-
-    @property
-    def failed_handshakes(self) -> int:
-        """Refused handshakes since the last :meth:`reset_counts`."""
-        with self._lock:
-            return self._failed_handshakes
-
-    @property
-    def active_connections(self) -> int:
-        """Client connections open right now."""
-        return len(self._conns)
-
-    def reset_counts(self) -> None:
-        """Zero ``connections``, ``handshakes`` and ``failed_handshakes``."""
-        with self._lock:
-            self._connections = self._handshakes = self._failed_handshakes = 0
-
-    def _count(self, name: str) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + 1)
+    connections = counter("Client connections accepted since the last reset_counts().")
+    handshakes = counter("Successful handshakes since the last reset_counts().")
+    failed_handshakes = counter("Refused handshakes since the last reset_counts().")
 
     def __repr__(self) -> str:
         where = self.address if self._port is not None else "not started"
         return f"<MemCachierGateway {where} -> {self.upstream.host}:{self.upstream.port}>"
-
-    # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> Self:
-        """Start the loop thread and listen; raise :class:`HarnessError` within 10 s on failure."""
-        if self._thread is not None:
-            raise HarnessError(f"{self!r} already started")
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._run, args=(ready,), name="memcachier-gateway", daemon=True
-        )
-        self._thread.start()
-        if not ready.wait(STARTUP_TIMEOUT):
-            self.stop()
-            raise HarnessError("the MemCachier gateway did not start within 10 s")
-        if self._startup_error is not None:
-            error = self._startup_error
-            self.stop()
-            raise HarnessError(f"the MemCachier gateway could not listen: {error!r}") from error
-        return self
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            try:
-                self._server = loop.run_until_complete(
-                    asyncio.start_server(self._handle, LOOPBACK, self._requested_port)
-                )
-                self._port = self._server.sockets[0].getsockname()[1]
-            except Exception as exc:
-                self._startup_error = exc
-                return
-            finally:
-                ready.set()
-            loop.run_forever()
-        finally:
-            try:
-                pending = asyncio.all_tasks(loop)
-                for task in pending:
-                    task.cancel()
-                if pending:
-                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.run_until_complete(loop.shutdown_default_executor())
-            finally:
-                asyncio.set_event_loop(None)
-                loop.close()
-
-    def stop(self) -> None:
-        """Close the listener and every connection, stop the loop, join the thread (bounded)."""
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
-        if thread.is_alive() and not loop.is_closed():
-            if self._server is not None:
-                future = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
-                with contextlib.suppress(Exception):
-                    future.result(timeout=STOP_TIMEOUT)
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(loop.stop)
-        thread.join(STOP_TIMEOUT)
-        if thread.is_alive():
-            raise HarnessError("the MemCachier gateway thread did not stop within 5 s")
-        self._thread = None
-        self._loop = None
-        self._server = None
-
-    async def _shutdown(self) -> None:
-        server = self._server
-        if server is not None:
-            server.close()
-        await self._close_connections(abort=False)
-        if server is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), 2.0)
-
-    async def _close_connections(self, *, abort: bool) -> int:
-        conns = list(self._conns)
-        for conn in conns:
-            conn.close(abort=abort)
-        tasks = [conn.task for conn in conns if conn.task is not None and not conn.task.done()]
-        if tasks:
-            _, still_running = await asyncio.wait(tasks, timeout=2.0)
-            for task in still_running:
-                task.cancel()
-            if still_running:
-                await asyncio.wait(still_running, timeout=1.0)
-        return len(conns)
 
     def drop_connections(self, *, abort: bool = False) -> int:
         """Close every client connection (FIN; ``abort=True``: RST) and its upstream.
 
         Returns how many were closed; waits (bounded) until their handlers finished.
         """
-        loop = self._loop
-        if loop is None or self._thread is None or not self._thread.is_alive():
-            raise HarnessError(f"{self!r} is not running")
-        future = asyncio.run_coroutine_threadsafe(self._close_connections(abort=abort), loop)
-        return future.result(timeout=STOP_TIMEOUT)
 
-    def __enter__(self) -> Self:
-        return self.start()
+        async def action() -> int:
+            return await self.close_links(list(self._links), rst=abort)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return self.control(action)
 
     # -- per-connection logic (runs on the gateway loop) -----------------------------------
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _GatewayConnection(client=writer, task=asyncio.current_task())
-        self._conns.add(conn)
-        self._count("_connections")
-        try:
-            await self._serve(conn, reader, writer)
-        except (ConnectionError, OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self._conns.discard(conn)
-            conn.close()
-            for stream in (conn.client, conn.upstream):
-                if stream is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(stream.wait_closed(), 1.0)
+    def new_link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> _GatewayLink:
+        """A connection, not authenticated yet."""
+        return _GatewayLink(client_reader=reader, client=writer)
 
-    async def _serve(
-        self, conn: _GatewayConnection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def serve(self, link: _GatewayLink) -> None:
+        """Check the handshake, then pipe bytes both ways to a fresh upstream connection."""
+        reader, writer = link.client_reader, link.client
         expected = self.expected_handshake
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.handshake_timeout
@@ -1103,7 +696,7 @@ class MemCachierGateway:
                 return
             if not chunk:  # closed before completing the handshake
                 if buf:
-                    self._count("_failed_handshakes")
+                    self.count("failed_handshakes")
                 return
             buf += chunk
             seen = min(len(buf), len(expected))
@@ -1111,27 +704,23 @@ class MemCachierGateway:
                 await self._refuse(reader, writer)
                 return
 
-        self._count("_handshakes")
-        conn.authenticated = True
+        self.count("handshakes")
+        link.authenticated = True
         leftover = bytes(buf[len(expected) :])
         try:
-            up_reader, up_writer = await asyncio.wait_for(
-                asyncio.open_connection(self.upstream.host, self.upstream.port),
-                self.upstream_connect_timeout,
-            )
+            up_reader, up_writer = await self.connect_upstream(link, self.upstream_connect_timeout)
         except (OSError, TimeoutError):
             writer.write(self.UPSTREAM_DOWN_REPLY)
             await asyncio.wait_for(writer.drain(), 2.0)
             return
-        conn.upstream = up_writer
         writer.write(self.OK_REPLY)
         await writer.drain()
         if leftover:
             up_writer.write(leftover)
             await up_writer.drain()
 
-        to_client = asyncio.create_task(_pump(up_reader, writer, half_close=False))
-        to_upstream = asyncio.create_task(_pump(reader, up_writer, half_close=True))
+        to_client = asyncio.create_task(pump(up_reader, writer))
+        to_upstream = asyncio.create_task(pump(reader, up_writer, half_close=True))
         try:
             # Upstream EOF/error or a failed write to the client ends the session; a client
             # EOF is passed on (write_eof) and memcached then closes its side.
@@ -1142,7 +731,7 @@ class MemCachierGateway:
             await asyncio.gather(to_client, to_upstream, return_exceptions=True)
 
     async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._count("_failed_handshakes")
+        self.count("failed_handshakes")
         writer.write(self.FAILED_REPLY)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(writer.drain(), 2.0)
@@ -1152,17 +741,6 @@ class MemCachierGateway:
         # into a RST that could destroy the error reply before the client reads it.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(_discard(reader, limit=64 * 1024), 1.0)
-
-
-async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, half_close: bool) -> None:
-    try:
-        while chunk := await src.read(65536):
-            dst.write(chunk)
-            await dst.drain()
-        if half_close and dst.can_write_eof() and not dst.is_closing():
-            dst.write_eof()
-    except (ConnectionError, OSError):
-        pass
 
 
 async def _discard(reader: asyncio.StreamReader, *, limit: int) -> None:

@@ -11,6 +11,7 @@ MODULES = [
     "layered_cache.errors",
     "layered_cache.transport",
     "layered_cache.auth",
+    "layered_cache.diagnostics",
     "layered_cache.serialization",
 ]
 

@@ -45,23 +45,25 @@ Stopping: nutcracker exits at once on SIGTERM.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import json
-import os
-import shutil
-import signal
 import socket
 import subprocess
-import tempfile
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import IO, Any, Protocol
 
-from tests.servers import COMMAND_TIMEOUT, LOOPBACK, HarnessError, free_port, recv_until
+from tests.harness import (
+    COMMAND_TIMEOUT,
+    LOOPBACK,
+    STARTUP_TIMEOUT,
+    STOP_TIMEOUT,
+    ChildProcess,
+    HarnessError,
+    find_program,
+    free_port,
+)
+from tests.servers import recv_until
 
 __all__ = [
     "NUTCRACKER_ENV_VAR",
@@ -70,8 +72,6 @@ __all__ = [
 ]
 
 NUTCRACKER_ENV_VAR = "NUTCRACKER_BIN"
-STARTUP_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
 
 
 class _Backend(Protocol):
@@ -84,28 +84,14 @@ def find_nutcracker() -> str:
 
     Raises :class:`HarnessError` with instructions when it is missing (tests fail, never skip).
     """
-    candidate = (
-        os.environ.get(NUTCRACKER_ENV_VAR)
-        or shutil.which("nutcracker")
-        or shutil.which("nutcracker", path="/usr/sbin:/usr/local/sbin")
+    return find_program(
+        "nutcracker",
+        NUTCRACKER_ENV_VAR,
+        search="/usr/sbin:/usr/local/sbin",
+        missing="nutcracker (twemproxy) was not found on PATH, in /usr/sbin or in "
+        "$NUTCRACKER_BIN: the scale-out tests need it. Run `bash .ci/run`, or install it "
+        "(Debian/Ubuntu: `apt-get install nutcracker`; macOS: `brew install twemproxy`).",
     )
-    if not candidate or not os.access(candidate, os.X_OK):
-        raise HarnessError(
-            "nutcracker (twemproxy) was not found on PATH, in /usr/sbin or in $NUTCRACKER_BIN: "
-            "the scale-out tests need it. Run `bash .ci/run`, or install it "
-            "(Debian/Ubuntu: `apt-get install nutcracker`; macOS: `brew install twemproxy`)."
-        )
-    return candidate
-
-
-_LIVE: weakref.WeakSet[NutcrackerProcess] = weakref.WeakSet()
-
-
-@atexit.register
-def _kill_leftovers() -> None:  # pragma: no cover - safety net only
-    for process in list(_LIVE):
-        with contextlib.suppress(Exception):
-            process.close()
 
 
 def _yaml_scalar(value: object) -> str:
@@ -119,7 +105,7 @@ def _yaml_scalar(value: object) -> str:
     return text
 
 
-class NutcrackerProcess:
+class NutcrackerProcess(ChildProcess):
     """One ``nutcracker`` process proxying one memcached pool on ``127.0.0.1:<port>``.
 
     Args:
@@ -141,9 +127,12 @@ class NutcrackerProcess:
         stats_interval: milliseconds between refreshes of the stats port's counters.
 
     All times in the YAML (``timeout``, ``server_retry_timeout``) are milliseconds, as in
-    nutcracker's own configuration.  :meth:`start` waits at most ``startup_timeout``
-    seconds; :meth:`stop` sends SIGTERM then SIGKILL after ``stop_timeout`` seconds.
+    nutcracker's own configuration.  Starting, stopping and the bounded readiness wait
+    (both the proxy port and the stats port accept connections) are
+    :class:`~tests.harness.ChildProcess`'s.
     """
+
+    program = "nutcracker"
 
     def __init__(
         self,
@@ -165,6 +154,9 @@ class NutcrackerProcess:
     ) -> None:
         if not servers:
             raise HarnessError("nutcracker needs at least one server")
+        super().__init__(
+            port=port, name=name, startup_timeout=startup_timeout, stop_timeout=stop_timeout
+        )
         self.servers: list[str] = [s if isinstance(s, str) else s.address for s in servers]
         self.auto_eject_hosts = auto_eject_hosts
         self.server_failure_limit = server_failure_limit
@@ -175,76 +167,32 @@ class NutcrackerProcess:
         self.server_names = server_names
         self.pool_options: dict[str, bool | int | str] = dict(pool_options or {})
         self.stats_interval = stats_interval
-        self.name = name
-        self.startup_timeout = startup_timeout
-        self.stop_timeout = stop_timeout
-        self._port_fixed = port is not None
-        self._port = port if port is not None else free_port()
         self._stats_port = free_port()
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._tmpdir: Path | None = None
 
     # -- identity -------------------------------------------------------------------------
-    @property
-    def host(self) -> str:
-        """Always ``"127.0.0.1"``."""
-        return LOOPBACK
-
-    @property
-    def port(self) -> int:
-        """The proxy's listening port."""
-        return self._port
-
-    @property
-    def address(self) -> str:
-        """``"127.0.0.1:PORT"``: what clients connect to."""
-        return f"{LOOPBACK}:{self._port}"
-
     @property
     def stats_port(self) -> int:
         """nutcracker's JSON stats port (see :meth:`stats`)."""
         return self._stats_port
 
-    @property
-    def is_running(self) -> bool:
-        """True while the process exists."""
-        return self._proc is not None and self._proc.poll() is None
+    def ports(self) -> list[int]:
+        """The proxy port and the stats port: both must accept connections."""
+        return [self._port, self._stats_port]
 
-    @property
-    def pid(self) -> int | None:
-        """The process id while running, else None."""
-        return self._proc.pid if self.is_running and self._proc is not None else None
+    def choose_new_ports(self) -> None:
+        """Free ports again, for the proxy and its stats."""
+        self._port = free_port()
+        self._stats_port = free_port()
 
     def __repr__(self) -> str:
         state = "running" if self.is_running else "stopped"
         return f"<NutcrackerProcess {self.address} -> {self.servers} {state}>"
 
     # -- files ----------------------------------------------------------------------------
-    def _dir(self) -> Path:
-        if self._tmpdir is None:
-            self._tmpdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-"))
-        return self._tmpdir
-
     @property
     def config_file(self) -> Path:
         """The generated YAML file."""
         return self._dir() / "nutcracker.yml"
-
-    @property
-    def log_file(self) -> Path:
-        """nutcracker's log (``-o``), every start appended."""
-        return self._dir() / "nutcracker.log"
-
-    def log_text(self) -> str:
-        """nutcracker's output so far (empty if none)."""
-        try:
-            return self.log_file.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def _log_excerpt(self) -> str:
-        text = self.log_text().strip() or "(nothing)"
-        return f"nutcracker output ({self.log_file}):\n{text[-4000:]}"
 
     def config_text(self) -> str:
         """The YAML configuration :meth:`start` writes (one pool named ``layered_cache``)."""
@@ -292,33 +240,8 @@ class NutcrackerProcess:
         ]
 
     # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> Self:
-        """Write the config, start nutcracker and wait until it accepts connections.
-
-        Raises :class:`HarnessError` (quoting nutcracker's log) if the config is refused,
-        the process exits, or it does not listen within ``startup_timeout`` seconds.
-        With automatically chosen ports, a port collision is retried on new ports.
-        """
-        if self.is_running:
-            raise HarnessError(f"{self!r} is already running")
-        attempts = 1 if self._port_fixed else 3
-        for attempt in range(attempts):
-            try:
-                self._start_once()
-            except _PortInUse:
-                if attempt + 1 >= attempts:
-                    raise HarnessError(
-                        f"{self.name}: ports {self._port}/{self._stats_port} in use\n"
-                        f"{self._log_excerpt()}"
-                    ) from None
-                self._port = free_port()
-                self._stats_port = free_port()
-            else:
-                _LIVE.add(self)
-                return self
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _start_once(self) -> None:
+    def prepare(self) -> None:
+        """Write the config and have nutcracker check it (``-t``) before it starts."""
         self.config_file.write_text(self.config_text())
         argv = self.command_line()
         check = subprocess.run(  # noqa: PLW1510 - the return code is inspected below
@@ -329,98 +252,16 @@ class NutcrackerProcess:
             raise HarnessError(
                 f"nutcracker refused its configuration:\n{self.config_text()}\n{output}"
             )
-        mark = f"=== {time.strftime('%H:%M:%S')} {' '.join(argv)}\n"
-        with self.log_file.open("a") as log:
-            log.write(mark)
-        self._proc = subprocess.Popen(
+
+    def spawn(self, argv: Sequence[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+        """nutcracker writes its own log (``-o``); its stdout and stderr are dropped."""
+        return subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self._reap(graceful=False)
-            if "Address already in use" in self.log_text().rsplit("=== ", 1)[-1]:
-                raise _PortInUse from None
-            raise
-
-    def _wait_ready(self) -> None:
-        """Poll (bounded) until both the proxy port and the stats port accept connections."""
-        assert self._proc is not None
-        deadline = time.monotonic() + self.startup_timeout
-        last_error: BaseException | None = None
-        while True:
-            code = self._proc.poll()
-            if code is not None:
-                raise HarnessError(
-                    f"{self.name} exited with code {code} during startup\n{self._log_excerpt()}"
-                )
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise HarnessError(
-                    f"{self.name} did not listen on {self.address} within "
-                    f"{self.startup_timeout}s (last error: {last_error!r})\n{self._log_excerpt()}"
-                )
-            try:
-                for port in (self._port, self._stats_port):
-                    socket.create_connection((LOOPBACK, port), timeout=min(remaining, 0.5)).close()
-            except OSError as exc:
-                last_error = exc
-                time.sleep(0.01)
-                continue
-            if self._proc.poll() is None:
-                return
-
-    def _reap(self, *, graceful: bool) -> None:
-        proc, self._proc = self._proc, None
-        _LIVE.discard(self)
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
-        try:
-            proc.wait(timeout=self.stop_timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT)
-
-    def stop(self) -> None:
-        """SIGTERM (nutcracker exits at once), SIGKILL after ``stop_timeout`` seconds."""
-        self._reap(graceful=True)
-
-    def kill(self) -> None:
-        """SIGKILL and reap."""
-        self._reap(graceful=False)
-
-    def close(self) -> None:
-        """Stop the process and delete its temp dir (config and log)."""
-        try:
-            self._reap(graceful=True)
-        finally:
-            if self._tmpdir is not None:
-                shutil.rmtree(self._tmpdir, ignore_errors=True)
-                self._tmpdir = None
-
-    def __enter__(self) -> Self:
-        if not self.is_running:
-            try:
-                self.start()
-            except BaseException:
-                self.close()
-                raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- talking to it --------------------------------------------------------------------
     def command(
@@ -458,7 +299,3 @@ class NutcrackerProcess:
             if isinstance(value, dict) and (name == address or name.startswith(address + ":")):
                 return value
         raise HarnessError(f"no stats for {address} in {sorted(pool)}")
-
-
-class _PortInUse(Exception):
-    pass

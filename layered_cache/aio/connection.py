@@ -51,8 +51,8 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.lost is None:
-            self.lost = exc if exc is not None else PeerClosedError(
-                f"{self.name} closed the connection"
+            self.lost = (
+                exc if exc is not None else PeerClosedError(f"{self.name} closed the connection")
             )
         self._wake()
         drained, self._drained = self._drained, None

@@ -56,9 +56,7 @@ class LoopPool:
         if self.size < server.max_connections:
             self.size += 1
             return None
-        waiter: asyncio.Future[AsyncConnection | None] = (
-            asyncio.get_running_loop().create_future()
-        )
+        waiter: asyncio.Future[AsyncConnection | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
             async with asyncio.timeout(server.pool_timeout):

@@ -9,12 +9,11 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
-from layered_cache._addresses import ServerSpec, hash_name, parse_servers
-from layered_cache.auth import NoAuth
+from layered_cache._addresses import ServerSpec
 from layered_cache.auth._base import Authenticator
 from layered_cache.core import herd
-from layered_cache.core.codec import ValueCodec
-from layered_cache.core.health import FailSilent, HealthPolicy, ServerHealth
+from layered_cache.core.client_base import BaseClient
+from layered_cache.core.config import client_config
 from layered_cache.core.operations import (
     FAILED,
     NO_FALLBACK,
@@ -22,16 +21,14 @@ from layered_cache.core.operations import (
     Compute,
     Exchange,
     Flow,
-    Operations,
     ProbeMeta,
     Sleep,
 )
-from layered_cache.errors import CacheConnectionError, ConfigurationError
-from layered_cache.serialization import PickleSerializer
+from layered_cache.errors import CacheConnectionError
 from layered_cache.serialization._base import Serializer
 from layered_cache.sync.connection import Connection
 from layered_cache.sync.node import ServerNode
-from layered_cache.transport import TCPTransport, format_address
+from layered_cache.transport import format_address
 from layered_cache.transport._base import Address, Transport
 
 __all__ = ["Client"]
@@ -39,31 +36,7 @@ __all__ = ["Client"]
 Key = str | bytes
 
 
-def _check_timeout(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigurationError(
-            f"{name} must be a positive number of seconds or None, not {value!r}"
-        )
-    return float(value)
-
-
-def _check_count(name: str, value: float, *, minimum: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise ConfigurationError(f"{name} must be a number >= {minimum:g}, not {value!r}")
-    return value
-
-
-def _check_strategy(name: str, value: object, method: str) -> None:
-    if not callable(getattr(value, method, None)):
-        raise ConfigurationError(
-            f"{name} must provide {method}() (e.g. a layered_cache.{name} strategy), "
-            f"not {type(value).__name__}"
-        )
-
-
-class Client:
+class Client(BaseClient[ServerNode]):
     """A thread-safe memcached client composed of a transport, an authenticator and a serializer.
 
     Args:
@@ -143,65 +116,44 @@ class Client:
         pool_idle_timeout: float = 0.0,
         ignore_exceptions: bool = False,
     ) -> None:
-        self.transport: Transport = TCPTransport() if transport is None else transport
-        self.auth: Authenticator = NoAuth() if auth is None else auth
-        self.serializer: Serializer = PickleSerializer() if serializer is None else serializer
-        _check_strategy("transport", self.transport, "connect")
-        _check_strategy("auth", self.auth, "handshake")
-        _check_strategy("serializer", self.serializer, "serialize")
-        _check_strategy("serializer", self.serializer, "deserialize")
-        self.ignore_exceptions = bool(ignore_exceptions)
-        self.connect_timeout = _check_timeout("connect_timeout", connect_timeout)
-        self.timeout = _check_timeout("timeout", timeout)
-        policy = HealthPolicy(
-            retry_attempts=int(_check_count("retry_attempts", retry_attempts, minimum=1)),
-            retry_timeout=_check_count("retry_timeout", retry_timeout, minimum=0),
-            dead_timeout=_check_count("dead_timeout", dead_timeout, minimum=0),
+        config = client_config(
+            servers,
+            transport=transport,
+            auth=auth,
+            serializer=serializer,
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+            retry_attempts=retry_attempts,
+            retry_timeout=retry_timeout,
+            dead_timeout=dead_timeout,
+            max_pool_size=max_pool_size,
+            pool_idle_timeout=pool_idle_timeout,
+            ignore_exceptions=ignore_exceptions,
         )
-        if max_pool_size is not None:
-            max_pool_size = int(_check_count("max_pool_size", max_pool_size, minimum=1))
-        idle_timeout = _check_count("pool_idle_timeout", pool_idle_timeout, minimum=0)
-
-        nodes: dict[str, ServerNode] = {}
-        for address in parse_servers(servers):
-            name = hash_name(address)
-            if name in nodes:
-                raise ConfigurationError(f"server {format_address(address)} is listed twice")
-            shown = format_address(address)
-            nodes[name] = ServerNode(
-                address,
-                shown,
+        nodes = {
+            entry.key: ServerNode(
+                entry.address,
+                entry.name,
                 _connection_factory(
-                    address,
-                    transport=self.transport,
-                    auth=self.auth,
-                    connect_timeout=self.connect_timeout,
-                    timeout=self.timeout,
+                    entry.address,
+                    transport=config.transport,
+                    auth=config.auth,
+                    connect_timeout=config.connect_timeout,
+                    timeout=config.timeout,
                 ),
-                ServerHealth(shown, policy),
-                timeout=self.timeout,
-                max_idle=max_pool_size,
-                idle_timeout=idle_timeout,
+                entry.health,
+                timeout=config.timeout,
+                max_idle=config.max_pool_size,
+                idle_timeout=config.idle_timeout,
             )
-        self._nodes = nodes
-        self._fail_silent = FailSilent(self.ignore_exceptions)
-        self._ops: Operations[ServerNode] = Operations(
-            ValueCodec(self.serializer), nodes, self._fail_silent
-        )
+            for entry in config.servers
+        }
+        super().__init__(config, nodes)
         # Sockets of a client that is simply dropped are closed, not left to the GC.
         weakref.finalize(self, _close_all, list(nodes.values()))
         _live_clients.add(self)
 
-    # -- routing ------------------------------------------------------------
-
-    @property
-    def servers(self) -> list[str]:
-        """The servers, as ``host:port`` strings, in the order given."""
-        return [node.name for node in self._nodes.values()]
-
-    def server_for(self, key: Key) -> str:
-        """The server (``host:port``) that holds ``key``."""
-        return self._ops.node(key).name
+    # -- the driver -------------------------------------------------------------
 
     def _drive(self, flow: Flow[Any], fallback: Any = NO_FALLBACK) -> Any:
         """Run ``flow`` to its result, performing each step it yields.
@@ -521,18 +473,13 @@ class Client:
         """
         return self._drive(self._ops.mark_stale(key, stale_ttl), False)  # type: ignore[no-any-return]
 
-    # -- fail-silent mode -------------------------------------------------------
+    # -- writes, shared -------------------------------------------------------
 
     def _write(
         self, command: bytes, key: Key, value: Any, expire: int, noreply: bool, flags: int | None
     ) -> bool:
         flow = self._ops.store(command, key, value, expire, noreply, flags)
         return self._drive(flow, False)  # type: ignore[no-any-return]
-
-    @property
-    def ignored_errors(self) -> int:
-        """How many calls fail-silent mode has answered with a miss or False so far."""
-        return self._fail_silent.count
 
     # -- servers ------------------------------------------------------------
 
@@ -573,12 +520,6 @@ class Client:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return (
-            f"Client({self.servers!r}, transport={self.transport!r}, auth={self.auth!r}, "
-            f"serializer={self.serializer!r})"
-        )
 
 
 def _connection_factory(

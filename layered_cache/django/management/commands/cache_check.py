@@ -3,7 +3,7 @@
 For each ``CACHES`` entry (all of them, or the aliases given) whose ``BACKEND`` is
 :class:`~layered_cache.django.MemcacheCache` or a subclass, every server is checked
 on its own, as ``layered-cache check`` checks it
-(:func:`layered_cache.cli.check_server`), with the transport, authenticator,
+(:meth:`layered_cache.diagnostics.Probe.check`), with the transport, authenticator,
 serializer and timeouts of that cache's configuration: connect, authenticate, ask
 the version, then set, get and delete a value under a unique key. One line per
 server::
@@ -35,9 +35,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.module_loading import import_string
 
 from layered_cache._addresses import parse_servers
-from layered_cache.cli import CheckResult, check_server, quiet_library_log
+from layered_cache.diagnostics import CheckResult, Probe, quiet_library_log
 from layered_cache.django.cache import MemcacheCache
-from layered_cache.django.options import CacheConfig
 
 __all__ = ["EXIT_FAILED", "EXIT_USAGE", "Command"]
 
@@ -46,41 +45,6 @@ EXIT_FAILED: Final = 1
 #: An unknown alias: nothing was contacted.
 EXIT_USAGE: Final = 2
 
-#: (kind, text in the reason, hint): the usual misconfigurations, in ``CACHES`` terms.
-_HINTS: Final = (
-    ("auth", "refused", 'check the username and password and OPTIONS["auth"]'),
-    (
-        "auth",
-        "",
-        'the server requires authentication: set OPTIONS["auth"] ("ascii" or "memcachier") '
-        "and the credentials",
-    ),
-    ("tls", "WRONG_VERSION_NUMBER", 'the server does not speak TLS here: use "transport": "tcp"'),
-    ("tls", "hostname mismatch", 'OPTIONS["server_hostname"] names the host of the certificate'),
-    ("tls", "address mismatch", 'OPTIONS["server_hostname"] names the host of the certificate'),
-    ("tls", "local issuer", 'OPTIONS["ca_file"] trusts the authority that signed the certificate'),
-    ("tls", "self-signed", 'OPTIONS["ca_file"] trusts the authority that signed the certificate'),
-    (
-        "tls",
-        "client certificate",
-        'OPTIONS["cert_file"] and OPTIONS["key_file"] present a client certificate',
-    ),
-    (
-        "tls",
-        "CERTIFICATE_REQUIRED",
-        'OPTIONS["cert_file"] and OPTIONS["key_file"] present a client certificate',
-    ),
-    ("connection", "reset", 'a TLS server resets plain connections: try "transport": "tls"'),
-    ("timeout", "", 'the server is stalled or a firewall drops packets; see OPTIONS["timeout"]'),
-)
-
-
-def _hint(kind: str | None, reason: str | None) -> str | None:
-    for hint_kind, text, hint in _HINTS:
-        if kind == hint_kind and text in (reason or ""):
-            return hint
-    return None
-
 
 @attrs.define
 class _Cache:
@@ -88,9 +52,8 @@ class _Cache:
 
     alias: str
     backend: str
-    config: CacheConfig | None = None
-    connect_timeout: float | None = None
-    timeout: float | None = None
+    servers: tuple[str, ...] = ()
+    probe: Probe | None = None
     skipped: str | None = None
     error: str | None = None
     results: list[CheckResult] = attrs.field(factory=list)
@@ -136,31 +99,23 @@ def _inspect(alias: str, params: dict[str, Any]) -> _Cache:
         # CacheConfigurationError names the option and never contains a password.
         check_id = getattr(exc, "check_id", None)
         return _Cache(alias, name, error=f"{exc} [{check_id}]" if check_id else str(exc))
-    client = cache.client
-    return _Cache(
-        alias,
-        name,
-        config=config,
-        connect_timeout=client.connect_timeout,
-        timeout=client.timeout,
+    probe = Probe(
+        transport=config.transport,
+        auth=config.auth,
+        serializer=config.serializer,
+        # The client's own values: OPTIONS or the client's defaults.
+        connect_timeout=cache.client.connect_timeout,
+        timeout=cache.client.timeout,
+        terms="settings",
     )
+    return _Cache(alias, name, servers=config.servers, probe=probe)
 
 
 def _check(cache: _Cache, report: Callable[[CheckResult], None]) -> None:
-    config = cache.config
-    if config is None:
+    if cache.probe is None:
         return
-    for address in parse_servers(list(config.servers)):
-        result = check_server(
-            address,
-            transport=config.transport,
-            auth=config.auth,
-            serializer=config.serializer,
-            connect_timeout=cache.connect_timeout,
-            timeout=cache.timeout,
-        )
-        # check_server's hints speak of the command line; these speak of CACHES.
-        result = attrs.evolve(result, hint=_hint(result.kind, result.reason))
+    for address in parse_servers(list(cache.servers)):
+        result = cache.probe.check(address)
         cache.results.append(result)
         report(result)
 
@@ -223,7 +178,7 @@ class Command(BaseCommand):
 
     def _check_and_print(self, found: list[_Cache]) -> None:
         alias_width = max(len(cache.alias) for cache in found)
-        servers = [server for cache in found if cache.config for server in cache.config.servers]
+        servers = [server for cache in found for server in cache.servers]
         server_width = max((len(server) for server in servers), default=0)
         for cache in found:
             alias = cache.alias.ljust(alias_width)
@@ -240,16 +195,8 @@ class Command(BaseCommand):
                 _check(cache, report)
 
     def _line(self, alias: str, result: CheckResult, server_width: int) -> str:
-        server = result.server.ljust(server_width)
-        if result.ok:
-            return (
-                f"{self.style.SUCCESS('OK  ')}  {alias}  {server}  version {result.version}  "
-                f"connect {result.connect_ms or 0:.2f} ms  latency {result.latency_ms or 0:.2f} ms"
-            )
-        details = f"{result.kind}: {result.reason}"
-        if result.hint:
-            details += f" [hint: {result.hint}]"
-        return f"{self.style.ERROR('FAIL')}  {alias}  {server}  {details}"
+        status = self.style.SUCCESS("OK  ") if result.ok else self.style.ERROR("FAIL")
+        return f"{status}  {alias}  {result.server.ljust(server_width)}  {result.summary()}"
 
     def _conclude(self, found: list[_Cache]) -> None:
         checked = [cache for cache in found if cache.skipped is None]

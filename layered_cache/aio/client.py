@@ -1,0 +1,396 @@
+"""AsyncClient: the same client on asyncio, over the same protocol core and strategies."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+from layered_cache._addresses import ServerSpec
+from layered_cache.aio.node import AsyncServer
+from layered_cache.auth._base import Authenticator
+from layered_cache.core import herd
+from layered_cache.core.client_base import BaseClient
+from layered_cache.core.config import check_count, check_timeout, client_config
+from layered_cache.core.operations import (
+    FAILED,
+    NO_FALLBACK,
+    Batch,
+    Compute,
+    Exchange,
+    Flow,
+    ProbeMeta,
+    Sleep,
+)
+from layered_cache.errors import CacheConnectionError, ConfigurationError
+from layered_cache.serialization._base import Serializer
+from layered_cache.transport._base import Transport
+
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "AsyncClient"]
+
+Key = str | bytes
+
+#: Connections per server and event loop, unless ``max_connections`` says otherwise.
+DEFAULT_MAX_CONNECTIONS = 16
+
+
+class AsyncClient(BaseClient[AsyncServer]):
+    """The asyncio memcached client: :class:`~layered_cache.Client`'s methods, as coroutines.
+
+    Same options, strategies, key placement, stored bytes, return values and
+    errors as :class:`~layered_cache.Client` (data written by either reads back
+    with the other), plus two options of its own:
+
+    Args:
+        servers: as for :class:`~layered_cache.Client`.
+        transport: a transport that can describe its connections (``plan()``):
+            :class:`~layered_cache.transport.TCPTransport` (default) or
+            :class:`~layered_cache.transport.TLSTransport`, over asyncio's own TLS.
+        auth: as for :class:`~layered_cache.Client`; the handshake runs once on
+            every new connection, before any command.
+        serializer: as for :class:`~layered_cache.Client`.
+        connect_timeout: seconds allowed to connect, complete the TLS handshake
+            and authenticate; None waits forever.
+        timeout: seconds allowed for each exchange with a server as a whole
+            (sending the request and reading the whole reply, however slowly it
+            trickles in); None waits forever.
+        retry_attempts, retry_timeout, dead_timeout: as for
+            :class:`~layered_cache.Client` (the same health policy).
+        max_connections: connections per server and event loop, at most
+            (default :data:`DEFAULT_MAX_CONNECTIONS`); a call that finds them all
+            busy waits for one.
+        pool_timeout: seconds a call waits for a free connection before
+            :class:`~layered_cache.errors.PoolTimeoutError`; None waits forever.
+        pool_idle_timeout: as for :class:`~layered_cache.Client`.
+        ignore_exceptions: fail-silent mode, as for :class:`~layered_cache.Client`.
+
+    Connections belong to the event loop that opened them: a client used from
+    several loops (two :func:`asyncio.run` calls, a test runner, ``async_to_sync``)
+    keeps a pool per loop and never hands a connection to another loop. A
+    cancelled or timed-out call closes its connection, so a late reply is never
+    read by the next call.
+
+    Raises:
+        ConfigurationError: an option is invalid; no connection is attempted.
+
+    Example:
+        >>> import asyncio
+        >>> async def main():
+        ...     async with AsyncClient(memcached_address) as client:
+        ...         await client.set("greeting", {"text": "hello"}, expire=60)
+        ...         return await client.get("greeting")
+        >>> asyncio.run(main())
+        {'text': 'hello'}
+    """
+
+    def __init__(
+        self,
+        servers: ServerSpec | Iterable[ServerSpec],
+        *,
+        transport: Transport | None = None,
+        auth: Authenticator | None = None,
+        serializer: Serializer | None = None,
+        connect_timeout: float | None = 2.0,
+        timeout: float | None = 2.0,
+        retry_attempts: int = 2,
+        retry_timeout: float = 1.0,
+        dead_timeout: float = 1.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        pool_timeout: float | None = 2.0,
+        pool_idle_timeout: float = 0.0,
+        ignore_exceptions: bool = False,
+    ) -> None:
+        config = client_config(
+            servers,
+            transport=transport,
+            auth=auth,
+            serializer=serializer,
+            connect_timeout=connect_timeout,
+            timeout=timeout,
+            retry_attempts=retry_attempts,
+            retry_timeout=retry_timeout,
+            dead_timeout=dead_timeout,
+            max_pool_size=None,
+            pool_idle_timeout=pool_idle_timeout,
+            ignore_exceptions=ignore_exceptions,
+        )
+        plan = getattr(config.transport, "plan", None)
+        if not callable(plan):
+            raise ConfigurationError(
+                f"AsyncClient opens its connections itself and needs a transport with "
+                f"plan() (TCPTransport, TLSTransport), not {type(config.transport).__name__}"
+            )
+        #: Connections per server and event loop, at most.
+        self.max_connections = int(check_count("max_connections", max_connections, minimum=1))
+        #: Seconds a call waits for a free connection.
+        self.pool_timeout = check_timeout("pool_timeout", pool_timeout)
+        nodes = {
+            entry.key: AsyncServer(
+                plan(entry.address),
+                entry.name,
+                entry.health,
+                auth=config.auth,
+                connect_timeout=config.connect_timeout,
+                timeout=config.timeout,
+                max_connections=self.max_connections,
+                pool_timeout=self.pool_timeout,
+                idle_timeout=config.idle_timeout,
+            )
+            for entry in config.servers
+        }
+        super().__init__(config, nodes)
+
+    # -- the driver -------------------------------------------------------------
+
+    async def _drive(self, flow: Flow[Any], fallback: Any = NO_FALLBACK) -> Any:
+        """Run ``flow`` to its result, performing each step it yields (see ``Client``)."""
+        try:
+            step = flow.send(None)
+            while True:
+                try:
+                    if type(step) is Exchange:
+                        answer = await step.node.exchange(step)
+                    else:
+                        answer = await self._perform(step)
+                except CacheConnectionError as error:
+                    step = flow.throw(error)
+                else:
+                    step = flow.send(answer)
+        except StopIteration as done:
+            return done.value
+        except CacheConnectionError as error:
+            if fallback is NO_FALLBACK or not self._fail_silent.absorb(error):
+                raise
+            return fallback
+
+    async def _perform(self, step: object) -> Any:
+        if type(step) is Batch:
+            # Every server is asked at once; each exchange ends (or fails) before
+            # the call does, so no connection is left mid-reply.
+            outcomes = await asyncio.gather(
+                *(exchange.node.exchange(exchange) for exchange in step.exchanges),
+                return_exceptions=True,
+            )
+            answers = []
+            for outcome in outcomes:
+                if isinstance(outcome, CacheConnectionError) and step.absorb:
+                    if not self._fail_silent.absorb(outcome):
+                        raise outcome
+                    answers.append(FAILED)
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+                else:
+                    answers.append(outcome)
+            return answers
+        if type(step) is ProbeMeta:
+            return await step.node.probe_meta()
+        if type(step) is Sleep:
+            await asyncio.sleep(step.seconds)
+            return None
+        if type(step) is Compute:
+            default = step.default
+            value = default() if callable(default) else default
+            if inspect.isawaitable(value):
+                value = await value
+            return value
+        raise TypeError(f"not a step: {step!r}")  # pragma: no cover
+
+    # -- reads ------------------------------------------------------------------
+
+    async def get(self, key: Key, default: Any = None) -> Any:
+        """The value stored under ``key``, or ``default`` (:meth:`Client.get`)."""
+        return await self._drive(self._ops.get(key, default), default)
+
+    async def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
+        """``{key: value}`` of the keys in the cache, all servers asked at once."""
+        return await self._drive(self._ops.get_many(keys), {})  # type: ignore[no-any-return]
+
+    async def gets(self, key: Key, default: Any = None, cas_default: Any = None) -> tuple[Any, Any]:
+        """``(value, cas_token)``, or ``(default, cas_default)`` (:meth:`Client.gets`)."""
+        flow = self._ops.gets(key, default, cas_default)
+        return await self._drive(flow, (default, cas_default))  # type: ignore[no-any-return]
+
+    async def gets_many(self, keys: Iterable[Key]) -> dict[Key, tuple[Any, Any]]:
+        """``{key: (value, cas_token)}`` of the keys in the cache (:meth:`Client.gets_many`)."""
+        return await self._drive(self._ops.gets_many(keys), {})  # type: ignore[no-any-return]
+
+    # -- writes -----------------------------------------------------------------
+
+    async def _write(
+        self, command: bytes, key: Key, value: Any, expire: int, noreply: bool, flags: int | None
+    ) -> bool:
+        flow = self._ops.store(command, key, value, expire, noreply, flags)
+        return await self._drive(flow, False)  # type: ignore[no-any-return]
+
+    async def set(
+        self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
+    ) -> bool:
+        """Store ``value`` under ``key``; True when stored (:meth:`Client.set`)."""
+        return await self._write(b"set", key, value, expire, noreply, flags)
+
+    async def add(
+        self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
+    ) -> bool:
+        """Store only if ``key`` is not in the cache (:meth:`Client.add`)."""
+        return await self._write(b"add", key, value, expire, noreply, flags)
+
+    async def replace(
+        self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
+    ) -> bool:
+        """Store only if ``key`` is in the cache (:meth:`Client.replace`)."""
+        return await self._write(b"replace", key, value, expire, noreply, flags)
+
+    async def append(
+        self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
+    ) -> bool:
+        """Append to the bytes stored under ``key`` (:meth:`Client.append`)."""
+        return await self._write(b"append", key, value, expire, noreply, flags)
+
+    async def prepend(
+        self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
+    ) -> bool:
+        """Prepend to the bytes stored under ``key`` (:meth:`Client.prepend`)."""
+        return await self._write(b"prepend", key, value, expire, noreply, flags)
+
+    async def set_many(
+        self,
+        values: Mapping[Key, Any],
+        expire: int = 0,
+        noreply: bool = False,
+        flags: int | None = None,
+    ) -> list[Key]:
+        """Store several values, all servers at once; the keys not stored (as ``Client``)."""
+        flow = self._ops.set_many(values, expire, noreply, flags)
+        return await self._drive(flow, list(values))  # type: ignore[no-any-return]
+
+    async def cas(
+        self,
+        key: Key,
+        value: Any,
+        cas: int | str | bytes,
+        expire: int = 0,
+        noreply: bool = False,
+        flags: int | None = None,
+    ) -> bool | None:
+        """Store only if nobody wrote ``key`` since :meth:`gets` (:meth:`Client.cas`)."""
+        flow = self._ops.cas(key, value, cas, expire, noreply, flags)
+        return await self._drive(flow, False)  # type: ignore[no-any-return]
+
+    async def delete(self, key: Key, noreply: bool = False) -> bool:
+        """Remove ``key``; True when it was in the cache."""
+        return await self._drive(self._ops.delete(key, noreply), False)  # type: ignore[no-any-return]
+
+    async def delete_many(self, keys: Iterable[Key], noreply: bool = False) -> bool:
+        """Remove several keys, all servers at once (:meth:`Client.delete_many`)."""
+        flow = self._ops.delete_many(keys, noreply)
+        return await self._drive(flow, False)  # type: ignore[no-any-return]
+
+    async def incr(
+        self,
+        key: Key,
+        value: int,
+        noreply: bool = False,
+        *,
+        initial: int | None = None,
+        expire: int = 0,
+    ) -> int | None:
+        """Add ``value`` to a counter; the new value, None if missing (:meth:`Client.incr`)."""
+        return await self._count(key, value, noreply, initial, expire, decrement=False)
+
+    async def decr(
+        self,
+        key: Key,
+        value: int,
+        noreply: bool = False,
+        *,
+        initial: int | None = None,
+        expire: int = 0,
+    ) -> int | None:
+        """Subtract ``value`` (stops at 0); the new value, None if missing (:meth:`Client.decr`)."""
+        return await self._count(key, value, noreply, initial, expire, decrement=True)
+
+    async def _count(
+        self,
+        key: Key,
+        value: int,
+        noreply: bool,
+        initial: int | None,
+        expire: int,
+        *,
+        decrement: bool,
+    ) -> int | None:
+        ops = self._ops
+        if initial is not None:
+            flow = ops.count_or_create(key, value, initial, expire, decrement=decrement)
+        else:
+            flow = ops.count(key, value, noreply, decrement=decrement)
+        return await self._drive(flow, None)  # type: ignore[no-any-return]
+
+    async def touch(self, key: Key, expire: int = 0, noreply: bool = False) -> bool:
+        """Give ``key`` a new expiry; True when it was in the cache."""
+        return await self._drive(self._ops.touch(key, expire, noreply), False)  # type: ignore[no-any-return]
+
+    # -- thundering herds -------------------------------------------------------
+
+    async def get_or_set(
+        self,
+        key: Key,
+        default: Any,
+        expire: int = 0,
+        *,
+        wait_timeout: float = 5.0,
+        lease_ttl: int = 30,
+        refresh_ahead: int = 0,
+    ) -> Any:
+        """The value under ``key``; on a miss, computed once fleet-wide and stored.
+
+        As :meth:`Client.get_or_set`; ``default`` may also be a coroutine
+        function (or any callable returning an awaitable), awaited only by the
+        caller that computes it.
+        """
+        flow = herd.get_or_set(
+            self._ops,
+            key,
+            default,
+            expire,
+            wait_timeout=wait_timeout,
+            lease_ttl=lease_ttl,
+            refresh_ahead=refresh_ahead,
+        )
+        return await self._drive(flow)
+
+    async def mark_stale(self, key: Key, stale_ttl: int = 30) -> bool:
+        """Invalidate ``key`` but keep serving it while one caller refreshes it."""
+        return await self._drive(self._ops.mark_stale(key, stale_ttl), False)  # type: ignore[no-any-return]
+
+    # -- servers ----------------------------------------------------------------
+
+    async def stats(self, *args: str) -> dict[str, dict[str, Any]]:
+        """Each server's ``stats`` (:meth:`Client.stats`)."""
+        return await self._drive(self._ops.stats(args))  # type: ignore[no-any-return]
+
+    async def version(self) -> dict[str, str]:
+        """Each server's version."""
+        return await self._drive(self._ops.version())  # type: ignore[no-any-return]
+
+    async def flush_all(self, delay: int = 0, noreply: bool = False) -> bool:
+        """Invalidate every item on every server; True when all agreed."""
+        return await self._drive(self._ops.flush_all(delay, noreply))  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        """Close this event loop's idle connections; the client stays usable."""
+        for node in self._nodes.values():
+            node.close_idle()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()

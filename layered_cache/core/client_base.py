@@ -1,0 +1,71 @@
+"""What the sync and the asyncio client have in common apart from I/O.
+
+:class:`BaseClient` holds the checked options (:mod:`layered_cache.core.config`),
+the flows (:class:`~layered_cache.core.operations.Operations`) over the
+engine's server objects, and everything that does not touch the network:
+placement, counters, the repr. Each engine adds only its driver and its
+public methods (``def`` for one, ``async def`` for the other).
+"""
+
+from __future__ import annotations
+
+from typing import Generic
+
+from layered_cache.auth._base import Authenticator
+from layered_cache.core.config import ClientConfig
+from layered_cache.core.operations import N, Operations
+from layered_cache.serialization._base import Serializer
+from layered_cache.transport._base import Transport
+
+__all__ = ["BaseClient"]
+
+Key = str | bytes
+
+
+class BaseClient(Generic[N]):
+    """The engine-independent half of a client (see the module docstring)."""
+
+    #: The transport the client was built with (defaults filled in).
+    transport: Transport
+    #: The authenticator the client was built with.
+    auth: Authenticator
+    #: The serializer the client was built with.
+    serializer: Serializer
+    #: Seconds allowed to connect and authenticate (None: forever).
+    connect_timeout: float | None
+    #: Seconds allowed for an exchange with a server (None: forever).
+    timeout: float | None
+    #: Fail-silent mode.
+    ignore_exceptions: bool
+
+    def __init__(self, config: ClientConfig, nodes: dict[str, N]) -> None:
+        self._config = config
+        self.transport = config.transport
+        self.auth = config.auth
+        self.serializer = config.serializer
+        self.connect_timeout = config.connect_timeout
+        self.timeout = config.timeout
+        self.ignore_exceptions = config.fail_silent.enabled
+        self._fail_silent = config.fail_silent
+        self._nodes = nodes
+        self._ops: Operations[N] = Operations(config.codec, nodes, config.fail_silent)
+
+    @property
+    def servers(self) -> list[str]:
+        """The servers, as ``host:port`` strings, in the order given."""
+        return [node.name for node in self._nodes.values()]
+
+    def server_for(self, key: Key) -> str:
+        """The server (``host:port``) that holds ``key``."""
+        return self._ops.node(key).name
+
+    @property
+    def ignored_errors(self) -> int:
+        """How many calls fail-silent mode has answered with a miss or False so far."""
+        return self._fail_silent.count
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.servers!r}, transport={self.transport!r}, "
+            f"auth={self.auth!r}, serializer={self.serializer!r})"
+        )

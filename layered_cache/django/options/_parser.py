@@ -1,0 +1,297 @@
+"""The parser: one ``CACHES`` entry, in named steps, into a :class:`CacheConfig`."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+from collections.abc import Hashable, Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+import attrs
+from django.views.decorators.debug import sensitive_variables
+
+from layered_cache import Client
+from layered_cache._environment import Environment
+from layered_cache.django.options._errors import (
+    E_UNKNOWN_OPTION,
+    E_VALUE,
+    CacheConfigurationError,
+    is_empty,
+    quoted_names,
+)
+from layered_cache.django.options._sources import (
+    CREDENTIALS,
+    find_credentials,
+    find_servers,
+    give_credentials,
+    settings_credentials,
+)
+from layered_cache.django.options._strategies import (
+    STRATEGY_OPTIONS,
+    Choice,
+    alias_taking,
+    build_strategies,
+    choose_strategies,
+    complete_arguments,
+    freeze,
+)
+from layered_cache.errors import ConfigurationError
+
+__all__ = ["BACKEND_OPTIONS", "CLIENT_OPTIONS", "CacheConfig", "parse_cache_config"]
+
+#: OPTIONS passed to :class:`layered_cache.Client` unchanged: every keyword
+#: argument of the client except the strategies (``connect_timeout``, ``timeout``,
+#: ``retry_attempts``, ``retry_timeout``, ``dead_timeout``, ``max_pool_size``,
+#: ``pool_idle_timeout``, ``ignore_exceptions``, ...).
+CLIENT_OPTIONS: Final = tuple(
+    name
+    for name, parameter in inspect.signature(Client).parameters.items()
+    if parameter.kind is parameter.KEYWORD_ONLY and name not in STRATEGY_OPTIONS
+)
+#: OPTIONS the Django backend itself reads.
+BACKEND_OPTIONS: Final = ("close_connections", "environment_credentials")
+
+# Options people bring from Django's PyMemcacheCache (pymemcache's HashClient
+# arguments) or from other backends, with what to write instead.
+_MIGRATION_HINTS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "tls_context": 'use "transport": {"class": "tls", "ssl_context": <your context>}',
+        "serde": 'use "serializer": <your serde> (any object with serialize() and deserialize())',
+        "serializer_class": 'use "serializer": "pickle", "json" or a dotted path',
+        "use_pooling": "connections are always pooled; remove it",
+        "ignore_exc": 'use "ignore_exceptions": True (it covers writes too)',
+        "socket_keepalive": 'use "keepalive": True or {"idle": ..., "interval": ..., "count": ...}',
+        "key_prefix": "use the cache's KEY_PREFIX setting",
+        "allow_unicode_keys": "unicode keys always work; remove it",
+        "default_noreply": "writes always wait for the server's answer; remove it",
+        "MAX_ENTRIES": "memcached evicts entries itself; remove it",
+        "CULL_FREQUENCY": "memcached evicts entries itself; remove it",
+    }
+)
+
+
+@attrs.frozen
+class CacheConfig:
+    """A ``CACHES`` entry, parsed: what :class:`~layered_cache.Client` is built from.
+
+    Made by :func:`parse_cache_config`; every strategy is already built and
+    validated, so :meth:`make_client` cannot fail.
+
+    Attributes:
+        servers: the servers, as ``host:port`` strings, in the order given.
+        locations: the servers as written in ``LOCATION`` or the environment
+            (what Django's memcached backends keep in ``_servers``).
+        transport: the transport strategy object.
+        auth: the authenticator strategy object.
+        serializer: the serializer strategy object.
+        client_options: the :class:`~layered_cache.Client` keyword arguments
+            given in ``OPTIONS`` (the client's defaults apply to the rest).
+        close_connections: ``close()`` disconnects (Django calls it after every
+            request) instead of keeping the pooled connections.
+        sources: where the servers and credentials came from, e.g.
+            ``{"servers": "MEMCACHIER_SERVERS", "username": "USERNAME"}``.
+        unused_environment: why credentials set in the environment were not
+            used (they only go to the environment's own servers), or ``""``;
+            ``manage.py check`` reports it as ``layered_cache.W002``.
+        share_key: equal for two entries that would build the same client:
+            the same servers, client options and strategies made from equal
+            arguments (objects other than plain values compare by identity).
+            Backends with equal keys share one client and its connections.
+    """
+
+    servers: tuple[str, ...]
+    locations: tuple[str, ...]
+    transport: Any
+    auth: Any
+    serializer: Any
+    client_options: Mapping[str, Any] = attrs.field(factory=dict)
+    close_connections: bool = False
+    sources: Mapping[str, str] = attrs.field(factory=dict)
+    unused_environment: str = ""
+    share_key: Hashable = attrs.field(default=None, eq=False, repr=False)
+
+    def make_client(self) -> Client:
+        """Build the :class:`~layered_cache.Client` this configuration describes.
+
+        Raises:
+            CacheConfigurationError: a client option is invalid (only when the
+                configuration was not made by :func:`parse_cache_config`).
+        """
+        try:
+            return Client(
+                list(self.servers),
+                transport=self.transport,
+                auth=self.auth,
+                serializer=self.serializer,
+                **self.client_options,
+            )
+        except ConfigurationError as exc:
+            raise CacheConfigurationError(f"OPTIONS: {exc}", check_id=E_VALUE) from exc
+
+
+@sensitive_variables()
+def parse_cache_config(
+    location: object,
+    params: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> CacheConfig:
+    """Parse one ``CACHES`` entry (as Django hands it to a backend) into a :class:`CacheConfig`.
+
+    Args:
+        location: ``LOCATION``: ``"host:port"``, several separated by commas,
+            semicolons or spaces, a list of them, or empty to read the environment.
+        params: the rest of the entry (``OPTIONS``, ``USERNAME``, ``PASSWORD``,
+            ``TIMEOUT``, ...).
+        environ: where ``MEMCACHE_*`` / ``MEMCACHIER_*`` are read (default
+            :data:`os.environ`).
+
+    Returns:
+        The parsed configuration, with every strategy built.
+
+    Raises:
+        CacheConfigurationError: the entry is wrong; the message names the
+            option and what it accepts, and never contains a password.
+
+    Example:
+        >>> config = parse_cache_config(
+        ...     "mc1.example.com:11211",
+        ...     {"OPTIONS": {"serializer": "json", "username": "u", "password": "p"}},
+        ...     environ={},
+        ... )
+        >>> config.auth
+        MemCachierAuth(username='u')
+        >>> config.serializer
+        JSONSerializer(sort_keys=False)
+    """
+    environ = os.environ if environ is None else environ
+    options = _options(params)
+    specs = {option: options.pop(option, None) for option in STRATEGY_OPTIONS}
+    client_options = {name: options.pop(name) for name in CLIENT_OPTIONS if name in options}
+    close_connections, environment_credentials = _backend_flags(options)
+    settings = settings_credentials(options, params)
+    env = Environment.read(environ)
+    servers = find_servers(location, env, environ)
+    credentials = find_credentials(
+        settings,
+        env,
+        servers_from=servers.source,
+        environment_credentials=environment_credentials,
+        auth_named=not is_empty(specs["auth"]),
+    )
+    choices = choose_strategies(specs, credentials=bool(credentials.found))
+    _give_flat_options(options, choices)
+    sources = {"servers": servers.source, **give_credentials(choices["auth"], credentials, env)}
+    complete_arguments(choices)
+    built = build_strategies(choices)
+    unused_environment = credentials.unused_environment
+    if unused_environment:
+        unused_environment += " False keeps them unused without this warning."
+    config = CacheConfig(
+        servers=servers.servers,
+        locations=servers.locations,
+        transport=built["transport"],
+        auth=built["auth"],
+        serializer=built["serializer"],
+        client_options=client_options,
+        close_connections=close_connections,
+        sources=sources,
+        unused_environment=unused_environment,
+        share_key=_share_key(servers.servers, choices, client_options, close_connections),
+    )
+    # Client options are checked by the client itself; building one does no I/O.
+    config.make_client().close()
+    return config
+
+
+def _options(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``OPTIONS`` that the steps take their keys out of; it must be a dict."""
+    raw = params.get("OPTIONS") or {}
+    if not isinstance(raw, Mapping):
+        raise CacheConfigurationError(
+            f"OPTIONS must be a dict, not {type(raw).__name__}", check_id=E_VALUE
+        )
+    for name in raw:
+        if not isinstance(name, str):
+            raise CacheConfigurationError(
+                f"OPTIONS keys must be strings, not {type(name).__name__}",
+                check_id=E_UNKNOWN_OPTION,
+            )
+    return dict(raw)
+
+
+def _backend_flags(options: dict[str, Any]) -> tuple[bool, bool | None]:
+    """Take out ``close_connections`` and ``environment_credentials`` (None: not given)."""
+    close_connections = options.pop("close_connections", False)
+    environment_credentials = options.pop("environment_credentials", None)
+    for name, flag in (
+        ("close_connections", close_connections),
+        ("environment_credentials", environment_credentials),
+    ):
+        if not isinstance(flag, bool | None):
+            raise CacheConfigurationError(
+                f'OPTIONS["{name}"] must be True or False, not {flag!r}', check_id=E_VALUE
+            )
+    return bool(close_connections), environment_credentials
+
+
+def _give_flat_options(options: Mapping[str, Any], choices: Mapping[str, Choice]) -> None:
+    """The keys left in ``OPTIONS`` go to the one chosen strategy that names each of them."""
+    ordered = list(choices.values())
+    for name, value in options.items():
+        takers = [choice for choice in ordered if choice.takes(name)]
+        if not takers:
+            raise _unknown_option(name, ordered)
+        if len(takers) > 1:
+            raise CacheConfigurationError(
+                f'OPTIONS["{name}"] is ambiguous: {" and ".join(c.describe() for c in takers)} '
+                f'both take it; give it inside one of them, e.g. "{takers[0].family.option}": '
+                f'{{"class": ..., "{name}": ...}}',
+                check_id=E_UNKNOWN_OPTION,
+            )
+        choice = takers[0]
+        if name in choice.kwargs:
+            raise CacheConfigurationError(
+                f'OPTIONS["{name}"] is given twice: flat in OPTIONS and inside '
+                f'OPTIONS["{choice.family.option}"]; keep one',
+                check_id=E_UNKNOWN_OPTION,
+            )
+        choice.kwargs[name] = value
+    for choice in ordered:
+        choice.check_arguments()
+
+
+def _unknown_option(name: str, choices: list[Choice]) -> CacheConfigurationError:
+    known = {*CLIENT_OPTIONS, *BACKEND_OPTIONS, *STRATEGY_OPTIONS, *CREDENTIALS}
+    for choice in choices:
+        if choice.accepted:
+            known.update(choice.accepted)
+    hint = _MIGRATION_HINTS.get(name) or alias_taking(name)
+    if hint is None:
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else ""
+    takers = [f"{choice.describe()} takes {choice.arguments_text()}" for choice in choices]
+    return CacheConfigurationError(
+        f'OPTIONS["{name}"] is not an option of this cache'
+        f"{f' ({hint})' if hint else ''}. "
+        f"The backend takes {quoted_names([*CLIENT_OPTIONS, *BACKEND_OPTIONS])}; "
+        f"{'; '.join(takers)}",
+        check_id=E_UNKNOWN_OPTION,
+    )
+
+
+def _share_key(
+    servers: tuple[str, ...],
+    choices: Mapping[str, Choice],
+    client_options: Mapping[str, Any],
+    close_connections: bool,
+) -> Hashable:
+    """Equal for entries that would build the same client (see :attr:`CacheConfig.share_key`)."""
+    return (
+        servers,
+        *(choice.share_key() for choice in choices.values()),
+        freeze(client_options),
+        close_connections,
+    )
