@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.engines import ENGINES, client_maker
 from tests.servers import (
     HarnessError,
     MemcachedProcess,
@@ -249,3 +250,29 @@ def memcached_factory() -> Iterator[Callable[..., MemcachedProcess]]:
 def fresh_memcached(memcached_factory: Callable[..., MemcachedProcess]) -> MemcachedProcess:
     """A plain memcached owned by this test alone: restart, pause, kill it at will."""
     return memcached_factory(name="fresh-memcached")
+
+
+# -- both engines ---------------------------------------------------------------------------
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each test that takes it (or ``make``) runs on the sync and on the asyncio engine."""
+    return str(request.param)
+
+
+@pytest.fixture
+def make(engine: str) -> Iterator[Callable[..., Any]]:
+    """``make(servers, **options)``: a ``Client``, or an ``AsyncClient`` behind a sync facade.
+
+    Every client made is closed (and a facade's event loop with it) after the test.
+    """
+    maker = client_maker(engine)
+    made: list[Any] = []
+
+    def factory(*args: Any, **kwargs: Any) -> Any:
+        client = maker(*args, **kwargs)
+        made.append(client)
+        return client
+
+    yield factory
+    for client in made:
+        client.__exit__(None, None, None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,12 +19,13 @@ from layered_cache import (
 from layered_cache.auth import AsciiAuth, MemCachierAuth, NoAuth
 from layered_cache.serialization import JSONSerializer, PickleSerializer
 from layered_cache.transport import TCPTransport, TLSTransport
+from tests.engines import client_maker
 from tests.servers import MemcachedProcess, MemCachierGateway, TLSMaterial
 
 
 @pytest.fixture
-def client(memcached: MemcachedProcess) -> Iterator[Client]:
-    with Client(memcached.address) as client:
+def client(memcached: MemcachedProcess, make: Callable[..., Any]) -> Iterator[Client]:
+    with make(memcached.address) as client:
         yield client
 
 
@@ -159,10 +160,12 @@ def test_unserializable_value_writes_nothing(client: Client) -> None:
     assert client.get_many(["a", "b"]) == {"a": "old"}
 
 
-def test_json_client_refuses_values_and_never_unpickles(memcached: MemcachedProcess) -> None:
+def test_json_client_refuses_values_and_never_unpickles(
+    memcached: MemcachedProcess, make: Callable[..., Any]
+) -> None:
     with (
         Client(memcached.address) as pickler,
-        Client(memcached.address, serializer=JSONSerializer()) as reader,
+        make(memcached.address, serializer=JSONSerializer()) as reader,
     ):
         with pytest.raises(SerializationError, match="JSONSerializer cannot store"):
             reader.set("k", {1, 2})
@@ -201,7 +204,7 @@ def tls_auth_memcached(tls_material: TLSMaterial) -> Iterator[MemcachedProcess]:
 
 
 def _matrix_client(
-    request: pytest.FixtureRequest, transport: str, auth: str, serializer: str
+    request: pytest.FixtureRequest, transport: str, auth: str, serializer: str, engine: str
 ) -> Client:
     material: TLSMaterial = request.getfixturevalue("tls_material")
     server: Any
@@ -217,7 +220,7 @@ def _matrix_client(
     else:
         server = request.getfixturevalue("tls_memcached" if transport == "tls" else "memcached")
         strategy = NoAuth()
-    return Client(
+    return client_maker(engine)(  # type: ignore[no-any-return]
         server.address,
         transport=TLSTransport(ca_file=material.ca_file) if transport == "tls" else TCPTransport(),
         auth=strategy,
@@ -231,9 +234,9 @@ def _matrix_client(
     [("tcp", "none"), ("tls", "none"), ("tcp", "memcachier"), ("tcp", "ascii"), ("tls", "ascii")],
 )
 def test_every_strategy_combination(
-    request: pytest.FixtureRequest, transport: str, auth: str, serializer: str
+    request: pytest.FixtureRequest, transport: str, auth: str, serializer: str, engine: str
 ) -> None:
-    with _matrix_client(request, transport, auth, serializer) as client:
+    with _matrix_client(request, transport, auth, serializer, engine) as client:
         document = {"list": [1, 2, 3], "text": "é", "n": None}
         assert client.set("doc", document)
         assert client.get("doc") == document
@@ -244,8 +247,10 @@ def test_every_strategy_combination(
         assert client.version()
 
 
-def test_memcachier_handshake_once_per_connection(memcachier: MemCachierGateway) -> None:
-    with Client(
+def test_memcachier_handshake_once_per_connection(
+    memcachier: MemCachierGateway, make: Callable[..., Any]
+) -> None:
+    with make(
         memcachier.address, auth=MemCachierAuth(memcachier.username, memcachier.password)
     ) as client:
         for i in range(300):

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from layered_cache import AuthenticationError, CacheConnectionError, Client, TLSError
+from layered_cache import AuthenticationError, CacheConnectionError, TLSError
 from layered_cache.auth import MemCachierAuth
 from layered_cache.transport import TLSTransport
 from tests.servers import MemcachedProcess, MemCachierGateway, TLSMaterial
 
 
-def test_off_by_default_outage_raises(fresh_memcached: MemcachedProcess) -> None:
+def test_off_by_default_outage_raises(
+    fresh_memcached: MemcachedProcess, make: Callable[..., Any]
+) -> None:
     address = fresh_memcached.address
     fresh_memcached.stop()
     with pytest.raises(CacheConnectionError):
-        Client(address).get("k")
+        make(address).get("k")
 
 
 def test_outage_reads_miss_writes_false(
-    fresh_memcached: MemcachedProcess, caplog: pytest.LogCaptureFixture
+    fresh_memcached: MemcachedProcess, caplog: pytest.LogCaptureFixture, make: Callable[..., Any]
 ) -> None:
-    client = Client(fresh_memcached.address, ignore_exceptions=True, retry_timeout=60)
+    client = make(fresh_memcached.address, ignore_exceptions=True, retry_timeout=60)
     assert client.set("k", "v") is True
     fresh_memcached.stop()
     caplog.set_level(logging.WARNING, logger="layered_cache")
@@ -52,9 +56,11 @@ def test_outage_reads_miss_writes_false(
     assert fresh_memcached.address in records[0].getMessage()
 
 
-def test_other_servers_keep_serving(three_memcached: list[MemcachedProcess]) -> None:
+def test_other_servers_keep_serving(
+    three_memcached: list[MemcachedProcess], make: Callable[..., Any]
+) -> None:
     addresses = [server.address for server in three_memcached]
-    client = Client(addresses, ignore_exceptions=True, timeout=0.5, retry_timeout=60)
+    client = make(addresses, ignore_exceptions=True, timeout=0.5, retry_timeout=60)
     keys = [f"k{i}" for i in range(60)]
     assert client.set_many(dict.fromkeys(keys, 1)) == []
     dead = three_memcached[0]
@@ -68,8 +74,10 @@ def test_other_servers_keep_serving(three_memcached: list[MemcachedProcess]) -> 
         dead.resume()
 
 
-def test_auth_failures_always_raise(memcachier: MemCachierGateway) -> None:
-    client = Client(
+def test_auth_failures_always_raise(
+    memcachier: MemCachierGateway, make: Callable[..., Any]
+) -> None:
+    client = make(
         memcachier.address,
         auth=MemCachierAuth(memcachier.username, "wrong"),
         ignore_exceptions=True,
@@ -80,9 +88,9 @@ def test_auth_failures_always_raise(memcachier: MemCachierGateway) -> None:
 
 
 def test_tls_refusals_always_raise(
-    tls_memcached: MemcachedProcess, tls_material: TLSMaterial
+    tls_memcached: MemcachedProcess, tls_material: TLSMaterial, make: Callable[..., Any]
 ) -> None:
-    client = Client(
+    client = make(
         tls_memcached.address,
         transport=TLSTransport(ca_file=tls_material.untrusted_ca_file),
         ignore_exceptions=True,
@@ -91,8 +99,8 @@ def test_tls_refusals_always_raise(
         client.get("k")
 
 
-def test_bad_keys_always_raise(memcached: MemcachedProcess) -> None:
-    client = Client(memcached.address, ignore_exceptions=True)
+def test_bad_keys_always_raise(memcached: MemcachedProcess, make: Callable[..., Any]) -> None:
+    client = make(memcached.address, ignore_exceptions=True)
     with pytest.raises(ValueError, match="invalid memcached key"):
         client.get("a b")
     client.close()

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -22,8 +23,8 @@ from layered_cache.transport import TLSTransport
 from tests.servers import MemcachedProcess, MemCachierGateway, TLSMaterial
 
 
-def test_wrong_memcachier_password(memcachier: MemCachierGateway) -> None:
-    client = Client(memcachier.address, auth=MemCachierAuth(memcachier.username, "wrong-pass"))
+def test_wrong_memcachier_password(memcachier: MemCachierGateway, make: Callable[..., Any]) -> None:
+    client = make(memcachier.address, auth=MemCachierAuth(memcachier.username, "wrong-pass"))
     with pytest.raises(AuthenticationError) as caught:
         client.get("k")
     message = str(caught.value)
@@ -36,26 +37,28 @@ def test_wrong_memcachier_password(memcachier: MemCachierGateway) -> None:
         client.set("k", 1)
 
 
-def test_wrong_ascii_password(ascii_auth_memcached: MemcachedProcess) -> None:
+def test_wrong_ascii_password(
+    ascii_auth_memcached: MemcachedProcess, make: Callable[..., Any]
+) -> None:
     username, _ = ascii_auth_memcached.credentials
-    client = Client(ascii_auth_memcached.address, auth=AsciiAuth(username, "not-it"))
+    client = make(ascii_auth_memcached.address, auth=AsciiAuth(username, "not-it"))
     with pytest.raises(AuthenticationError, match="authentication failure") as caught:
         client.set("k", 1)
     assert "not-it" not in str(caught.value)
 
 
 def test_ascii_auth_server_refuses_clients_without_auth(
-    ascii_auth_memcached: MemcachedProcess,
+    ascii_auth_memcached: MemcachedProcess, make: Callable[..., Any]
 ) -> None:
-    client = Client(ascii_auth_memcached.address)
+    client = make(ascii_auth_memcached.address)
     with pytest.raises(Exception, match="unauthenticated"):
         client.get("k")
 
 
 def test_untrusted_certificate_refused(
-    tls_memcached: MemcachedProcess, tls_material: TLSMaterial
+    tls_memcached: MemcachedProcess, tls_material: TLSMaterial, make: Callable[..., Any]
 ) -> None:
-    client = Client(
+    client = make(
         tls_memcached.address, transport=TLSTransport(ca_file=tls_material.untrusted_ca_file)
     )
     with pytest.raises(TLSError, match="certificate") as caught:
@@ -67,20 +70,22 @@ def test_untrusted_certificate_refused(
 
 
 def test_wrong_hostname_refused_unless_named(
-    wrong_host_tls_memcached: MemcachedProcess, tls_material: TLSMaterial
+    wrong_host_tls_memcached: MemcachedProcess, tls_material: TLSMaterial, make: Callable[..., Any]
 ) -> None:
-    client = Client(
+    client = make(
         wrong_host_tls_memcached.address, transport=TLSTransport(ca_file=tls_material.ca_file)
     )
     with pytest.raises(TLSError, match="certificate"):
         client.get("k")
     named = TLSTransport(ca_file=tls_material.ca_file, server_hostname=TLSMaterial.WRONG_HOSTNAME)
-    with Client(wrong_host_tls_memcached.address, transport=named) as client:
+    with make(wrong_host_tls_memcached.address, transport=named) as client:
         assert client.set("k", 1)
 
 
-def test_mutual_tls(mtls_memcached: MemcachedProcess, tls_material: TLSMaterial) -> None:
-    without = Client(mtls_memcached.address, transport=TLSTransport(ca_file=tls_material.ca_file))
+def test_mutual_tls(
+    mtls_memcached: MemcachedProcess, tls_material: TLSMaterial, make: Callable[..., Any]
+) -> None:
+    without = make(mtls_memcached.address, transport=TLSTransport(ca_file=tls_material.ca_file))
     with pytest.raises(TLSError):
         without.set("k", 1)
     with_cert = TLSTransport(
@@ -88,16 +93,16 @@ def test_mutual_tls(mtls_memcached: MemcachedProcess, tls_material: TLSMaterial)
         cert_file=tls_material.client_cert_file,
         key_file=tls_material.client_key_file,
     )
-    with Client(mtls_memcached.address, transport=with_cert) as client:
+    with make(mtls_memcached.address, transport=with_cert) as client:
         assert client.set("k", 1)
         assert client.get("k") == 1
 
 
 def test_restart_mid_use_reconnects_and_reauthenticates(
-    memcached_factory: Callable[..., MemcachedProcess],
+    memcached_factory: Callable[..., MemcachedProcess], make: Callable[..., Any]
 ) -> None:
     server = memcached_factory(credentials=("restart-user", "restart-pass"), name="auth-restart")
-    client = Client(server.address, auth=AsciiAuth("restart-user", "restart-pass"))
+    client = make(server.address, auth=AsciiAuth("restart-user", "restart-pass"))
     assert client.set("k", "before")
     connections_before = server.stats()["total_connections"]
     server.restart()
@@ -110,9 +115,9 @@ def test_restart_mid_use_reconnects_and_reauthenticates(
 
 
 def test_restart_then_non_idempotent_calls_get_a_fresh_connection(
-    fresh_memcached: MemcachedProcess,
+    fresh_memcached: MemcachedProcess, make: Callable[..., Any]
 ) -> None:
-    client = Client(fresh_memcached.address)
+    client = make(fresh_memcached.address)
     client.set("n", 1)
     fresh_memcached.restart()
     # The pooled connection is seen closed before anything is sent, so the
@@ -124,8 +129,10 @@ def test_restart_then_non_idempotent_calls_get_a_fresh_connection(
     client.close()
 
 
-def test_stopped_server_times_out_within_the_timeout(fresh_memcached: MemcachedProcess) -> None:
-    client = Client(fresh_memcached.address, timeout=0.5, retry_timeout=0)
+def test_stopped_server_times_out_within_the_timeout(
+    fresh_memcached: MemcachedProcess, make: Callable[..., Any]
+) -> None:
+    client = make(fresh_memcached.address, timeout=0.5, retry_timeout=0)
     client.set("k", 1)
     fresh_memcached.pause()
     try:
@@ -138,10 +145,12 @@ def test_stopped_server_times_out_within_the_timeout(fresh_memcached: MemcachedP
     assert client.get("k") == 1
 
 
-def test_unreachable_server_fails_fast_while_skipped(fresh_memcached: MemcachedProcess) -> None:
+def test_unreachable_server_fails_fast_while_skipped(
+    fresh_memcached: MemcachedProcess, make: Callable[..., Any]
+) -> None:
     address = fresh_memcached.address
     fresh_memcached.stop()
-    client = Client(address, retry_attempts=2, retry_timeout=30, dead_timeout=60)
+    client = make(address, retry_attempts=2, retry_timeout=30, dead_timeout=60)
     with pytest.raises(CacheConnectionError, match="refused"):
         client.get("k")
     started = time.monotonic()
@@ -176,9 +185,11 @@ def test_keys_spread_over_three_servers_like_pymemcache(
         assert len(client.stats()) == 3
 
 
-def test_one_of_three_dead_others_keep_working(three_memcached: list[MemcachedProcess]) -> None:
+def test_one_of_three_dead_others_keep_working(
+    three_memcached: list[MemcachedProcess], make: Callable[..., Any]
+) -> None:
     addresses = [server.address for server in three_memcached]
-    with Client(addresses, retry_timeout=60, timeout=0.5) as client:
+    with make(addresses, retry_timeout=60, timeout=0.5) as client:
         keys = {server: [] for server in addresses}
         for i in range(100):
             keys[client.server_for(f"k{i}")].append(f"k{i}")
@@ -253,8 +264,10 @@ def test_forked_child_opens_its_own_connections(memcached: MemcachedProcess) -> 
     client.close()
 
 
-def test_noreply_write_after_restart_is_not_lost(fresh_memcached: MemcachedProcess) -> None:
-    client = Client(fresh_memcached.address)
+def test_noreply_write_after_restart_is_not_lost(
+    fresh_memcached: MemcachedProcess, make: Callable[..., Any]
+) -> None:
+    client = make(fresh_memcached.address)
     client.set("k", "before")
     fresh_memcached.restart()
     # No reply means no error to retry on: the dead pooled connection is seen first.
@@ -263,7 +276,9 @@ def test_noreply_write_after_restart_is_not_lost(fresh_memcached: MemcachedProce
     client.close()
 
 
-def test_many_open_files_do_not_defeat_connection_reuse(memcached: MemcachedProcess) -> None:
+def test_many_open_files_do_not_defeat_connection_reuse(
+    memcached: MemcachedProcess, make: Callable[..., Any]
+) -> None:
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -273,7 +288,7 @@ def test_many_open_files_do_not_defeat_connection_reuse(memcached: MemcachedProc
     try:
         while len(held) < 1100:
             held.append(os.open(os.devnull, os.O_RDONLY))  # push descriptors past 1023
-        client = Client(memcached.address)
+        client = make(memcached.address)
         client.set("n", 0)
         before = int(memcached.stats()["total_connections"])
         for _ in range(20):

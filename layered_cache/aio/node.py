@@ -173,6 +173,13 @@ class AsyncServer:
             return await self._fresh(step)
         pool = self.pool()
         conn = await pool.acquire()
+        if conn is not None and not step.idempotent:
+            # A command that must not run twice is never sent on a connection the
+            # server already closed: one turn of the loop delivers a pending EOF.
+            await asyncio.sleep(0)
+            if conn.broken:
+                pool.discard(conn)
+                conn = await pool.acquire()
         reused = conn is not None
         try:
             if conn is None:

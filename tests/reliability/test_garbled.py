@@ -98,8 +98,10 @@ ALL_CALLS: dict[str, Callable[[Client], Any]] = {**KEY_CALLS, **SERVER_CALLS, **
 
 
 @pytest.mark.parametrize("name", list(ALL_CALLS))
-def test_garbled_reply_raises_a_server_error_and_counts(name: str, garbler: GarblingServer) -> None:
-    client = Client(garbler.address, timeout=1, retry_timeout=30)
+def test_garbled_reply_raises_a_server_error_and_counts(
+    name: str, garbler: GarblingServer, make: Callable[..., Any]
+) -> None:
+    client = make(garbler.address, timeout=1, retry_timeout=30)
     with pytest.raises(UnexpectedReplyError) as caught:
         ALL_CALLS[name](client)
     assert caught.value.server == garbler.address
@@ -111,8 +113,10 @@ def test_garbled_reply_raises_a_server_error_and_counts(name: str, garbler: Garb
 
 
 @pytest.mark.parametrize("name", list(ALL_CALLS))
-def test_garbled_reply_is_absorbed_in_fail_silent_mode(name: str, garbler: GarblingServer) -> None:
-    client = Client(
+def test_garbled_reply_is_absorbed_in_fail_silent_mode(
+    name: str, garbler: GarblingServer, make: Callable[..., Any]
+) -> None:
+    client = make(
         garbler.address, timeout=1, retry_timeout=0, dead_timeout=0, ignore_exceptions=True
     )
     if name in SERVER_CALLS:
@@ -126,8 +130,10 @@ def test_garbled_reply_is_absorbed_in_fail_silent_mode(name: str, garbler: Garbl
     client.close()
 
 
-def test_a_garbled_connection_is_never_reused(garbler: GarblingServer) -> None:
-    client = Client(
+def test_a_garbled_connection_is_never_reused(
+    garbler: GarblingServer, make: Callable[..., Any]
+) -> None:
+    client = make(
         garbler.address, timeout=1, retry_timeout=0, dead_timeout=0, ignore_exceptions=True
     )
     for _ in range(3):
