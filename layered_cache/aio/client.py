@@ -165,6 +165,15 @@ class AsyncClient(BaseClient[AsyncServer]):
                 raise
             return fallback
 
+    async def _ask(self, step: Exchange) -> Any:
+        """Perform one exchange; in fail-silent mode an outage answers :data:`FAILED`."""
+        try:
+            return await step.node.exchange(step)
+        except CacheConnectionError as error:
+            if not self._fail_silent.absorb(error):
+                raise
+            return FAILED
+
     async def _perform(self, step: object) -> Any:
         if type(step) is Batch:
             # Every server is asked at once; each exchange ends (or fails) before
@@ -201,7 +210,8 @@ class AsyncClient(BaseClient[AsyncServer]):
 
     async def get(self, key: Key, default: Any = None) -> Any:
         """The value stored under ``key``, or ``default`` (:meth:`Client.get`)."""
-        return await self._drive(self._ops.get(key, default), default)
+        reply = await self._ask(self._ops.get_step(key))
+        return default if reply is FAILED else self._ops.get_result(key, reply, default)
 
     async def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
         """``{key: value}`` of the keys in the cache, all servers asked at once."""
@@ -209,8 +219,10 @@ class AsyncClient(BaseClient[AsyncServer]):
 
     async def gets(self, key: Key, default: Any = None, cas_default: Any = None) -> tuple[Any, Any]:
         """``(value, cas_token)``, or ``(default, cas_default)`` (:meth:`Client.gets`)."""
-        flow = self._ops.gets(key, default, cas_default)
-        return await self._drive(flow, (default, cas_default))  # type: ignore[no-any-return]
+        reply = await self._ask(self._ops.gets_step(key))
+        if reply is FAILED:
+            return default, cas_default
+        return self._ops.gets_result(key, reply, default, cas_default)
 
     async def gets_many(self, keys: Iterable[Key]) -> dict[Key, tuple[Any, Any]]:
         """``{key: (value, cas_token)}`` of the keys in the cache (:meth:`Client.gets_many`)."""
@@ -221,8 +233,8 @@ class AsyncClient(BaseClient[AsyncServer]):
     async def _write(
         self, command: bytes, key: Key, value: Any, expire: int, noreply: bool, flags: int | None
     ) -> bool:
-        flow = self._ops.store(command, key, value, expire, noreply, flags)
-        return await self._drive(flow, False)  # type: ignore[no-any-return]
+        reply = await self._ask(self._ops.store_step(command, key, value, expire, noreply, flags))
+        return reply is not FAILED and self._ops.store_result(reply)
 
     async def set(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
@@ -275,12 +287,13 @@ class AsyncClient(BaseClient[AsyncServer]):
         flags: int | None = None,
     ) -> bool | None:
         """Store only if nobody wrote ``key`` since :meth:`gets` (:meth:`Client.cas`)."""
-        flow = self._ops.cas(key, value, cas, expire, noreply, flags)
-        return await self._drive(flow, False)  # type: ignore[no-any-return]
+        reply = await self._ask(self._ops.cas_step(key, value, cas, expire, noreply, flags))
+        return False if reply is FAILED else self._ops.cas_result(reply)
 
     async def delete(self, key: Key, noreply: bool = False) -> bool:
         """Remove ``key``; True when it was in the cache."""
-        return await self._drive(self._ops.delete(key, noreply), False)  # type: ignore[no-any-return]
+        reply = await self._ask(self._ops.delete_step(key, noreply))
+        return reply is not FAILED and self._ops.delete_result(reply)
 
     async def delete_many(self, keys: Iterable[Key], noreply: bool = False) -> bool:
         """Remove several keys, all servers at once (:meth:`Client.delete_many`)."""
@@ -324,13 +337,14 @@ class AsyncClient(BaseClient[AsyncServer]):
         ops = self._ops
         if initial is not None:
             flow = ops.count_or_create(key, value, initial, expire, decrement=decrement)
-        else:
-            flow = ops.count(key, value, noreply, decrement=decrement)
-        return await self._drive(flow, None)  # type: ignore[no-any-return]
+            return await self._drive(flow, None)  # type: ignore[no-any-return]
+        reply = await self._ask(ops.count_step(key, value, noreply, decrement=decrement))
+        return None if reply is FAILED else ops.count_result(reply)
 
     async def touch(self, key: Key, expire: int = 0, noreply: bool = False) -> bool:
         """Give ``key`` a new expiry; True when it was in the cache."""
-        return await self._drive(self._ops.touch(key, expire, noreply), False)  # type: ignore[no-any-return]
+        reply = await self._ask(self._ops.touch_step(key, expire, noreply))
+        return reply is not FAILED and self._ops.touch_result(reply)
 
     # -- thundering herds -------------------------------------------------------
 

@@ -159,13 +159,10 @@ class AsyncConnection:
         parser = protocol.parser
         if count == 1:
             parser.expect(expect, keys)
-            reply = await self._read()
-        else:
-            for _ in range(count):
-                parser.expect(expect, keys)
-            reply = [await self._read() for _ in range(count)]
-        parser.check_idle()
-        return reply
+            return await self._read()
+        for _ in range(count):
+            parser.expect(expect, keys)
+        return [await self._read() for _ in range(count)]
 
     async def _read(self) -> Any:
         protocol = self._protocol

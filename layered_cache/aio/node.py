@@ -287,7 +287,8 @@ class AsyncServer:
     def _failed(
         self, exc: Exception, *, first_use: bool, pool: LoopPool | None
     ) -> LayeredCacheError:
-        error = translate(exc, self.name, self.timeout, first_use=first_use)
+        tls = self.plan.ssl_context is not None
+        error = translate(exc, self.name, self.timeout, first_use=first_use, tls=tls)
         if self.health.failed(error) and pool is not None:
             pool.close_idle()
         return error

@@ -15,7 +15,7 @@ before the first step, so a bad call never reaches the wire.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any, Final, Generic, Protocol, TypeAlias, TypeVar
 
 from layered_cache._keys import encode_key, encode_keys
@@ -95,7 +95,6 @@ class Exchange:
         node: Any,
         request: bytes,
         expect: int | None,
-        *,
         idempotent: bool,
         count: int = 1,
         keys: Any = None,
@@ -217,36 +216,54 @@ class Operations(Generic[N]):
 
     # -- reads ------------------------------------------------------------------------
 
-    def get(self, key: Key, default: Any) -> Flow[Any]:
-        """``get <key>``: the value, or ``default``."""
+    # Single-exchange calls come as a pair: ``<name>_step`` checks the arguments and
+    # builds the one Exchange, ``<name>_result`` turns its reply into the result.
+    # Engines call the pair directly (no generator on the hot path); the flow of
+    # the same name composes them for flows that need the call as a step.
+
+    def get_step(self, key: Key) -> Exchange:
+        """``get <key>``."""
         encoded = encode_key(key)
-        reply = yield Exchange(
-            self.node(key),
-            b"get " + encoded + b"\r\n",
-            Expect.VALUES,
-            idempotent=True,
-            keys=(encoded,),
+        return Exchange(
+            self.node(key), b"get " + encoded + b"\r\n", Expect.VALUES, True, 1, (encoded,)
         )
+
+    def get_result(self, key: Key, reply: list[Any], default: Any) -> Any:
+        """The value of a ``get`` reply, or ``default``."""
         if not reply:
             return default
         value = self.codec.decode(key, reply[0][2], reply[0][1])
         return default if value is MISS else value
 
+    def get(self, key: Key, default: Any) -> Flow[Any]:
+        """``get <key>`` as a flow: the value, or ``default``."""
+        reply = yield self.get_step(key)
+        return self.get_result(key, reply, default)
+
     def get_many(self, keys: Iterable[Key]) -> Flow[dict[Key, Any]]:
         """``get`` of many keys, one request per server: ``{key: value}`` of the hits."""
-        values, _ = yield from self._fetch_many(keys, cas=False)
+        groups, replies = yield from self._fetch_many(keys, requests.get)
+        values: dict[Key, Any] = {}
+        decode = self.codec.decode
+        for (_, group), reply in zip(groups, replies, strict=True):
+            if reply is not FAILED:
+                for raw, flags, data, _ in reply:
+                    key = group[raw]
+                    value = decode(key, data, flags)
+                    if value is not MISS:
+                        values[key] = value
         return values
 
-    def gets(self, key: Key, default: Any, cas_default: Any) -> Flow[tuple[Any, Any]]:
-        """``gets <key>``: ``(value, cas token)``, or the defaults."""
+    def gets_step(self, key: Key) -> Exchange:
+        """``gets <key>``."""
         encoded = encode_key(key)
-        reply = yield Exchange(
-            self.node(key),
-            requests.gets([encoded]),
-            Expect.VALUES,
-            idempotent=True,
-            keys=(encoded,),
-        )
+        request = requests.gets([encoded])
+        return Exchange(self.node(key), request, Expect.VALUES, True, 1, (encoded,))
+
+    def gets_result(
+        self, key: Key, reply: list[Any], default: Any, cas_default: Any
+    ) -> tuple[Any, Any]:
+        """``(value, cas token)`` of a ``gets`` reply, or the defaults."""
         if not reply:
             return default, cas_default
         _, flags, data, token = reply[0]
@@ -257,39 +274,61 @@ class Operations(Generic[N]):
 
     def gets_many(self, keys: Iterable[Key]) -> Flow[dict[Key, tuple[Any, Any]]]:
         """``gets`` of many keys: ``{key: (value, cas token)}`` of the hits."""
-        values, tokens = yield from self._fetch_many(keys, cas=True)
-        return {key: (value, tokens[key]) for key, value in values.items()}
+        groups, replies = yield from self._fetch_many(keys, requests.gets)
+        found: dict[Key, tuple[Any, Any]] = {}
+        decode = self.codec.decode
+        for (_, group), reply in zip(groups, replies, strict=True):
+            if reply is not FAILED:
+                for raw, flags, data, token in reply:
+                    key = group[raw]
+                    value = decode(key, data, flags)
+                    if value is not MISS:
+                        found[key] = (value, token)
+        return found
 
     def _fetch_many(
-        self, keys: Iterable[Key], *, cas: bool
-    ) -> Flow[tuple[dict[Key, Any], dict[Key, Any]]]:
+        self, keys: Iterable[Key], encode: Callable[[list[bytes]], bytes]
+    ) -> Flow[tuple[list[tuple[N, dict[bytes, Key]]], list[Any]]]:
+        """Ask every server for its keys at once: the groups, and each server's reply."""
         keys = keys if isinstance(keys, list) else list(keys)
         encoded = encode_keys(keys)  # every key, before anything is sent
-        values: dict[Key, Any] = {}
-        tokens: dict[Key, Any] = {}
         if not keys:
-            return values, tokens
+            return [], []
         groups = self._groups(keys, encoded)
-        encode = requests.gets if cas else requests.get
-        replies = yield from self._fan_out(
+        replies: list[Any] = yield Batch(
             [
-                Exchange(node, encode(list(group)), Expect.VALUES, idempotent=True, keys=group)
+                Exchange(node, encode(list(group)), Expect.VALUES, True, 1, group)
                 for node, group in groups
             ]
         )
-        decode = self.codec.decode
-        for (_, group), reply in zip(groups, replies, strict=True):
-            if reply is FAILED:
-                continue
-            for raw, flags, data, token in reply:
-                key = group[raw]
-                value = decode(key, data, flags)
-                if value is not MISS:
-                    values[key] = value
-                    tokens[key] = token
-        return values, tokens
+        return groups, replies
 
     # -- writes -------------------------------------------------------------------------
+
+    def store_step(
+        self,
+        command: bytes,
+        key: Key,
+        value: Any,
+        expire: int,
+        noreply: bool,
+        flags: int | None,
+    ) -> Exchange:
+        """``set``/``add``/``replace``/``append``/``prepend``, checked and serialized."""
+        encoded = encode_key(key)
+        if type(expire) is not int:
+            requests.check_expire(expire)  # raises, naming the problem
+        data, value_flags = self.codec.encode(key, value, flags)
+        request = requests.store(command, encoded, value_flags, expire, data, noreply)
+        # Only a plain set is safe to send twice; with noreply no error can come
+        # back to trigger a resend, so the connection is checked before sending.
+        idempotent = command == b"set" and not noreply
+        return Exchange(self.node(key), request, None if noreply else Expect.STORE, idempotent)
+
+    @staticmethod
+    def store_result(reply: Any) -> bool:
+        """True when stored (a ``noreply`` write, with no reply, counts as stored)."""
+        return reply is None or reply == b"STORED"
 
     def store(
         self,
@@ -300,20 +339,11 @@ class Operations(Generic[N]):
         noreply: bool,
         flags: int | None,
     ) -> Flow[bool]:
-        """``set``/``add``/``replace``/``append``/``prepend``: True when stored."""
-        encoded = encode_key(key)
-        requests.check_expire(expire)
-        data, value_flags = self.codec.encode(key, value, flags)
-        request = requests.store(command, encoded, value_flags, expire, data, noreply)
-        # Only a plain set is safe to send twice; with noreply no error can come
-        # back to trigger a resend, so the connection is checked before sending.
-        idempotent = command == b"set" and not noreply
-        reply = yield Exchange(
-            self.node(key), request, None if noreply else Expect.STORE, idempotent=idempotent
-        )
-        return noreply or reply == b"STORED"
+        """A storage command as a flow: True when stored."""
+        reply = yield self.store_step(command, key, value, expire, noreply, flags)
+        return self.store_result(reply)
 
-    def cas(
+    def cas_step(
         self,
         key: Key,
         value: Any,
@@ -321,17 +351,19 @@ class Operations(Generic[N]):
         expire: int,
         noreply: bool,
         flags: int | None,
-    ) -> Flow[bool | None]:
-        """``cas``: True stored, False someone wrote in between, None the key is missing."""
+    ) -> Exchange:
+        """``cas``, checked and serialized."""
         encoded = encode_key(key)
         requests.check_expire(expire)
         data, value_flags = self.codec.encode(key, value, flags)
         request = requests.cas(encoded, value_flags, expire, data, token, noreply)
-        reply = yield Exchange(
-            self.node(key), request, None if noreply else Expect.STORE, idempotent=False
-        )
-        if noreply:
-            return True
+        return Exchange(self.node(key), request, None if noreply else Expect.STORE, False)
+
+    @staticmethod
+    def cas_result(reply: Any) -> bool | None:
+        """True stored, False someone wrote in between, None the key is missing."""
+        if reply is None:
+            return True  # noreply
         if reply == b"NOT_FOUND":
             return None
         return bool(reply == b"STORED")
@@ -407,16 +439,21 @@ class Operations(Generic[N]):
                 )
         return failed
 
-    def delete(self, key: Key, noreply: bool) -> Flow[bool]:
-        """``delete <key>``: True when it was in the cache."""
+    def delete_step(self, key: Key, noreply: bool) -> Exchange:
+        """``delete <key>``."""
         encoded = encode_key(key)
-        reply = yield Exchange(
-            self.node(key),
-            requests.delete(encoded, noreply),
-            None if noreply else Expect.DELETE,
-            idempotent=not noreply,
-        )
-        return noreply or reply == b"DELETED"
+        expect = None if noreply else Expect.DELETE
+        return Exchange(self.node(key), requests.delete(encoded, noreply), expect, not noreply)
+
+    @staticmethod
+    def delete_result(reply: Any) -> bool:
+        """True when the key was in the cache (a ``noreply`` delete counts as True)."""
+        return reply is None or reply == b"DELETED"
+
+    def delete(self, key: Key, noreply: bool) -> Flow[bool]:
+        """``delete <key>`` as a flow."""
+        reply = yield self.delete_step(key, noreply)
+        return self.delete_result(reply)
 
     def delete_many(self, keys: Iterable[Key], noreply: bool) -> Flow[bool]:
         """``delete`` of many keys, pipelined per server: True once every server acknowledged."""
@@ -439,29 +476,28 @@ class Operations(Generic[N]):
         )
         return all(reply is not FAILED for reply in replies)
 
-    def touch(self, key: Key, expire: int, noreply: bool) -> Flow[bool]:
-        """``touch <key> <expire>``: True when it was in the cache."""
+    def touch_step(self, key: Key, expire: int, noreply: bool) -> Exchange:
+        """``touch <key> <expire>``."""
         encoded = encode_key(key)
-        reply = yield Exchange(
-            self.node(key),
-            requests.touch(encoded, expire, noreply),
-            None if noreply else Expect.TOUCH,
-            idempotent=not noreply,
-        )
-        return noreply or reply == b"TOUCHED"
+        request = requests.touch(encoded, expire, noreply)
+        return Exchange(self.node(key), request, None if noreply else Expect.TOUCH, not noreply)
+
+    @staticmethod
+    def touch_result(reply: Any) -> bool:
+        """True when the key was in the cache (a ``noreply`` touch counts as True)."""
+        return reply is None or reply == b"TOUCHED"
 
     # -- counters -------------------------------------------------------------------------
 
-    def count(self, key: Key, delta: int, noreply: bool, *, decrement: bool) -> Flow[int | None]:
-        """``incr``/``decr``: the new value, None when the counter is missing."""
+    def count_step(self, key: Key, delta: int, noreply: bool, *, decrement: bool) -> Exchange:
+        """``incr``/``decr`` (never resent: the first attempt may have counted)."""
         encoded = encode_key(key)
-        command = b"decr" if decrement else b"incr"
-        reply = yield Exchange(
-            self.node(key),
-            requests.arithmetic(command, encoded, delta, noreply),
-            None if noreply else Expect.ARITHMETIC,
-            idempotent=False,  # the first attempt may have counted
-        )
+        request = requests.arithmetic(b"decr" if decrement else b"incr", encoded, delta, noreply)
+        return Exchange(self.node(key), request, None if noreply else Expect.ARITHMETIC, False)
+
+    @staticmethod
+    def count_result(reply: Any) -> int | None:
+        """The new value, None when the counter is missing (or for ``noreply``)."""
         return reply if type(reply) is int else None
 
     def count_or_create(

@@ -81,7 +81,12 @@ def _error_reply(reply: ErrorReply, server: str) -> ServerError:
 
 
 def translate(
-    exc: BaseException, server: str, timeout: float | None, *, first_use: bool = False
+    exc: BaseException,
+    server: str,
+    timeout: float | None,
+    *,
+    first_use: bool = False,
+    tls: bool = False,
 ) -> LayeredCacheError:
     """Return the layered_cache error that reports ``exc`` raised while talking to ``server``.
 
@@ -92,6 +97,8 @@ def translate(
         first_use: the connection was opened for this call. A TLS connection
             the server closes before its first answer was refused (typically
             a client certificate is required), which is not an outage.
+        tls: the connection is a TLS one (how it was closed then depends on the
+            engine: a TLS EOF, or a plain reset or EOF under asyncio).
     """
     if isinstance(exc, LayeredCacheError):
         return exc
@@ -105,7 +112,10 @@ def translate(
         return TLSError(
             f"{server}: TLS certificate not accepted: {exc.verify_message}", server=server
         )
-    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+    refused = isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError) or (
+        tls and isinstance(exc, PeerClosedError | ConnectionResetError | BrokenPipeError)
+    )
+    if refused:
         if first_use:
             return TLSError(
                 f"{server} closed the new TLS connection before answering: it refused "

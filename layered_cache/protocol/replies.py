@@ -11,8 +11,8 @@ and the asyncio engine drive the very same object.
 
 Anything that does not fit what was expected raises :class:`ProtocolError`: a
 line no command answers with, a malformed header, a value for a key nobody
-asked for, a value not followed by CRLF, a line that never ends, bytes nobody
-asked for. The connection it came from can no longer be trusted; the engine
+asked for, a value not followed by CRLF, a line that never ends, bytes beyond
+the last reply expected. The connection it came from can no longer be trusted; the engine
 closes it. Error lines (``ERROR``, ``CLIENT_ERROR ...``, ``SERVER_ERROR ...``)
 are replies, returned as :class:`ErrorReply` in the place of the expected one.
 """
@@ -89,6 +89,15 @@ _ONE_LINE: Final[dict[int, frozenset[bytes]]] = {
     Expect.DELETE: frozenset({b"DELETED", b"NOT_FOUND"}),
     Expect.TOUCH: frozenset({b"TOUCHED", b"NOT_FOUND"}),
     Expect.OK: frozenset({b"OK"}),
+}
+
+
+#: What each set of one-line replies answers, for error messages.
+_ANSWERING: Final[dict[frozenset[bytes], str]] = {
+    _ONE_LINE[Expect.STORE]: "a storage command",
+    _ONE_LINE[Expect.DELETE]: "delete",
+    _ONE_LINE[Expect.TOUCH]: "touch",
+    _ONE_LINE[Expect.OK]: "flush_all",
 }
 
 
@@ -240,7 +249,8 @@ class ReplyParser:
             keys: for ``VALUES``, the keys asked for; a value for any other key
                 is a :class:`ProtocolError`. None accepts any key.
         """
-        self._expected.append((kind, keys))
+        # One-line kinds are read by one reader, told which lines are allowed.
+        self._expected.append((kind, _ONE_LINE.get(kind, keys)))
 
     def feed(self, data: bytes) -> None:
         """Add bytes received from the server (any amount, split anywhere)."""
@@ -252,8 +262,12 @@ class ReplyParser:
                 return
             data = b"".join(self._chunks)
             self._chunks = None
-        if self._pos:
-            self._buf = self._buf[self._pos :] + data
+        pos = self._pos
+        if pos >= len(self._buf):
+            self._buf = data  # everything before was consumed: no copy at all
+            self._pos = 0
+        elif pos:
+            self._buf = self._buf[pos:] + data
             self._pos = 0
         else:
             self._buf += data
@@ -276,7 +290,21 @@ class ReplyParser:
         if reply is _NEED:
             return None
         self._expected.popleft()
+        if not self._expected and self._pos < len(self._buf) and type(reply) is not ErrorReply:
+            # (After an error reply the rest of a pipeline may follow; the engine
+            # closes the connection on the error anyway.)
+            # A server answers each request once: bytes beyond the last expected
+            # reply mean the stream is out of step (checked here, where it is free).
+            raise ProtocolError(
+                f"{len(self._buf) - self._pos} unexpected bytes after the last reply "
+                f"({self._buf[self._pos : self._pos + 40]!r})"
+            )
         return reply
+
+    @property
+    def buffered(self) -> bool:
+        """Whether received bytes wait to be parsed (if not, the next reply needs a read)."""
+        return self._pos < len(self._buf) or self._chunks is not None
 
     @property
     def pending(self) -> int:
@@ -319,25 +347,19 @@ class ReplyParser:
         line = self._line()
         return _NEED if line is None else line
 
-    def _read_one_line(self, allowed: frozenset[bytes], what: str) -> Any:
-        line = self._line()
-        if line is None:
+    def _read_one_line(self, allowed: frozenset[bytes]) -> Any:
+        buf = self._buf
+        pos = self._pos
+        end = buf.find(b"\r\n", pos)
+        if end < 0:
+            if len(buf) - pos > MAX_LINE:
+                raise ProtocolError(f"a reply line longer than {MAX_LINE} bytes")
             return _NEED
+        self._pos = end + 2
+        line = buf[pos:end]
         if line in allowed:
             return line
-        return _error_reply(line) or self._fail(_unexpected(line, what))
-
-    def _read_store(self, _keys: object) -> Any:
-        return self._read_one_line(_ONE_LINE[Expect.STORE], "a storage command")
-
-    def _read_delete(self, _keys: object) -> Any:
-        return self._read_one_line(_ONE_LINE[Expect.DELETE], "delete")
-
-    def _read_touch(self, _keys: object) -> Any:
-        return self._read_one_line(_ONE_LINE[Expect.TOUCH], "touch")
-
-    def _read_ok(self, _keys: object) -> Any:
-        return self._read_one_line(_ONE_LINE[Expect.OK], "flush_all")
+        return _error_reply(line) or self._fail(_unexpected(line, _ANSWERING[allowed]))
 
     def _read_arithmetic(self, _keys: object) -> Any:
         line = self._line()
@@ -361,19 +383,25 @@ class ReplyParser:
         items: list[Item] = self._partial if self._partial is not None else []
         buf = self._buf
         pos = self._pos
+        value_header = _VALUE.match
         while True:
-            end = buf.find(b"\r\n", pos)
-            if end < 0:
-                if len(buf) - pos > MAX_LINE:
-                    raise ProtocolError(f"a reply line longer than {MAX_LINE} bytes")
-                self._partial = items
-                return _NEED
-            if end == pos + 3 and buf.startswith(b"END", pos):
-                self._pos = end + 2
+            if buf.startswith(b"END\r\n", pos):
+                self._pos = pos + 5
                 self._partial = None
                 return items
-            match = _VALUE.match(buf, pos, end + 2)
+            # The common case: a whole VALUE header at pos (one regex match).
+            match = value_header(buf, pos)
             if match is None:
+                end = buf.find(b"\r\n", pos)
+                if end < 0:
+                    if len(buf) - pos > MAX_LINE:
+                        raise ProtocolError(f"a reply line longer than {MAX_LINE} bytes")
+                    self._partial = items
+                    return _NEED
+                if end == pos + 3 and buf.startswith(b"END", pos):
+                    self._pos = end + 2
+                    self._partial = None
+                    return items
                 line = buf[pos:end]
                 error = _error_reply(line)
                 if error is None:
@@ -381,18 +409,18 @@ class ReplyParser:
                 self._pos = end + 2
                 self._partial = None
                 return error
-            key = match.group(1)
+            key, flags, size, cas = match.groups()
             if keys is not None and key not in keys:
                 raise ProtocolError("a value for a key that was not asked for")
-            start = end + 2
-            stop = start + int(match.group(3))
+            start = match.end()
+            stop = start + int(size)
             if len(buf) < stop + 2:
                 self._partial = items
                 self._await_body(stop + 2 - len(buf))
                 return _NEED
             if buf[stop : stop + 2] != b"\r\n":
                 raise ProtocolError("a value longer than its header says")
-            items.append((key, int(match.group(2)), buf[start:stop], match.group(4)))
+            items.append((key, int(flags), buf[start:stop], cas))
             pos = self._pos = stop + 2
             self._want = 0
 
@@ -488,12 +516,12 @@ class ReplyParser:
 
 _READERS: Final[dict[int, Callable[[ReplyParser, Any], Any]]] = {
     Expect.LINE: ReplyParser._read_line,
-    Expect.STORE: ReplyParser._read_store,
-    Expect.DELETE: ReplyParser._read_delete,
-    Expect.TOUCH: ReplyParser._read_touch,
+    Expect.STORE: ReplyParser._read_one_line,
+    Expect.DELETE: ReplyParser._read_one_line,
+    Expect.TOUCH: ReplyParser._read_one_line,
     Expect.ARITHMETIC: ReplyParser._read_arithmetic,
     Expect.VERSION: ReplyParser._read_version,
-    Expect.OK: ReplyParser._read_ok,
+    Expect.OK: ReplyParser._read_one_line,
     Expect.VALUES: ReplyParser._read_values,
     Expect.STATS: ReplyParser._read_stats,
     Expect.META: ReplyParser._read_meta,

@@ -45,7 +45,6 @@ META_NOOP = b"mn\r\n"
 VERSION = b"version\r\n"
 
 _MAX_FLAGS = 2**32 - 1
-_STORE_COMMANDS = frozenset({b"set", b"add", b"replace", b"append", b"prepend"})
 
 
 def check_expire(expire: object) -> int:
@@ -107,15 +106,13 @@ def gets(keys: Sequence[bytes]) -> bytes:
 
 def store(command: bytes, key: bytes, flags: int, expire: int, data: bytes, noreply: bool) -> bytes:
     """``set|add|replace|append|prepend <key> <flags> <expire> <bytes>``; ``Expect.STORE``."""
-    if command not in _STORE_COMMANDS:  # pragma: no cover - a programming error
-        raise ValueError(f"not a storage command: {command!r}")
     return b"%s %s %d %d %d%s%s\r\n" % (
         command,
         key,
         flags,
         expire,
         len(data),
-        _noreply(noreply),
+        b" noreply\r\n" if noreply else b"\r\n",
         data,
     )
 

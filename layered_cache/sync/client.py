@@ -180,6 +180,15 @@ class Client(BaseClient[ServerNode]):
                 raise
             return fallback
 
+    def _ask(self, step: Exchange) -> Any:
+        """Perform one exchange; in fail-silent mode an outage answers :data:`FAILED`."""
+        try:
+            return step.node.exchange(step)
+        except CacheConnectionError as error:
+            if not self._fail_silent.absorb(error):
+                raise
+            return FAILED
+
     def _perform(self, step: object) -> Any:
         if type(step) is Batch:
             answers = []
@@ -210,7 +219,8 @@ class Client(BaseClient[ServerNode]):
             InvalidKeyError: the key is not a valid memcached key (nothing is sent).
             ServerError: the server could not be reached or answered with an error.
         """
-        return self._drive(self._ops.get(key, default), default)
+        reply = self._ask(self._ops.get_step(key))
+        return default if reply is FAILED else self._ops.get_result(key, reply, default)
 
     def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
         """Return ``{key: value}`` for the keys in the cache, in one round trip per server.
@@ -227,9 +237,10 @@ class Client(BaseClient[ServerNode]):
 
         Pass the token to :meth:`cas` to write only if nobody wrote in between.
         """
-        return self._drive(  # type: ignore[no-any-return]
-            self._ops.gets(key, default, cas_default), (default, cas_default)
-        )
+        reply = self._ask(self._ops.gets_step(key))
+        if reply is FAILED:
+            return default, cas_default
+        return self._ops.gets_result(key, reply, default, cas_default)
 
     def gets_many(self, keys: Iterable[Key]) -> dict[Key, tuple[Any, Any]]:
         """Return ``{key: (value, cas_token)}`` for the keys that are in the cache."""
@@ -326,13 +337,13 @@ class Client(BaseClient[ServerNode]):
         Returns:
             True when stored, False when someone wrote in between, None when the key is missing.
         """
-        return self._drive(  # type: ignore[no-any-return]
-            self._ops.cas(key, value, cas, expire, noreply, flags), False
-        )
+        reply = self._ask(self._ops.cas_step(key, value, cas, expire, noreply, flags))
+        return False if reply is FAILED else self._ops.cas_result(reply)
 
     def delete(self, key: Key, noreply: bool = False) -> bool:
         """Remove ``key``; True when it was in the cache."""
-        return self._drive(self._ops.delete(key, noreply), False)  # type: ignore[no-any-return]
+        reply = self._ask(self._ops.delete_step(key, noreply))
+        return reply is not FAILED and self._ops.delete_result(reply)
 
     def delete_many(self, keys: Iterable[Key], noreply: bool = False) -> bool:
         """Remove several keys (one round trip per server); True once the servers acknowledged.
@@ -398,15 +409,14 @@ class Client(BaseClient[ServerNode]):
         ops = self._ops
         if initial is not None:
             flow = ops.count_or_create(key, value, initial, expire, decrement=decrement)
-        else:
-            flow = ops.count(key, value, noreply, decrement=decrement)
-        return self._drive(flow, None)  # type: ignore[no-any-return]
+            return self._drive(flow, None)  # type: ignore[no-any-return]
+        reply = self._ask(ops.count_step(key, value, noreply, decrement=decrement))
+        return None if reply is FAILED else ops.count_result(reply)
 
     def touch(self, key: Key, expire: int = 0, noreply: bool = False) -> bool:
         """Give ``key`` a new expiry without fetching it; True when it was in the cache."""
-        return self._drive(  # type: ignore[no-any-return]
-            self._ops.touch(key, expire, noreply), False
-        )
+        reply = self._ask(self._ops.touch_step(key, expire, noreply))
+        return reply is not FAILED and self._ops.touch_result(reply)
 
     # -- thundering herds --------------------------------------------------------
 
@@ -478,8 +488,8 @@ class Client(BaseClient[ServerNode]):
     def _write(
         self, command: bytes, key: Key, value: Any, expire: int, noreply: bool, flags: int | None
     ) -> bool:
-        flow = self._ops.store(command, key, value, expire, noreply, flags)
-        return self._drive(flow, False)  # type: ignore[no-any-return]
+        reply = self._ask(self._ops.store_step(command, key, value, expire, noreply, flags))
+        return reply is not FAILED and self._ops.store_result(reply)
 
     # -- servers ------------------------------------------------------------
 

@@ -21,6 +21,9 @@ from layered_cache.transport._base import Address, Transport
 
 __all__ = ["Connection"]
 
+# What one read asks for when no value body of known size is awaited.
+_RECV_SIZE = 65536
+
 
 class Connection:
     """A connected, authenticated socket and the parser of its reply stream."""
@@ -75,20 +78,28 @@ class Connection:
             return None
         parser = self.parser
         if count == 1:
+            # Right after a request nothing is buffered (an exchange ends with the
+            # parser empty, or the connection is closed): read before parsing.
             parser.expect(expect, keys)
-            reply = self._read()
-        else:
-            for _ in range(count):
-                parser.expect(expect, keys)
-            reply = [self._read() for _ in range(count)]
-        parser.check_idle()
-        return reply
+            data = self.sock.recv(_RECV_SIZE)
+            if data:
+                parser.feed(data)
+                reply = parser.next_reply()
+                if reply is not None:
+                    if type(reply) is ErrorReply:
+                        raise ErrorReplyReceived(reply)
+                    return reply
+            return self._read()
+        for _ in range(count):
+            parser.expect(expect, keys)
+        return [self._read() for _ in range(count)]
 
     def _read(self) -> Any:
         parser = self.parser
-        reply = parser.next_reply()
+        recv = self.sock.recv
+        reply = parser.next_reply() if parser.buffered else None
         while reply is None:
-            data = self.sock.recv(parser.wanted())
+            data = recv(parser.wanted())
             if not data:
                 raise PeerClosedError(f"{self.name} closed the connection")
             parser.feed(data)

@@ -59,14 +59,30 @@ class ServerNode:
 
     # -- exchanges ------------------------------------------------------------------------
 
-    def exchange(self, step: Exchange) -> Any:
+    def exchange(self, step: Exchange) -> Any:  # noqa: PLR0912 - the hot path, kept inline
         """Perform ``step`` on a pooled connection; raise a translated error on failure."""
         health = self.health
         if health.down_until:  # inline test first: this is the hot path
             health.check()
         if step.admin is not None:
             return self._fresh(step)
-        conn = self._pooled(step.idempotent)
+        conn: Connection | None
+        try:
+            pooled = self._idle.pop()
+        except IndexError:
+            conn = None
+        else:
+            if (
+                self._idle_timeout and pooled.idle_since + self._idle_timeout < time.monotonic()
+            ) or ((pooled.quiet or not step.idempotent) and pooled.peer_closed()):
+                # A command that must not run twice is never sent on a connection
+                # the server has already closed (e.g. restarted): it gets a new one.
+                # Nor is any command sent where a noreply command left an answer.
+                pooled.close()
+                conn = None
+            else:
+                pooled.quiet = False
+                conn = pooled
         reused = conn is not None
         try:
             if conn is None:
@@ -90,25 +106,11 @@ class ServerNode:
             raise
         if health.failures:
             health.recovered()
-        self._release(conn)
+        if self._max_idle is None and not self._idle_timeout:
+            self._idle.append(conn)  # the common case of _release, inline
+        else:
+            self._release(conn)
         return reply
-
-    def _pooled(self, idempotent: bool) -> Connection | None:
-        """An idle connection fit for the next command, or None."""
-        try:
-            conn = self._idle.pop()
-        except IndexError:
-            return None
-        if (self._idle_timeout and conn.idle_since + self._idle_timeout < time.monotonic()) or (
-            (conn.quiet or not idempotent) and conn.peer_closed()
-        ):
-            # A command that must not run twice is never sent on a connection
-            # the server has already closed (e.g. restarted): it gets a new one.
-            # Nor is any command sent where a noreply command left an answer.
-            conn.close()
-            return None
-        conn.quiet = False
-        return conn
 
     def _fresh(self, step: Exchange) -> Any:
         """Perform ``step`` on a new connection (a resend, or an administrative command)."""

@@ -165,7 +165,13 @@ def test_bytes_nobody_asked_for_are_a_protocol_error() -> None:
     parser = ReplyParser()
     parser.expect(Expect.STORE)
     parser.feed(b"STORED\r\nSTORED\r\n")
+    with pytest.raises(ProtocolError, match="unexpected bytes after the last reply"):
+        parser.next_reply()
+    parser = ReplyParser()
+    parser.expect(Expect.STORE)
+    parser.feed(b"STORED\r\n")
     assert parser.next_reply() == b"STORED"
+    parser.feed(b"late")  # what arrives after the last reply, with nothing outstanding
     assert not parser.idle
     with pytest.raises(ProtocolError, match="unexpected bytes"):
         parser.check_idle()
