@@ -47,6 +47,7 @@ from layered_cache.django.options._parser import (
     BACKEND_OPTIONS,
     CLIENT_OPTIONS,
     CacheConfig,
+    cached_cache_config,
     parse_cache_config,
 )
 from layered_cache.django.options._strategies import AUTHENTICATORS, SERIALIZERS, TRANSPORTS
@@ -60,11 +61,12 @@ __all__ = [
     "TRANSPORTS",
     "CacheConfig",
     "CacheConfigurationError",
+    "cached_cache_config",
     "parse_cache_config",
 ]
 
 # Shown (in tracebacks, reprs and the docs) under their public home, not the
 # private module that defines them.
-for _public in (CacheConfig, CacheConfigurationError, parse_cache_config):
+for _public in (CacheConfig, CacheConfigurationError, cached_cache_config, parse_cache_config):
     _public.__module__ = __name__
 del _public

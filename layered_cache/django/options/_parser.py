@@ -5,15 +5,18 @@ from __future__ import annotations
 import difflib
 import inspect
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
 import attrs
+from django.core.signals import setting_changed
 from django.views.decorators.debug import sensitive_variables
 
 from layered_cache import AsyncClient, Client
-from layered_cache._environment import Environment
+from layered_cache._environment import ENV_FAMILIES, Environment
 from layered_cache.core.config import check_count, check_timeout, client_config
 from layered_cache.django.options._errors import (
     E_UNKNOWN_OPTION,
@@ -45,6 +48,7 @@ __all__ = [
     "BACKEND_OPTIONS",
     "CLIENT_OPTIONS",
     "CacheConfig",
+    "cached_cache_config",
     "parse_cache_config",
 ]
 
@@ -283,6 +287,61 @@ def _check_client_options(
         check_timeout("pool_timeout", async_given["pool_timeout"])
     except ConfigurationError as exc:
         raise CacheConfigurationError(f"OPTIONS: {exc}", check_id=E_VALUE) from exc
+
+
+# -- parsed once per entry -----------------------------------------------------------------
+
+#: Distinct ``CACHES`` entries whose parsed configuration :func:`cached_cache_config` keeps.
+_MAX_CACHED = 64
+_ENV_VARS: Final = tuple(
+    f"{family}_{field}" for family in ENV_FAMILIES for field in ("SERVERS", "USERNAME", "PASSWORD")
+)
+_cached: OrderedDict[Hashable, CacheConfig] = OrderedDict()
+_cached_lock = threading.Lock()
+
+
+def cached_cache_config(location: object, params: Mapping[str, Any]) -> CacheConfig:
+    """:func:`parse_cache_config` of an entry, parsed once: what the backend uses.
+
+    Django makes a backend per thread and, under ASGI, per request; parsing
+    its entry every time would cost far more than the backend itself. The
+    result is kept for equal entries (plain values compared by value, other
+    objects by identity, as :attr:`CacheConfig.share_key` compares them) read
+    with the same ``MEMCACHE_*``/``MEMCACHIER_*`` environment; a change of
+    settings (``override_settings``) forgets them all, since a strategy may
+    read settings (``SECRET_KEY``). An entry that cannot be made into a key is
+    parsed every time. Only successful parses are kept, and the warnings a
+    parse emits are emitted by the first only.
+    """
+    key = _entry_key(location, params)
+    if key is None:
+        return parse_cache_config(location, params)
+    config = _cached.get(key)
+    if config is None:
+        config = parse_cache_config(location, params)
+        with _cached_lock:
+            _cached[key] = config
+            if len(_cached) > _MAX_CACHED:
+                _cached.popitem(last=False)
+    return config
+
+
+def _entry_key(location: object, params: Mapping[str, Any]) -> Hashable | None:
+    """What a parse depends on, hashable (None: it cannot be made)."""
+    try:
+        key = (freeze(location), freeze(params), tuple(os.environ.get(n) for n in _ENV_VARS))
+        hash(key)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return key
+
+
+def _forget_cached(**kwargs: Any) -> None:
+    with _cached_lock:
+        _cached.clear()
+
+
+setting_changed.connect(_forget_cached, weak=False, dispatch_uid="layered_cache.cached_config")
 
 
 def _options(params: Mapping[str, Any]) -> dict[str, Any]:
