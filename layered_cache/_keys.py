@@ -51,10 +51,11 @@ def key_problem(key: object) -> str | None:
 
 
 def _refuse(key: object) -> InvalidKeyError:
-    shown = repr(key)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
-    return InvalidKeyError(f"invalid memcached key {shown}: {key_problem(key)}")
+    # The key itself is not shown: keys can be session ids or other secrets.
+    kind = type(key).__name__
+    size = f" of {len(key)}" if isinstance(key, str | bytes) else ""
+    unit = " characters" if isinstance(key, str) else " bytes" if isinstance(key, bytes) else ""
+    return InvalidKeyError(f"invalid memcached key (a {kind}{size}{unit}): {key_problem(key)}")
 
 
 def encode_key(key: str | bytes) -> bytes:

@@ -487,10 +487,19 @@ class MemcachedProcess(ChildProcess):
             return recv_until(sock, until, timeout=timeout)
 
     def flush(self) -> None:
-        """``flush_all`` over the harness connection (TLS/auth aware); expects ``OK``."""
+        """``flush_all`` over the harness connection (TLS/auth aware); expects ``OK``.
+
+        memcached reclaims flushed items lazily, so ``curr_items`` would still count
+        them for up to a second; the LRU crawler is asked to reclaim them now, and
+        the flush returns once the server reports itself empty (bounded).
+        """
         reply = self.command(b"flush_all\r\n")
         if reply != b"OK\r\n":
             raise HarnessError(f"{self.name}: flush_all answered {reply!r}")
+        self.command(b"lru_crawler crawl all\r\n")  # OK, or BUSY: either way it crawls
+        deadline = time.monotonic() + 2.0
+        while self.stats().get("curr_items", "0") != "0" and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def stats(self, group: str = "") -> dict[str, str]:
         """``stats [group]`` as a dict of strings."""

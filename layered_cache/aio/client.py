@@ -58,9 +58,9 @@ class AsyncClient(BaseClient[AsyncServer]):
             trickles in); None waits forever.
         retry_attempts, retry_timeout, dead_timeout: as for
             :class:`~layered_cache.Client` (the same health policy).
-        max_connections: connections per server and event loop, at most
-            (default :data:`DEFAULT_MAX_CONNECTIONS`); a call that finds them all
-            busy waits for one.
+        max_connections: connections per server and event loop, at most (default
+            :data:`~layered_cache.aio.client.DEFAULT_MAX_CONNECTIONS`); a call that
+            finds them all busy waits for one.
         pool_timeout: seconds a call waits for a free connection before
             :class:`~layered_cache.errors.PoolTimeoutError`; None waits forever.
         pool_idle_timeout: as for :class:`~layered_cache.Client`.

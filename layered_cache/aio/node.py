@@ -13,8 +13,10 @@ be read by the next call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections import deque
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from layered_cache.aio.connection import AsyncConnection
@@ -29,8 +31,25 @@ from layered_cache.transport.tcp import ConnectionPlan
 __all__ = ["AsyncServer", "LoopPool"]
 
 
+async def _close_at_loop_shutdown(pool: LoopPool) -> AsyncGenerator[None, None]:
+    """An async generator that closes ``pool`` when its loop shuts down.
+
+    :func:`asyncio.run` (and any loop owner calling ``shutdown_asyncgens()``)
+    closes every live async generator while the loop still runs: the one
+    moment a pool's idle connections can still be closed properly.
+    """
+    try:
+        yield
+    finally:
+        pool.close_idle()
+
+
 class LoopPool:
-    """The connections one event loop holds to one server: idle ones, and a bound on all."""
+    """The connections one event loop holds to one server: idle ones, and a bound on all.
+
+    Made inside the running loop; its idle connections are closed when the loop
+    shuts down (see :func:`_close_at_loop_shutdown`).
+    """
 
     def __init__(self, server: AsyncServer) -> None:
         self._server = server
@@ -38,6 +57,10 @@ class LoopPool:
         #: Connections open or being opened (idle ones included).
         self.size = 0
         self._waiters: deque[asyncio.Future[AsyncConnection | None]] = deque()
+        self._sentinel = _close_at_loop_shutdown(self)
+        # First iteration registers it with the running loop; it then waits there.
+        with contextlib.suppress(StopIteration):
+            self._sentinel.__anext__().send(None)
 
     async def acquire(self) -> AsyncConnection | None:
         """An idle connection, or None: the caller may open one (a slot is reserved for it).
@@ -143,6 +166,10 @@ class AsyncServer:
         loop = asyncio.get_running_loop()
         pool = self._pools.get(loop)
         if pool is None:
+            for old in [old for old in self._pools if old.is_closed()]:
+                # A loop closed without shutting its async generators down: its
+                # connections cannot be closed through it any more, only forgotten.
+                del self._pools[old]
             pool = self._pools[loop] = LoopPool(self)
         return pool
 

@@ -31,9 +31,9 @@ class BaseClient(Generic[N]):
     auth: Authenticator
     #: The serializer the client was built with.
     serializer: Serializer
-    #: Seconds allowed to connect and authenticate (None: forever).
+    #: Seconds allowed to connect and authenticate (None waits forever).
     connect_timeout: float | None
-    #: Seconds allowed for an exchange with a server (None: forever).
+    #: Seconds allowed for an exchange with a server (None waits forever).
     timeout: float | None
     #: Fail-silent mode.
     ignore_exceptions: bool
