@@ -415,7 +415,7 @@ class MemcacheCache(BaseMemcachedCache):
         timeout: Any = DEFAULT_TIMEOUT,
         version: int | None = None,
     ) -> Any:
-        """The async :meth:`get_or_set`, herd-safe too; ``default`` may be a coroutine function.
+        """The async ``get_or_set``, herd-safe too; ``default`` may be a coroutine function.
 
         ``default`` may be a value, a callable, or a coroutine function (or any
         callable returning an awaitable), which is awaited: Django's own

@@ -117,7 +117,7 @@ class CacheConfig:
             given in ``OPTIONS`` (the client's defaults apply to the rest).
         async_client_options: the keyword arguments given in ``OPTIONS`` that
             only the :class:`~layered_cache.AsyncClient` takes
-            (:data:`ASYNC_CLIENT_OPTIONS`).
+            (``max_connections``, ``pool_timeout``).
         close_connections: ``close()`` disconnects (Django calls it after every
             request) instead of keeping the pooled connections.
         sources: where the servers and credentials came from, e.g.
