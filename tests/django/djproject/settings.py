@@ -9,6 +9,7 @@ MIDDLEWARE: list[str] = []
 ROOT_URLCONF = "djproject.urls"
 # In memory: only the async pickling tests use it (tests/django/test_django_async.py).
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
 }
