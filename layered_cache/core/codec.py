@@ -12,7 +12,7 @@ import logging
 from typing import Any, Final
 
 from layered_cache.protocol import requests
-from layered_cache.serialization._base import Serializer
+from layered_cache.serialization._base import Serialized, Serializer
 
 __all__ = ["MISS", "ValueCodec"]
 
@@ -45,11 +45,17 @@ class ValueCodec:
     def encode(self, key: Any, value: Any, flags: int | None = None) -> tuple[bytes, int]:
         """``(data, flags)`` to store ``value`` under ``key``; ``flags`` overrides the serializer's.
 
+        A :class:`~layered_cache.serialization.Serialized` value was serialized
+        already (elsewhere, e.g. in a worker thread) and is stored as it is.
+
         Raises:
             SerializationError: the serializer cannot hold the value (nothing is sent).
             InvalidArgumentError: ``flags`` is not what memcached can store.
         """
-        data, value_flags = self._serialize(key, value)
+        if type(value) is Serialized:
+            data, value_flags = value.data, value.flags
+        else:
+            data, value_flags = self._serialize(key, value)
         if type(data) is not bytes:
             # pymemcache serdes may return str (e.g. the digits of an int).
             data = str(data).encode("ascii") if not isinstance(data, bytes) else bytes(data)

@@ -1,4 +1,10 @@
-"""The Django cache backend: Django's memcached cache API over :class:`layered_cache.Client`."""
+"""The Django cache backend: Django's memcached cache API over :class:`layered_cache.Client`.
+
+The sync methods run on a shared :class:`~layered_cache.Client`, the async ones
+(``aget``, ``aset``, ...) natively on a shared :class:`~layered_cache.AsyncClient`
+built from the same configuration: no thread hop, except to serialize a value
+whose pickling needs the sync world (see :meth:`MemcacheCache.aset`).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,20 @@ import inspect
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, InvalidCacheKey
 from django.core.cache.backends.memcached import BaseMemcachedCache
+from django.core.exceptions import SynchronousOnlyOperation
 
 import layered_cache
 from layered_cache._keys import key_problem
-from layered_cache.django.options import CacheConfig, CacheConfigurationError, parse_cache_config
+from layered_cache.aio.client import AsyncClient
+from layered_cache.django.options import CacheConfig, CacheConfigurationError, cached_cache_config
 from layered_cache.errors import InvalidKeyError
+from layered_cache.serialization import Serialized
 from layered_cache.sync.client import Client
 
 __all__ = ["KEYS_HELP", "MAX_SHARED_CLIENTS", "MemcacheCache", "release_clients"]
@@ -88,6 +97,18 @@ class MemcacheCache(BaseMemcachedCache):
     same configuration share one thread-safe :class:`~layered_cache.Client`,
     so connections and server health are shared too. Idle connections are
     closed at interpreter exit (and by ``layered_cache.django.release_clients()``).
+    The configuration is parsed once per ``CACHES`` entry, so a backend costs
+    little to make.
+
+    The async methods (``aget``, ``aset``, ``aadd``, ``aget_many``,
+    ``aset_many``, ``adelete``, ``adelete_many``, ``ahas_key``, ``aincr``,
+    ``adecr``, ``atouch``, ``aget_or_set``, ``aincr_version``, ``aclear``,
+    ``aclose``) run on a shared :class:`~layered_cache.AsyncClient` made from
+    the same configuration, natively: no ``sync_to_async``, no thread. They
+    make keys, validate them and convert timeouts exactly as the sync methods
+    do, and read and write the same data. ``OPTIONS["max_connections"]`` (per
+    server and event loop) and ``OPTIONS["pool_timeout"]`` configure that
+    client alone.
 
     Args:
         server: ``LOCATION``, as Django passes it.
@@ -103,10 +124,11 @@ class MemcacheCache(BaseMemcachedCache):
     """
 
     _cache: Client
+    _async_client: AsyncClient | None = None
 
     def __init__(self, server: str | Sequence[str], params: dict[str, Any]) -> None:
         try:
-            config = parse_cache_config(server, params)
+            config = cached_cache_config(server, params)
         except CacheConfigurationError as exc:
             if not _created_by_djangos_cache_checks():
                 raise
@@ -132,7 +154,7 @@ class MemcacheCache(BaseMemcachedCache):
         # Django makes a backend per thread, and per request under ASGI; they
         # all share one client (thread-safe) per configuration, so its pooled,
         # authenticated connections outlive any one backend and any request.
-        self._cache = _shared_client(config)
+        self._cache = _sync_clients.get(config)
         self._close_connections = config.close_connections
         self._finalizer = weakref.finalize(self, _close_if_released, config.share_key, self._cache)
 
@@ -150,6 +172,23 @@ class MemcacheCache(BaseMemcachedCache):
         """The :class:`layered_cache.Client` behind this cache (for its extra methods)."""
         return self._cache
 
+    @property
+    def async_client(self) -> AsyncClient:
+        """The :class:`layered_cache.AsyncClient` behind the async methods (for its extra methods).
+
+        Made on first use from the same configuration, and shared by every
+        backend with that configuration, as :attr:`client` is.
+
+        Raises:
+            CacheConfigurationError: the configuration is wrong, or its
+                transport cannot open asyncio connections (a custom transport
+                without ``plan()``).
+        """
+        client = self._async_client
+        if client is None:
+            client = self._async_client = _async_clients.get(self.config)
+        return client
+
     def close(self, **kwargs: Any) -> None:
         """Called by Django after every request: keeps the connections unless ``close_connections``.
 
@@ -159,6 +198,178 @@ class MemcacheCache(BaseMemcachedCache):
         """
         if self._close_connections:
             self._cache.disconnect_all()
+
+    async def aclose(self, **kwargs: Any) -> None:
+        """The async :meth:`close`: keeps the connections unless ``close_connections``.
+
+        With ``close_connections``, this event loop's idle connections are
+        closed as well as the sync client's.
+        """
+        self.close(**kwargs)
+        if self._close_connections and self._async_client is not None:
+            await self._async_client.aclose()
+
+    # -- shared by the sync and the async methods ----------------------------------------
+
+    def _expire(self, timeout: Any) -> int:
+        """Django's memcached timeout rules (None, 0, negative, over 30 days) as an expire."""
+        return int(self.get_backend_timeout(timeout) or 0)
+
+    def _made_keys(self, keys: Iterable[str], version: int | None) -> dict[Any, str]:
+        """``{memcached key: caller's key}``, every key made and validated first."""
+        return {self.make_and_validate_key(key, version=version): key for key in keys}
+
+    def _made_items(
+        self, data: Mapping[str, Any], version: int | None
+    ) -> tuple[dict[Any, Any], dict[Any, str]]:
+        """``({memcached key: value}, {memcached key: caller's key})`` for ``set_many``."""
+        values: dict[Any, Any] = {}
+        keys: dict[Any, str] = {}
+        for key, value in data.items():
+            made = self.make_and_validate_key(key, version=version)
+            values[made] = value
+            keys[made] = key
+        return values, keys
+
+    # -- sync methods (Django's, on the helpers the async ones share) --------------------
+
+    def get_many(self, keys: Iterable[str], version: int | None = None) -> dict[str, Any]:
+        """Django's ``get_many``: one round trip per server."""
+        key_map = self._made_keys(keys, version)
+        found = self._cache.get_many(key_map)
+        return {key_map[k]: v for k, v in found.items()}
+
+    def set_many(
+        self, data: Mapping[str, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> list[str]:
+        """Django's ``set_many``: one round trip per server; the keys not stored."""
+        values, keys = self._made_items(data, version)
+        failed = self._cache.set_many(values, self._expire(timeout))
+        return [keys[k] for k in failed]
+
+    def delete_many(self, keys: Iterable[str], version: int | None = None) -> None:
+        """Django's ``delete_many``: one round trip per server."""
+        self._cache.delete_many(list(self._made_keys(keys, version)))
+
+    def incr(self, key: str, delta: int = 1, version: int | None = None) -> int:
+        """Django's ``incr``, atomic on the server; :class:`ValueError` for a missing key."""
+        key = self.make_and_validate_key(key, version=version)
+        # memcached's incr takes no negative delta.
+        value = self._cache.decr(key, -delta) if delta < 0 else self._cache.incr(key, delta)
+        return _counted(key, value)
+
+    # -- async methods, native on the AsyncClient ----------------------------------------
+
+    async def aget(self, key: str, default: Any = None, version: int | None = None) -> Any:
+        """The async ``get``."""
+        key = self.make_and_validate_key(key, version=version)
+        return await self.async_client.get(key, default)
+
+    async def aset(
+        self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> None:
+        """The async ``set``.
+
+        Values are serialized in the event loop, except one whose pickling
+        Django forbids there (a lazy ``QuerySet`` or a model instance whose
+        pickling queries the database raises ``SynchronousOnlyOperation``):
+        that one is serialized in a worker thread, as Django's own async
+        methods do for every call, and its bytes then stored natively.
+        """
+        key = self.make_and_validate_key(key, version=version)
+        client = self.async_client
+        data = await self._aserialized(key, value)
+        if not await client.set(key, data, self._expire(timeout)):
+            # As set() does: the key must not keep its old value (memcached's 1 MB limit).
+            await client.delete(key)
+
+    async def aadd(
+        self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        """The async ``add``: True when stored (serialized as :meth:`aset` does)."""
+        key = self.make_and_validate_key(key, version=version)
+        data = await self._aserialized(key, value)
+        return await self.async_client.add(key, data, self._expire(timeout))
+
+    async def atouch(
+        self, key: str, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        """The async ``touch``."""
+        key = self.make_and_validate_key(key, version=version)
+        return bool(await self.async_client.touch(key, self._expire(timeout)))
+
+    async def adelete(self, key: str, version: int | None = None) -> bool:
+        """The async ``delete``."""
+        key = self.make_and_validate_key(key, version=version)
+        return bool(await self.async_client.delete(key))
+
+    async def aget_many(self, keys: Iterable[str], version: int | None = None) -> dict[str, Any]:
+        """The async ``get_many``: one round trip per server, all servers asked at once."""
+        key_map = self._made_keys(keys, version)
+        found = await self.async_client.get_many(key_map)
+        return {key_map[k]: v for k, v in found.items()}
+
+    async def aset_many(
+        self, data: Mapping[str, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> list[str]:
+        """The async ``set_many``: the keys not stored (values serialized as :meth:`aset` does)."""
+        values, keys = self._made_items(data, version)
+        serialized: dict[Any, Any] = {k: await self._aserialized(k, v) for k, v in values.items()}
+        failed = await self.async_client.set_many(serialized, self._expire(timeout))
+        return [keys[k] for k in failed]
+
+    async def adelete_many(self, keys: Iterable[str], version: int | None = None) -> None:
+        """The async ``delete_many``: one round trip per server."""
+        await self.async_client.delete_many(list(self._made_keys(keys, version)))
+
+    async def ahas_key(self, key: str, version: int | None = None) -> bool:
+        """The async ``has_key``."""
+        missing = self._missing_key
+        return await self.aget(key, missing, version=version) is not missing
+
+    async def aincr(self, key: str, delta: int = 1, version: int | None = None) -> int:
+        """The async ``incr``, atomic on the server; :class:`ValueError` for a missing key.
+
+        ``adecr`` is Django's: ``aincr`` with ``-delta``.
+        """
+        key = self.make_and_validate_key(key, version=version)
+        client = self.async_client
+        value = await (client.decr(key, -delta) if delta < 0 else client.incr(key, delta))
+        return _counted(key, value)
+
+    async def aincr_version(self, key: str, delta: int = 1, version: int | None = None) -> int:
+        """The async ``incr_version`` (Django's steps, on the native async methods).
+
+        Django 6.1's own inspects ``self.incr_version.__func__``, which tools
+        that wrap the sync methods (django-debug-toolbar's cache panel) break.
+        """
+        if version is None:
+            version = self.version
+        missing = self._missing_key
+        value = await self.aget(key, missing, version=version)
+        if value is missing:
+            raise ValueError(f"Key '{key}' not found")
+        await self.aset(key, value, version=version + delta)
+        await self.adelete(key, version=version)
+        return version + delta
+
+    async def aclear(self) -> None:
+        """The async ``clear``: every item on every server is invalidated."""
+        await self.async_client.flush_all()
+
+    async def _aserialized(self, key: str, value: Any) -> Serialized:
+        """``value`` serialized by the client's serializer; in a worker thread only if it must."""
+        serializer = self.async_client.serializer
+        try:
+            return Serialized(*serializer.serialize(key, value))
+        except Exception as exc:
+            if not _needs_sync_world(exc):
+                raise
+        # Pickling ran a database query (a lazy QuerySet, a deferred field), which
+        # Django refuses inside an event loop: run it where Django's own async
+        # methods would have, then store the bytes natively.
+        serialize = sync_to_async(serializer.serialize, thread_sensitive=True)
+        return Serialized(*await serialize(key, value))
 
     def validate_key(self, key: str) -> None:
         """Raise ``InvalidCacheKey`` for a key memcached refuses, as Django's memcached backends do.
@@ -195,9 +406,7 @@ class MemcacheCache(BaseMemcachedCache):
         :meth:`layered_cache.Client.get_or_set`.
         """
         key = self.make_and_validate_key(key, version=version)
-        # Django's memcached timeout rules (None, 0, negative, over 30 days) -> an int expire.
-        expire = int(self.get_backend_timeout(timeout) or 0)
-        return self._cache.get_or_set(key, default, expire)
+        return self._cache.get_or_set(key, default, self._expire(timeout))
 
     async def aget_or_set(
         self,
@@ -206,10 +415,31 @@ class MemcacheCache(BaseMemcachedCache):
         timeout: Any = DEFAULT_TIMEOUT,
         version: int | None = None,
     ) -> Any:
-        """The async :meth:`get_or_set` (the wait happens in a worker thread)."""
-        return await sync_to_async(self.get_or_set, thread_sensitive=True)(
-            key, default, timeout, version
-        )
+        """The async ``get_or_set``, herd-safe too; ``default`` may be a coroutine function.
+
+        ``default`` may be a value, a callable, or a coroutine function (or any
+        callable returning an awaitable), which is awaited: Django's own
+        ``aget_or_set`` would store the coroutine object. Only the caller that
+        computes the value calls ``default``; the others wait for its value
+        without blocking the event loop. See
+        :meth:`layered_cache.AsyncClient.get_or_set`.
+        """
+        key = self.make_and_validate_key(key, version=version)
+        computed: list[tuple[Any, Serialized]] = []
+
+        async def compute() -> Serialized:
+            value = default() if callable(default) else default
+            if inspect.isawaitable(value):
+                value = await value
+            serialized = await self._aserialized(key, value)
+            computed.append((value, serialized))
+            return serialized
+
+        result = await self.async_client.get_or_set(key, compute, self._expire(timeout))
+        if computed and result is computed[-1][1]:
+            # This call computed the value: answer it, not the bytes stored for it.
+            return computed[-1][0]
+        return result
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {list(self.client_servers)!r}>"
@@ -221,31 +451,61 @@ class MemcacheCache(BaseMemcachedCache):
 #: created one is released (its idle connections closed).
 MAX_SHARED_CLIENTS = 64
 
-_shared: OrderedDict[Hashable, Client] = OrderedDict()
-_shared_lock = threading.Lock()
+C = TypeVar("C")
 
 
-def _shared_client(config: CacheConfig) -> Client:
-    key = config.share_key
-    with _shared_lock:
-        client = _shared.get(key)
-        if client is not None:
-            _shared.move_to_end(key)
-            return client
-        client = config.make_client()
-        _shared[key] = client
-        released = _shared.popitem(last=False)[1] if len(_shared) > MAX_SHARED_CLIENTS else None
-    if released is not None:
-        released.close()
-    return client
+class _SharedClients(Generic[C]):
+    """One client per configuration (:attr:`CacheConfig.share_key`) for all its backends."""
+
+    def __init__(self, make: Callable[[CacheConfig], C], release: Callable[[C], None]) -> None:
+        self._make: Callable[[CacheConfig], C] = make
+        self._release: Callable[[C], None] = release
+        self._clients: OrderedDict[Hashable, C] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, config: CacheConfig) -> C:
+        key = config.share_key
+        with self._lock:
+            client = self._clients.get(key)
+            if client is not None:
+                self._clients.move_to_end(key)
+                return client
+            client = self._make(config)
+            self._clients[key] = client
+            evicted = len(self._clients) > MAX_SHARED_CLIENTS
+            released = self._clients.popitem(last=False)[1] if evicted else None
+        if released is not None:
+            self._release(released)
+        return client
+
+    def is_shared(self, key: Hashable, client: C) -> bool:
+        with self._lock:
+            return self._clients.get(key) is client
+
+    def release_all(self) -> None:
+        with self._lock:
+            clients = list(self._clients.values())
+            self._clients.clear()
+        for client in clients:
+            self._release(client)
+
+
+def _forget(client: AsyncClient) -> None:
+    """Release an AsyncClient: nothing to do outside its event loops.
+
+    Its connections belong to the loops that opened them; they are closed by
+    ``aclose()`` in their loop, or when the loop and the connections go away.
+    """
+
+
+_sync_clients: _SharedClients[Client] = _SharedClients(CacheConfig.make_client, Client.close)
+_async_clients: _SharedClients[AsyncClient] = _SharedClients(CacheConfig.make_async_client, _forget)
 
 
 def _close_if_released(key: Hashable, client: Client) -> None:
     """When a backend goes away: close its client's idle connections if no longer shared."""
-    with _shared_lock:
-        if _shared.get(key) is client:
-            return
-    client.close()
+    if not _sync_clients.is_shared(key, client):
+        client.close()
 
 
 def release_clients() -> None:
@@ -256,15 +516,33 @@ def release_clients() -> None:
     children (gunicorn or Celery workers) start with empty pools by themselves;
     calling this in a ``post_fork`` hook only frees the clients inherited from
     the parent. Tests may call it to start each test with fresh connections.
+    The :class:`~layered_cache.AsyncClient` clients of the async methods are
+    forgotten too; their connections belong to event loops, and close with them.
     """
-    with _shared_lock:
-        clients = list(_shared.values())
-        _shared.clear()
-    for client in clients:
-        client.close()
+    _sync_clients.release_all()
+    _async_clients.release_all()
 
 
 atexit.register(release_clients)
+
+
+def _counted(key: str, value: int | None) -> int:
+    """What ``incr``/``decr`` return: the new value; a missing key is Django's ValueError."""
+    if value is None:
+        raise ValueError(f"Key '{key}' not found")
+    return value
+
+
+def _needs_sync_world(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is Django refusing sync-only code in an event loop."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        if isinstance(error, SynchronousOnlyOperation):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 class _Misconfigured:

@@ -14,6 +14,7 @@ from layered_cache.serialization._base import (
     FLAG_LONG,
     FLAG_PICKLE,
     FLAG_TEXT,
+    Serialized,
     Serializer,
 )
 from layered_cache.serialization.compression import FLAG_ZSTD, CompressedSerializer
@@ -34,6 +35,7 @@ __all__ = [
     "FLAG_ZSTD",
     "JSONSerializer",
     "PickleSerializer",
+    "Serialized",
     "Serializer",
     "SignedPickleSerializer",
     "UnpicklableValueError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import attrs
 from pymemcache.serde import (
     FLAG_BYTES,
     FLAG_COMPRESSED,
@@ -23,6 +24,7 @@ __all__ = [
     "FLAG_LONG",
     "FLAG_PICKLE",
     "FLAG_TEXT",
+    "Serialized",
     "Serializer",
     "unreadable",
 ]
@@ -54,6 +56,31 @@ class Serializer(Protocol):
     def deserialize(self, key: Any, value: bytes, flags: int) -> Any:
         """Return the value that ``value`` (stored with ``flags``) represents."""
         ...
+
+
+@attrs.frozen
+class Serialized:
+    """A value its serializer already turned into bytes: a client stores it as it is.
+
+    The clients serialize every value they store. Pass a ``Serialized`` instead
+    when the serializing has to happen elsewhere, for example in a worker
+    thread because pickling the value runs code that must not run in an event
+    loop (Django refuses database queries there, and pickling a lazy
+    ``QuerySet`` makes one). The bytes and flags must come from the client's
+    own serializer, or readers will not understand them.
+
+    Attributes:
+        data: the bytes to store.
+        flags: their flags, as the serializer returned them.
+
+    Example:
+        >>> from layered_cache.serialization import PickleSerializer
+        >>> Serialized(*PickleSerializer().serialize("k", [1, 2])).flags
+        1
+    """
+
+    data: bytes
+    flags: int
 
 
 def unreadable(serializer: str, flags: int, why: str) -> SerializationError:

@@ -227,7 +227,7 @@ def test_set_many_returns_the_keys_memcached_refused(cache: BaseCache) -> None:
     def refuse_all(mapping: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         return mapping.keys()
 
-    with mock.patch.object(Client, "set_multi", side_effect=refuse_all):
+    with mock.patch.object(Client, "set_many", side_effect=refuse_all):
         assert cache.set_many({"key": "value"}) == ["key"]
 
 

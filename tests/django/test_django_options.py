@@ -15,7 +15,7 @@ from djproject import strategies
 from layered_cache import ConfigurationError
 from layered_cache.auth import AsciiAuth, MemCachierAuth, NoAuth
 from layered_cache.django import CacheConfig, CacheConfigurationError, parse_cache_config
-from layered_cache.django.options import CLIENT_OPTIONS
+from layered_cache.django.options import ASYNC_CLIENT_OPTIONS, CLIENT_OPTIONS
 from layered_cache.serialization import JSONSerializer, PickleSerializer, SignedPickleSerializer
 from layered_cache.transport import Keepalive, TCPTransport, TLSTransport
 
@@ -206,6 +206,48 @@ def test_every_client_keyword_is_an_option() -> None:
         "ignore_exceptions",
     }
     assert not {"transport", "auth", "serializer", "servers"} & set(CLIENT_OPTIONS)
+
+
+def test_the_async_client_gets_the_same_configuration() -> None:
+    options = {
+        "transport": "tls",
+        "serializer": "json",
+        "timeout": 0.5,
+        "max_pool_size": 8,
+        "max_connections": 4,
+        "pool_timeout": 0.25,
+        "ignore_exceptions": True,
+    }
+    config = parse(options, location="a:1,b:2")
+    assert config.client_options == {"timeout": 0.5, "max_pool_size": 8, "ignore_exceptions": True}
+    assert config.async_client_options == {"max_connections": 4, "pool_timeout": 0.25}
+    sync, aio = config.make_client(), config.make_async_client()
+    assert aio.servers == sync.servers == ["a:1", "b:2"]
+    assert (aio.transport, aio.auth, aio.serializer) == (sync.transport, sync.auth, sync.serializer)
+    assert (aio.timeout, aio.ignore_exceptions) == (0.5, True)
+    # max_pool_size is the sync client's; max_connections and pool_timeout the async one's.
+    assert (aio.max_connections, aio.pool_timeout) == (4, 0.25)
+    assert all(aio.server_for(key) == sync.server_for(key) for key in map(str, range(50)))
+    sync.close()
+
+
+def test_async_client_options_are_their_own() -> None:
+    assert set(ASYNC_CLIENT_OPTIONS) == {"max_connections", "pool_timeout"}
+    assert not set(ASYNC_CLIENT_OPTIONS) & set(CLIENT_OPTIONS)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("max_connections", 0), ("pool_timeout", -1), ("timeout", "soon"), ("max_pool_size", 0)],
+)
+def test_bad_client_options_are_refused_when_parsed(name: str, value: Any) -> None:
+    message = refused("layered_cache.E006", {name: value})
+    assert message.startswith(f"OPTIONS: {name} must be")
+
+
+def test_different_async_options_do_not_share_clients() -> None:
+    assert parse({"max_connections": 4}).share_key != parse({"max_connections": 5}).share_key
+    assert parse({"max_connections": 4}).share_key == parse({"max_connections": 4}).share_key
 
 
 def test_close_connections() -> None:

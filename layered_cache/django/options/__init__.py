@@ -9,11 +9,12 @@ Django or the raw ``OPTIONS`` dict.
 an alias (:data:`TRANSPORTS`, :data:`AUTHENTICATORS`, :data:`SERIALIZERS`), a dotted
 path to a class, factory or instance, a ready instance, or a dict
 ``{"class": <alias, path or class>, **arguments}``. The other keys of ``OPTIONS``
-are, in this order: the client's own options (:data:`CLIENT_OPTIONS`), the
-backend's (:data:`BACKEND_OPTIONS`), the credentials (``username``,
-``password``), and otherwise an argument of exactly one chosen strategy, passed
-to it when it is built (``ca_file`` to ``"tls"``, ``sort_keys`` to ``"json"``,
-...). A key that fits none of these, or more than one strategy, is an error.
+are, in this order: the client's own options (:data:`CLIENT_OPTIONS`), those of
+the async methods' client alone (:data:`ASYNC_CLIENT_OPTIONS`), the backend's
+(:data:`BACKEND_OPTIONS`), the credentials (``username``, ``password``), and
+otherwise an argument of exactly one chosen strategy, passed to it when it is
+built (``ca_file`` to ``"tls"``, ``sort_keys`` to ``"json"``, ...). A key that
+fits none of these, or more than one strategy, is an error.
 With no ``auth`` named, credentials (from anywhere) mean ``"memcachier"``.
 
 Where servers and credentials come from, first match wins (settings, then
@@ -42,14 +43,17 @@ credentials come from (``_sources``), and the error with its check ids
 
 from layered_cache.django.options._errors import CacheConfigurationError
 from layered_cache.django.options._parser import (
+    ASYNC_CLIENT_OPTIONS,
     BACKEND_OPTIONS,
     CLIENT_OPTIONS,
     CacheConfig,
+    cached_cache_config,
     parse_cache_config,
 )
 from layered_cache.django.options._strategies import AUTHENTICATORS, SERIALIZERS, TRANSPORTS
 
 __all__ = [
+    "ASYNC_CLIENT_OPTIONS",
     "AUTHENTICATORS",
     "BACKEND_OPTIONS",
     "CLIENT_OPTIONS",
@@ -57,11 +61,12 @@ __all__ = [
     "TRANSPORTS",
     "CacheConfig",
     "CacheConfigurationError",
+    "cached_cache_config",
     "parse_cache_config",
 ]
 
 # Shown (in tracebacks, reprs and the docs) under their public home, not the
 # private module that defines them.
-for _public in (CacheConfig, CacheConfigurationError, parse_cache_config):
+for _public in (CacheConfig, CacheConfigurationError, cached_cache_config, parse_cache_config):
     _public.__module__ = __name__
 del _public

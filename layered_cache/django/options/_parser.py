@@ -5,15 +5,19 @@ from __future__ import annotations
 import difflib
 import inspect
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
 import attrs
+from django.core.signals import setting_changed
 from django.views.decorators.debug import sensitive_variables
 
-from layered_cache import Client
-from layered_cache._environment import Environment
+from layered_cache import AsyncClient, Client
+from layered_cache._environment import ENV_FAMILIES, Environment
+from layered_cache.core.config import check_count, check_timeout, client_config
 from layered_cache.django.options._errors import (
     E_UNKNOWN_OPTION,
     E_VALUE,
@@ -39,17 +43,40 @@ from layered_cache.django.options._strategies import (
 )
 from layered_cache.errors import ConfigurationError
 
-__all__ = ["BACKEND_OPTIONS", "CLIENT_OPTIONS", "CacheConfig", "parse_cache_config"]
+__all__ = [
+    "ASYNC_CLIENT_OPTIONS",
+    "BACKEND_OPTIONS",
+    "CLIENT_OPTIONS",
+    "CacheConfig",
+    "cached_cache_config",
+    "parse_cache_config",
+]
+
+
+def _keyword_defaults(cls: type) -> dict[str, Any]:
+    """A client's keyword arguments other than the strategies, with their defaults."""
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(cls).parameters.items()
+        if parameter.kind is parameter.KEYWORD_ONLY and name not in STRATEGY_OPTIONS
+    }
+
+
+_CLIENT_DEFAULTS: Final = _keyword_defaults(Client)
+_ASYNC_DEFAULTS: Final = _keyword_defaults(AsyncClient)
+# What the clients' shared checks (core.config.client_config) take.
+_CONFIG_ARGUMENTS: Final = frozenset(inspect.signature(client_config).parameters)
 
 #: OPTIONS passed to :class:`layered_cache.Client` unchanged: every keyword
 #: argument of the client except the strategies (``connect_timeout``, ``timeout``,
 #: ``retry_attempts``, ``retry_timeout``, ``dead_timeout``, ``max_pool_size``,
-#: ``pool_idle_timeout``, ``ignore_exceptions``, ...).
-CLIENT_OPTIONS: Final = tuple(
-    name
-    for name, parameter in inspect.signature(Client).parameters.items()
-    if parameter.kind is parameter.KEYWORD_ONLY and name not in STRATEGY_OPTIONS
-)
+#: ``pool_idle_timeout``, ``ignore_exceptions``, ...). The async methods'
+#: :class:`~layered_cache.AsyncClient` gets them too, except ``max_pool_size``
+#: (it bounds its pools with ``max_connections``).
+CLIENT_OPTIONS: Final = tuple(_CLIENT_DEFAULTS)
+#: OPTIONS only the async methods' :class:`~layered_cache.AsyncClient` takes
+#: (``max_connections``, ``pool_timeout``); the sync client ignores them.
+ASYNC_CLIENT_OPTIONS: Final = tuple(name for name in _ASYNC_DEFAULTS if name not in CLIENT_OPTIONS)
 #: OPTIONS the Django backend itself reads.
 BACKEND_OPTIONS: Final = ("close_connections", "environment_credentials")
 
@@ -88,6 +115,9 @@ class CacheConfig:
         serializer: the serializer strategy object.
         client_options: the :class:`~layered_cache.Client` keyword arguments
             given in ``OPTIONS`` (the client's defaults apply to the rest).
+        async_client_options: the keyword arguments given in ``OPTIONS`` that
+            only the :class:`~layered_cache.AsyncClient` takes
+            (``max_connections``, ``pool_timeout``).
         close_connections: ``close()`` disconnects (Django calls it after every
             request) instead of keeping the pooled connections.
         sources: where the servers and credentials came from, e.g.
@@ -98,7 +128,8 @@ class CacheConfig:
         share_key: equal for two entries that would build the same client:
             the same servers, client options and strategies made from equal
             arguments (objects other than plain values compare by identity).
-            Backends with equal keys share one client and its connections.
+            Backends with equal keys share one client (and one
+            :class:`~layered_cache.AsyncClient`) and their connections.
     """
 
     servers: tuple[str, ...]
@@ -107,6 +138,7 @@ class CacheConfig:
     auth: Any
     serializer: Any
     client_options: Mapping[str, Any] = attrs.field(factory=dict)
+    async_client_options: Mapping[str, Any] = attrs.field(factory=dict)
     close_connections: bool = False
     sources: Mapping[str, str] = attrs.field(factory=dict)
     unused_environment: str = ""
@@ -126,6 +158,33 @@ class CacheConfig:
                 auth=self.auth,
                 serializer=self.serializer,
                 **self.client_options,
+            )
+        except ConfigurationError as exc:
+            raise CacheConfigurationError(f"OPTIONS: {exc}", check_id=E_VALUE) from exc
+
+    def make_async_client(self) -> AsyncClient:
+        """Build the :class:`~layered_cache.AsyncClient` this configuration describes.
+
+        The same servers, strategies and client options as :meth:`make_client`
+        (so both place keys alike and read each other's values), plus
+        :attr:`async_client_options`; ``max_pool_size`` is the sync client's
+        alone.
+
+        Raises:
+            CacheConfigurationError: the transport cannot open asyncio
+                connections (a custom transport without ``plan()``), or an
+                option is invalid (only when the configuration was not made by
+                :func:`parse_cache_config`).
+        """
+        shared = {k: v for k, v in self.client_options.items() if k in _ASYNC_DEFAULTS}
+        try:
+            return AsyncClient(
+                list(self.servers),
+                transport=self.transport,
+                auth=self.auth,
+                serializer=self.serializer,
+                **shared,
+                **self.async_client_options,
             )
         except ConfigurationError as exc:
             raise CacheConfigurationError(f"OPTIONS: {exc}", check_id=E_VALUE) from exc
@@ -170,6 +229,7 @@ def parse_cache_config(
     options = _options(params)
     specs = {option: options.pop(option, None) for option in STRATEGY_OPTIONS}
     client_options = {name: options.pop(name) for name in CLIENT_OPTIONS if name in options}
+    async_options = {name: options.pop(name) for name in ASYNC_CLIENT_OPTIONS if name in options}
     close_connections, environment_credentials = _backend_flags(options)
     settings = settings_credentials(options, params)
     env = Environment.read(environ)
@@ -189,21 +249,99 @@ def parse_cache_config(
     unused_environment = credentials.unused_environment
     if unused_environment:
         unused_environment += " False keeps them unused without this warning."
-    config = CacheConfig(
+    _check_client_options(servers.servers, built, client_options, async_options)
+    return CacheConfig(
         servers=servers.servers,
         locations=servers.locations,
         transport=built["transport"],
         auth=built["auth"],
         serializer=built["serializer"],
         client_options=client_options,
+        async_client_options=async_options,
         close_connections=close_connections,
         sources=sources,
         unused_environment=unused_environment,
-        share_key=_share_key(servers.servers, choices, client_options, close_connections),
+        share_key=_share_key(
+            servers.servers, choices, {**client_options, **async_options}, close_connections
+        ),
     )
-    # Client options are checked by the client itself; building one does no I/O.
-    config.make_client().close()
+
+
+def _check_client_options(
+    servers: tuple[str, ...],
+    built: Mapping[str, Any],
+    client_options: Mapping[str, Any],
+    async_options: Mapping[str, Any],
+) -> None:
+    """Refuse the client options the clients would refuse, without building a client.
+
+    The same checks the clients' constructors run (:func:`client_config`), so
+    :meth:`CacheConfig.make_client` and :meth:`CacheConfig.make_async_client`
+    cannot fail later.
+    """
+    given = {**_CLIENT_DEFAULTS, **built, **client_options}
+    async_given = {**_ASYNC_DEFAULTS, **async_options}
+    try:
+        client_config(list(servers), **{k: v for k, v in given.items() if k in _CONFIG_ARGUMENTS})
+        check_count("max_connections", async_given["max_connections"], minimum=1)
+        check_timeout("pool_timeout", async_given["pool_timeout"])
+    except ConfigurationError as exc:
+        raise CacheConfigurationError(f"OPTIONS: {exc}", check_id=E_VALUE) from exc
+
+
+# -- parsed once per entry -----------------------------------------------------------------
+
+#: Distinct ``CACHES`` entries whose parsed configuration :func:`cached_cache_config` keeps.
+_MAX_CACHED = 64
+_ENV_VARS: Final = tuple(
+    f"{family}_{field}" for family in ENV_FAMILIES for field in ("SERVERS", "USERNAME", "PASSWORD")
+)
+_cached: OrderedDict[Hashable, CacheConfig] = OrderedDict()
+_cached_lock = threading.Lock()
+
+
+def cached_cache_config(location: object, params: Mapping[str, Any]) -> CacheConfig:
+    """:func:`parse_cache_config` of an entry, parsed once: what the backend uses.
+
+    Django makes a backend per thread and, under ASGI, per request; parsing
+    its entry every time would cost far more than the backend itself. The
+    result is kept for equal entries (plain values compared by value, other
+    objects by identity, as :attr:`CacheConfig.share_key` compares them) read
+    with the same ``MEMCACHE_*``/``MEMCACHIER_*`` environment; a change of
+    settings (``override_settings``) forgets them all, since a strategy may
+    read settings (``SECRET_KEY``). An entry that cannot be made into a key is
+    parsed every time. Only successful parses are kept, and the warnings a
+    parse emits are emitted by the first only.
+    """
+    key = _entry_key(location, params)
+    if key is None:
+        return parse_cache_config(location, params)
+    config = _cached.get(key)
+    if config is None:
+        config = parse_cache_config(location, params)
+        with _cached_lock:
+            _cached[key] = config
+            if len(_cached) > _MAX_CACHED:
+                _cached.popitem(last=False)
     return config
+
+
+def _entry_key(location: object, params: Mapping[str, Any]) -> Hashable | None:
+    """What a parse depends on, hashable (None: it cannot be made)."""
+    try:
+        key = (freeze(location), freeze(params), tuple(os.environ.get(n) for n in _ENV_VARS))
+        hash(key)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return key
+
+
+def _forget_cached(**kwargs: Any) -> None:
+    with _cached_lock:
+        _cached.clear()
+
+
+setting_changed.connect(_forget_cached, weak=False, dispatch_uid="layered_cache.cached_config")
 
 
 def _options(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -264,7 +402,13 @@ def _give_flat_options(options: Mapping[str, Any], choices: Mapping[str, Choice]
 
 
 def _unknown_option(name: str, choices: list[Choice]) -> CacheConfigurationError:
-    known = {*CLIENT_OPTIONS, *BACKEND_OPTIONS, *STRATEGY_OPTIONS, *CREDENTIALS}
+    known = {
+        *CLIENT_OPTIONS,
+        *ASYNC_CLIENT_OPTIONS,
+        *BACKEND_OPTIONS,
+        *STRATEGY_OPTIONS,
+        *CREDENTIALS,
+    }
     for choice in choices:
         if choice.accepted:
             known.update(choice.accepted)
@@ -273,10 +417,11 @@ def _unknown_option(name: str, choices: list[Choice]) -> CacheConfigurationError
         close = difflib.get_close_matches(name, sorted(known), n=1)
         hint = f"did you mean {close[0]!r}?" if close else ""
     takers = [f"{choice.describe()} takes {choice.arguments_text()}" for choice in choices]
+    backend = quoted_names([*CLIENT_OPTIONS, *ASYNC_CLIENT_OPTIONS, *BACKEND_OPTIONS])
     return CacheConfigurationError(
         f'OPTIONS["{name}"] is not an option of this cache'
         f"{f' ({hint})' if hint else ''}. "
-        f"The backend takes {quoted_names([*CLIENT_OPTIONS, *BACKEND_OPTIONS])}; "
+        f"The backend takes {backend}; "
         f"{'; '.join(takers)}",
         check_id=E_UNKNOWN_OPTION,
     )
