@@ -13,7 +13,7 @@ import re
 
 from layered_cache.errors import InvalidKeyError
 
-__all__ = ["MAX_KEY_LENGTH", "encode_key", "encode_keys", "key_problem"]
+__all__ = ["MAX_KEY_LENGTH", "describe_key", "encode_key", "encode_keys", "key_problem"]
 
 #: memcached's limit on the length of a key, in bytes.
 MAX_KEY_LENGTH = 250
@@ -50,12 +50,17 @@ def key_problem(key: object) -> str | None:
     return None
 
 
+def describe_key(key: object) -> str:
+    """What a key is, without showing it (keys can be session ids): ``"a str of 9 characters"``."""
+    if isinstance(key, str):
+        return f"a str of {len(key)} characters"
+    if isinstance(key, bytes):
+        return f"a bytes of {len(key)} bytes"
+    return f"a {type(key).__name__}"
+
+
 def _refuse(key: object) -> InvalidKeyError:
-    # The key itself is not shown: keys can be session ids or other secrets.
-    kind = type(key).__name__
-    size = f" of {len(key)}" if isinstance(key, str | bytes) else ""
-    unit = " characters" if isinstance(key, str) else " bytes" if isinstance(key, bytes) else ""
-    return InvalidKeyError(f"invalid memcached key (a {kind}{size}{unit}): {key_problem(key)}")
+    return InvalidKeyError(f"invalid memcached key ({describe_key(key)}): {key_problem(key)}")
 
 
 def encode_key(key: str | bytes) -> bytes:

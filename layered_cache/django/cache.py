@@ -22,7 +22,7 @@ from django.core.cache.backends.memcached import BaseMemcachedCache
 from django.core.exceptions import SynchronousOnlyOperation
 
 import layered_cache
-from layered_cache._keys import key_problem
+from layered_cache._keys import describe_key, key_problem
 from layered_cache.aio.client import AsyncClient
 from layered_cache.django.options import CacheConfig, CacheConfigurationError, cached_cache_config
 from layered_cache.errors import InvalidKeyError
@@ -389,7 +389,9 @@ class MemcacheCache(BaseMemcachedCache):
             super().validate_key(key)
         except InvalidCacheKey as exc:
             raise InvalidCacheKey(f"{exc}. {KEYS_HELP}") from None
-        raise InvalidKeyError(f"invalid memcached key {key!r:.80}: {problem}. {KEYS_HELP}")
+        raise InvalidKeyError(
+            f"invalid memcached key ({describe_key(key)}): {problem}. {KEYS_HELP}"
+        )
 
     def get_or_set(
         self,
