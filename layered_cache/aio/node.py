@@ -24,8 +24,13 @@ from layered_cache.auth._base import Authenticator
 from layered_cache.core.connection_flows import meta_probe_flow
 from layered_cache.core.health import ServerHealth
 from layered_cache.core.operations import Exchange
-from layered_cache.core.translate import STALE_ERRORS, PeerClosedError, translate
-from layered_cache.errors import LayeredCacheError, PoolTimeoutError, UnsupportedCommandError
+from layered_cache.core.translate import (
+    STALE_ERRORS,
+    PeerClosedError,
+    translate,
+    unsupported_command,
+)
+from layered_cache.errors import LayeredCacheError, PoolTimeoutError
 from layered_cache.transport.tcp import ConnectionPlan
 
 __all__ = ["AsyncServer", "LoopPool"]
@@ -248,7 +253,7 @@ class AsyncServer:
             if step.admin is not None and conn is not None and isinstance(exc, PeerClosedError):
                 # Opened fine, then closed without a reply: a proxy such as twemproxy
                 # refusing the command, not an outage.
-                raise self._unsupported(step.admin) from exc
+                raise unsupported_command(self.name, step.admin) from exc
             raise self._failed(exc, first_use=True, pool=pool) from exc
         except BaseException:
             pool.discard(conn)
@@ -274,15 +279,6 @@ class AsyncServer:
                 conn.close()
         self.meta = speaks
         return speaks
-
-    def _unsupported(self, command: str) -> UnsupportedCommandError:
-        return UnsupportedCommandError(
-            f"{self.name} closed the connection instead of answering '{command}': it is "
-            f"probably a proxy such as twemproxy (nutcracker), which does not support "
-            f"{command}; run it against the memcached servers behind the proxy",
-            server=self.name,
-            command=command,
-        )
 
     def _failed(
         self, exc: Exception, *, first_use: bool, pool: LoopPool | None

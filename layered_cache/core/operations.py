@@ -242,17 +242,8 @@ class Operations(Generic[N]):
 
     def get_many(self, keys: Iterable[Key]) -> Flow[dict[Key, Any]]:
         """``get`` of many keys, one request per server: ``{key: value}`` of the hits."""
-        groups, replies = yield from self._fetch_many(keys, requests.get)
-        values: dict[Key, Any] = {}
-        decode = self.codec.decode
-        for (_, group), reply in zip(groups, replies, strict=True):
-            if reply is not FAILED:
-                for raw, flags, data, _ in reply:
-                    key = group[raw]
-                    value = decode(key, data, flags)
-                    if value is not MISS:
-                        values[key] = value
-        return values
+        found = yield from self._fetch_many(keys, requests.get)
+        return {key: value for key, value, _ in found}
 
     def gets_step(self, key: Key) -> Exchange:
         """``gets <key>``."""
@@ -274,26 +265,17 @@ class Operations(Generic[N]):
 
     def gets_many(self, keys: Iterable[Key]) -> Flow[dict[Key, tuple[Any, Any]]]:
         """``gets`` of many keys: ``{key: (value, cas token)}`` of the hits."""
-        groups, replies = yield from self._fetch_many(keys, requests.gets)
-        found: dict[Key, tuple[Any, Any]] = {}
-        decode = self.codec.decode
-        for (_, group), reply in zip(groups, replies, strict=True):
-            if reply is not FAILED:
-                for raw, flags, data, token in reply:
-                    key = group[raw]
-                    value = decode(key, data, flags)
-                    if value is not MISS:
-                        found[key] = (value, token)
-        return found
+        found = yield from self._fetch_many(keys, requests.gets)
+        return {key: (value, token) for key, value, token in found}
 
     def _fetch_many(
         self, keys: Iterable[Key], encode: Callable[[list[bytes]], bytes]
-    ) -> Flow[tuple[list[tuple[N, dict[bytes, Key]]], list[Any]]]:
-        """Ask every server for its keys at once: the groups, and each server's reply."""
+    ) -> Flow[list[tuple[Key, Any, Any]]]:
+        """Ask every server for its keys at once: ``(key, value, cas token)`` of the hits."""
         keys = keys if isinstance(keys, list) else list(keys)
         encoded = encode_keys(keys)  # every key, before anything is sent
         if not keys:
-            return [], []
+            return []
         groups = self._groups(keys, encoded)
         replies: list[Any] = yield Batch(
             [
@@ -301,7 +283,16 @@ class Operations(Generic[N]):
                 for node, group in groups
             ]
         )
-        return groups, replies
+        found = []
+        decode = self.codec.decode
+        for (_, group), reply in zip(groups, replies, strict=True):
+            if reply is not FAILED:
+                for raw, flags, data, token in reply:
+                    key = group[raw]
+                    value = decode(key, data, flags)
+                    if value is not MISS:
+                        found.append((key, value, token))
+        return found
 
     # -- writes -------------------------------------------------------------------------
 

@@ -18,11 +18,18 @@ from layered_cache.errors import (
     ServerResponseError,
     TLSError,
     UnexpectedReplyError,
+    UnsupportedCommandError,
     UpstreamUnavailableError,
 )
 from layered_cache.protocol import ErrorReply, ProtocolError
 
-__all__ = ["STALE_ERRORS", "ErrorReplyReceived", "PeerClosedError", "translate"]
+__all__ = [
+    "STALE_ERRORS",
+    "ErrorReplyReceived",
+    "PeerClosedError",
+    "translate",
+    "unsupported_command",
+]
 
 
 class PeerClosedError(ConnectionError):
@@ -65,6 +72,21 @@ _UPSTREAM_FAILURES = frozenset(
         "Broken pipe",
     }
 )
+
+
+def unsupported_command(server: str, command: str) -> UnsupportedCommandError:
+    """The error for a server that opened fine, then hung up on ``command`` instead of answering.
+
+    That is what proxies such as twemproxy do with ``stats`` and ``flush_all``;
+    it is not an outage.
+    """
+    return UnsupportedCommandError(
+        f"{server} closed the connection instead of answering '{command}': it is "
+        f"probably a proxy such as twemproxy (nutcracker), which does not support "
+        f"{command}; run it against the memcached servers behind the proxy",
+        server=server,
+        command=command,
+    )
 
 
 def _error_reply(reply: ErrorReply, server: str) -> ServerError:

@@ -203,6 +203,18 @@ def _meta_flags(tokens: list[bytes]) -> dict[str, bytes]:
     return flags
 
 
+def _line_end(buf: bytes, pos: int) -> int:
+    """Where the line starting at ``pos`` ends (its CR), or -1 while it is incomplete.
+
+    Raises:
+        ProtocolError: no line end within :data:`MAX_LINE` bytes (a stream out of step).
+    """
+    end = buf.find(b"\r\n", pos)
+    if end < 0 and len(buf) - pos > MAX_LINE:
+        raise ProtocolError(f"a reply line longer than {MAX_LINE} bytes")
+    return end
+
+
 class _Need:
     """More bytes are needed before the next reply is complete."""
 
@@ -335,10 +347,8 @@ class ReplyParser:
     def _line(self) -> bytes | None:
         buf = self._buf
         pos = self._pos
-        end = buf.find(b"\r\n", pos)
+        end = _line_end(buf, pos)
         if end < 0:
-            if len(buf) - pos > MAX_LINE:
-                raise ProtocolError(f"a reply line longer than {MAX_LINE} bytes")
             return None
         self._pos = end + 2
         return buf[pos:end]
@@ -350,10 +360,8 @@ class ReplyParser:
     def _read_one_line(self, allowed: frozenset[bytes]) -> Any:
         buf = self._buf
         pos = self._pos
-        end = buf.find(b"\r\n", pos)
+        end = _line_end(buf, pos)
         if end < 0:
-            if len(buf) - pos > MAX_LINE:
-                raise ProtocolError(f"a reply line longer than {MAX_LINE} bytes")
             return _NEED
         self._pos = end + 2
         line = buf[pos:end]
@@ -392,10 +400,8 @@ class ReplyParser:
             # The common case: a whole VALUE header at pos (one regex match).
             match = value_header(buf, pos)
             if match is None:
-                end = buf.find(b"\r\n", pos)
+                end = _line_end(buf, pos)
                 if end < 0:
-                    if len(buf) - pos > MAX_LINE:
-                        raise ProtocolError(f"a reply line longer than {MAX_LINE} bytes")
                     self._partial = items
                     return _NEED
                 if end == pos + 3 and buf.startswith(b"END", pos):
@@ -446,10 +452,8 @@ class ReplyParser:
         """One meta reply, an ``MN`` (only in a batch, as the marker ``b"MN"``), or an error."""
         buf = self._buf
         pos = self._pos
-        end = buf.find(b"\r\n", pos)
+        end = _line_end(buf, pos)
         if end < 0:
-            if len(buf) - pos > MAX_LINE:
-                raise ProtocolError(f"a reply line longer than {MAX_LINE} bytes")
             return _NEED
         line = buf[pos:end]
         parts = line.split(b" ")

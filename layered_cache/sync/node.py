@@ -19,8 +19,13 @@ from typing import Any
 from layered_cache.core.connection_flows import meta_probe_flow
 from layered_cache.core.health import ServerHealth
 from layered_cache.core.operations import Exchange
-from layered_cache.core.translate import STALE_ERRORS, PeerClosedError, translate
-from layered_cache.errors import LayeredCacheError, UnsupportedCommandError
+from layered_cache.core.translate import (
+    STALE_ERRORS,
+    PeerClosedError,
+    translate,
+    unsupported_command,
+)
+from layered_cache.errors import LayeredCacheError
 from layered_cache.sync.connection import Connection
 from layered_cache.transport._base import Address
 
@@ -124,7 +129,7 @@ class ServerNode:
                 if step.admin is not None and isinstance(exc, PeerClosedError):
                     # Opened fine, then closed without a reply: a proxy such as
                     # twemproxy refusing the command, not an outage.
-                    raise self._unsupported(step.admin) from exc
+                    raise unsupported_command(self.name, step.admin) from exc
             raise self._failed(exc, first_use=True) from exc
         except BaseException:
             if conn is not None:
@@ -150,15 +155,6 @@ class ServerNode:
                 conn.close()
         self.meta = speaks
         return speaks
-
-    def _unsupported(self, command: str) -> UnsupportedCommandError:
-        return UnsupportedCommandError(
-            f"{self.name} closed the connection instead of answering '{command}': it is "
-            f"probably a proxy such as twemproxy (nutcracker), which does not support "
-            f"{command}; run it against the memcached servers behind the proxy",
-            server=self.name,
-            command=command,
-        )
 
     def _failed(self, exc: Exception, *, first_use: bool) -> LayeredCacheError:
         error = translate(exc, self.name, self._timeout, first_use=first_use)
