@@ -55,7 +55,9 @@ class Client(BaseClient[ServerNode]):
             :class:`~layered_cache.serialization.JSONSerializer`.
         connect_timeout: seconds allowed to connect, complete the TLS handshake
             and authenticate; None waits forever.
-        timeout: seconds allowed for each send or receive; None waits forever.
+        timeout: seconds allowed for each exchange with a server as a whole
+            (sending the request and reading the whole reply, however slowly it
+            trickles in); None waits forever.
         retry_attempts: failures in a row after which a server is reported down
             (a warning on the ``layered_cache`` logger).
         retry_timeout: seconds a server that just failed is skipped: calls for

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+import time
 from typing import Any
 
 from layered_cache.auth._base import Authenticator
@@ -28,11 +29,24 @@ _RECV_SIZE = 65536
 class Connection:
     """A connected, authenticated socket and the parser of its reply stream."""
 
-    __slots__ = ("idle_since", "name", "parser", "quiet", "sock")
+    __slots__ = (
+        "_deadline",
+        "_stretched",
+        "idle_since",
+        "name",
+        "parser",
+        "quiet",
+        "sock",
+        "timeout",
+    )
 
-    def __init__(self, sock: socket.socket, name: str) -> None:
+    def __init__(self, sock: socket.socket, name: str, timeout: float | None = None) -> None:
         self.sock = sock
         self.name = name
+        #: Seconds an exchange may take as a whole (None: no bound).
+        self.timeout = timeout
+        self._deadline = 0.0
+        self._stretched = False
         self.parser = ReplyParser()
         #: monotonic time the connection went back to the pool (kept only with an idle timeout).
         self.idle_since = 0.0
@@ -53,7 +67,7 @@ class Connection:
         """Connect through ``transport`` and authenticate, all within ``connect_timeout``."""
         sock = transport.connect(address, connect_timeout=connect_timeout, timeout=timeout)
         try:
-            conn = cls(sock, name)
+            conn = cls(sock, name, timeout)
             # Authenticating is part of connecting: connect_timeout bounds it.
             sock.settimeout(connect_timeout)
             conn.run_flow(handshake_flow(auth.handshake(name)))
@@ -72,6 +86,10 @@ class Connection:
             PeerClosedError: the server closed the connection before answering.
             OSError: the socket failed (timeouts included).
         """
+        if self.timeout is not None:
+            # The socket timeout bounds each read; this bounds the exchange as a whole
+            # (a reply trickling in byte by byte cannot stretch a call past it).
+            self._deadline = time.monotonic() + self.timeout
         self.sock.sendall(request)
         if expect is None:
             self.quiet = True
@@ -89,16 +107,25 @@ class Connection:
                     if type(reply) is ErrorReply:
                         raise ErrorReplyReceived(reply)
                     return reply
-            return self._read()
+            count = 0  # expected already
         for _ in range(count):
             parser.expect(expect, keys)
-        return [self._read() for _ in range(count)]
+        try:
+            if count == 0:
+                return self._read()
+            return [self._read() for _ in range(count)]
+        finally:
+            if self._stretched:
+                self._stretched = False
+                self.sock.settimeout(self.timeout)
 
     def _read(self) -> Any:
         parser = self.parser
         recv = self.sock.recv
         reply = parser.next_reply() if parser.buffered else None
         while reply is None:
+            if self.timeout is not None:
+                self._shorten_timeout()
             data = recv(parser.wanted())
             if not data:
                 raise PeerClosedError(f"{self.name} closed the connection")
@@ -107,6 +134,14 @@ class Connection:
         if type(reply) is ErrorReply:
             raise ErrorReplyReceived(reply)
         return reply
+
+    def _shorten_timeout(self) -> None:
+        """Before a further read: wait only for what is left of the exchange's time."""
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{self.name}: the reply did not complete in time")
+        self.sock.settimeout(left)
+        self._stretched = True
 
     def run_flow(self, flow: ConnectionFlow) -> Any:
         """Drive a connection flow (handshake, probe): send each request, hand back its reply."""

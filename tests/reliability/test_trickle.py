@@ -1,0 +1,92 @@
+"""``timeout`` bounds a whole exchange: a reply trickling in byte by byte cannot stretch a call.
+
+The server is a fake that answers a ``get`` with a valid 3 kB value, one byte every 5 ms
+(15 s in all): every single read completes well within the timeout, only the whole does
+not. A real server cannot be made to do that on demand.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from layered_cache import CacheTimeoutError
+
+VALUE = b"v" * 3000
+REPLY = b"VALUE k 0 %d\r\n%s\r\nEND\r\n" % (len(VALUE), VALUE)
+
+
+class TricklingServer:
+    """Answers every request with :data:`REPLY`, one byte at a time."""
+
+    def __init__(self, pause: float = 0.005) -> None:
+        self.pause = pause
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            try:
+                while conn.recv(65536):
+                    for index in range(len(REPLY)):
+                        if self._stopped.is_set():
+                            return
+                        conn.sendall(REPLY[index : index + 1])
+                        time.sleep(self.pause)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._listener.close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def trickler() -> Iterator[TricklingServer]:
+    server = TricklingServer()
+    yield server
+    server.close()
+
+
+def test_a_trickled_reply_fails_after_about_timeout(
+    trickler: TricklingServer, make: Callable[..., Any]
+) -> None:
+    client = make(trickler.address, timeout=0.5, retry_timeout=0, dead_timeout=0)
+    for _ in range(2):  # and the trickling connection is not reused
+        started = time.monotonic()
+        with pytest.raises(CacheTimeoutError, match="did not answer within"):
+            client.get("k")
+        assert 0.4 < time.monotonic() - started < 1.2
+
+
+def test_a_slow_but_whole_reply_within_timeout_is_read(make: Callable[..., Any]) -> None:
+    server = TricklingServer(pause=0.0)
+    try:
+        client = make(server.address, timeout=5)
+        assert client.get("k") == VALUE
+    finally:
+        server.close()
