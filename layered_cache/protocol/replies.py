@@ -74,7 +74,7 @@ class Expect:
     VERSION: Final = 5
     #: ``OK`` (``flush_all``), as bytes.
     OK: Final = 6
-    #: ``VALUE`` blocks up to ``END``: a list of :data:`Item`.
+    #: ``VALUE`` blocks up to ``END``: a list of ``(key, flags, data, cas)`` tuples.
     VALUES: Final = 7
     #: ``STAT <name> <value>`` lines up to ``END``: a dict of bytes to bytes.
     STATS: Final = 8

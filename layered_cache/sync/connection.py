@@ -43,7 +43,7 @@ class Connection:
     def __init__(self, sock: socket.socket, name: str, timeout: float | None = None) -> None:
         self.sock = sock
         self.name = name
-        #: Seconds an exchange may take as a whole (None: no bound).
+        #: Seconds an exchange may take as a whole, or None for no bound.
         self.timeout = timeout
         self._deadline = 0.0
         self._stretched = False
