@@ -83,6 +83,12 @@ VALUE_100 = bytes(range(100))
 MAX_CONNECTIONS = 16
 #: Ours must be at least this many times faster than PyMemcacheCache (issue 18).
 REQUEST_GOAL = 8.0
+#: How the request signals are sent in the ASGI request shape (see asgi_request); the
+#: targets are read on "direct", where every thread hop is the cache's.
+SHAPES = {
+    "direct": "request signals sent in the loop, as run.py's request loop does",
+    "asgi": "request signals sent as Django's ASGIHandler sends them (2 hops of its own)",
+}
 CLIENT_GOAL = 1.0
 
 # Row names of the ASGI request shape (also the JSON keys).
@@ -154,10 +160,10 @@ class Target:
 
 @dataclass
 class Results:
-    #: (row, concurrency) -> seconds per request
-    requests: dict[tuple[str, int], Timing] = field(default_factory=dict)
-    #: row -> {"cache": {...}, "django": {...}} thread hops per request
-    hops: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    #: (shape, row, concurrency) -> seconds per request
+    requests: dict[tuple[str, str, int], Timing] = field(default_factory=dict)
+    #: (shape, row) -> {"cache": {...}, "django": {...}} thread hops per request
+    hops: dict[tuple[str, str], dict[str, dict[str, float]]] = field(default_factory=dict)
     ours_async_methods: str = ""
     #: (row, workload, concurrency) -> seconds per call
     clients: dict[tuple[str, str, int], Timing] = field(default_factory=dict)
@@ -302,20 +308,14 @@ def describe_ours_async_methods() -> str:
     return f"partly inherited from Django ({', '.join(inherited)})"
 
 
-def asgi_request(row: str, prefix: str, address: str) -> Callable[[], Awaitable[None]]:
-    """One request as Django's ASGIHandler runs it, the view making three cache calls."""
-    from asgiref.sync import ThreadSensitiveContext, sync_to_async
+def request_view(row: str, prefix: str, address: str) -> Callable[[], Awaitable[None]]:
+    """The view of ``row``: its three cache calls (or none)."""
+    from asgiref.sync import sync_to_async
     from django.core.cache import caches
-    from django.core.handlers.asgi import ASGIHandler
-    from django.core.signals import request_started
-    from django.http import HttpResponse
 
     alias = REQUEST_ROWS[row]
     session, seen = prefix + "session", prefix + "seen"
     many = [prefix + "user", prefix + "cart", prefix + "absent"]
-    scope = {"type": "http", "method": "GET", "path": "/"}
-    started = request_started.asend
-
     if row == R_NOTHING:
 
         async def view() -> None:
@@ -350,7 +350,28 @@ def asgi_request(row: str, prefix: str, address: str) -> Callable[[], Awaitable[
             await cache.aset(seen, VALUE_100, 30)
             await cache.aget_many(many)
 
-    async def one_request() -> None:
+    return view
+
+
+def asgi_request(shape: str, row: str, prefix: str, address: str) -> Callable[[], Awaitable[None]]:
+    """One request in a ``ThreadSensitiveContext``, the view making three cache calls.
+
+    ``shape`` says how the request signals are sent: ``"direct"``, called in the
+    event loop as the sync request loop of ``run.py`` does (so every thread hop is the
+    cache's); ``"asgi"``, as Django's ``ASGIHandler`` sends them
+    (``request_started.asend()``, and ``sync_to_async(response.close)``, which sends
+    ``request_finished``): two hops per request whatever the cache.
+    """
+    from asgiref.sync import ThreadSensitiveContext, sync_to_async
+    from django.core.handlers.asgi import ASGIHandler
+    from django.core.signals import request_finished, request_started
+    from django.http import HttpResponse
+
+    view = request_view(row, prefix, address)
+    scope = {"type": "http", "method": "GET", "path": "/"}
+    started = request_started.asend
+
+    async def asgi_handler_request() -> None:
         async with ThreadSensitiveContext():
             PHASE.set("django")
             await started(sender=ASGIHandler, scope=scope)
@@ -363,7 +384,18 @@ def asgi_request(row: str, prefix: str, address: str) -> Callable[[], Awaitable[
             # (close_caches -> cache.close()).
             await sync_to_async(response.close)()
 
-    return one_request
+    send_started, send_finished = request_started.send, request_finished.send
+
+    async def direct_request() -> None:
+        async with ThreadSensitiveContext():
+            PHASE.set("django")
+            send_started(sender=ASGIHandler, scope=scope)
+            PHASE.set("cache")
+            await view()
+            PHASE.set("django")
+            send_finished(sender=ASGIHandler)  # close_caches -> cache.close()
+
+    return asgi_handler_request if shape == "asgi" else direct_request
 
 
 def prepare_request_data(row: str, prefix: str) -> None:
@@ -378,28 +410,28 @@ def prepare_request_data(row: str, prefix: str) -> None:
 
 
 async def measure_requests(
-    address: str, seconds: float, repeats: int, count_requests: int, res: Results
+    shape: str, address: str, seconds: float, repeats: int, count_requests: int, res: Results
 ) -> None:
     rows = list(REQUEST_ROWS)
     requests = {}
     for i, row in enumerate(rows):
         prefix = f"rq{i}:"
         prepare_request_data(row, prefix)
-        requests[row] = asgi_request(row, prefix, address)
+        requests[row] = asgi_request(shape, row, prefix, address)
     # Thread hops: a counted pass of its own (the counters would slow the timed runs).
     for row in rows:
         with HopCounter() as hops:
             await run_requests(requests[row], count_requests, 1)
             await run_requests(requests[row], count_requests, 32)
         total = 2 * count_requests
-        res.hops[row] = {
+        res.hops[shape, row] = {
             phase: {
                 kind: hops.counts[kind, phase] / total
                 for kind in ("sync_to_async", "run_in_executor")
             }
             for phase in ("cache", "django", "other")
         }
-        log(f"  thread hops counted: {row}")
+        log(f"  thread hops counted ({shape}): {row}")
     for concurrency in CONCURRENCY:
         least = max(4, concurrency * 2)
         counts = {}
@@ -410,10 +442,10 @@ async def measure_requests(
         for _ in range(repeats):
             for row in rows:
                 n = counts[row]
-                timing = res.requests.setdefault((row, concurrency), Timing(ops=n))
+                timing = res.requests.setdefault((shape, row, concurrency), Timing(ops=n))
                 with quiet_gc():
                     timing.runs.append(await run_requests(requests[row], n, concurrency))
-        log(f"  ASGI request shape, {concurrency} at a time: {len(rows)} rows")
+        log(f"  ASGI request shape ({shape}), {concurrency} at a time: {len(rows)} rows")
 
 
 # -- part 2: asyncio clients ---------------------------------------------------------------------
@@ -852,9 +884,9 @@ def best_peer(res: Results, workload: str, concurrency: int) -> tuple[str, Timin
     return min(found, key=lambda item: item[1].best)
 
 
-def request_ratio(res: Results, row: str, concurrency: int) -> float | None:
-    a = res.requests.get((row, concurrency))
-    b = res.requests.get((R_PYMEMCACHE, concurrency))
+def request_ratio(res: Results, shape: str, row: str, concurrency: int) -> float | None:
+    a = res.requests.get((shape, row, concurrency))
+    b = res.requests.get((shape, R_PYMEMCACHE, concurrency))
     return None if a is None or b is None else b.best / a.best
 
 
@@ -869,34 +901,39 @@ def hops_text(hops: dict[str, float]) -> str:
 
 
 def print_tables(res: Results, out: Callable[[str], None]) -> None:  # noqa: PLR0912
-    if res.requests:
+    for shape, shape_title in SHAPES.items():
+        if not any(key[0] == shape for key in res.requests):
+            continue
         out("")
         out(
-            "== ASGI request shape: aget + aset + aget_many (3 keys), request signals, "
-            "fresh context per request =="
+            "== ASGI request shape: aget + aset + aget_many (3 keys), a fresh context and "
+            "a ThreadSensitiveContext per request =="
         )
+        out(f"({shape!r}: {shape_title})")
         out(f"our backend's aget/aset/aget_many are {res.ours_async_methods}")
         out(f"{'row':<56} {'at once':>7} {'µs/req':>9} {'req/s':>9} {'vs PyMemcacheCache':>19}")
         for concurrency in CONCURRENCY:
             for row in REQUEST_ROWS:
-                timing = res.requests.get((row, concurrency))
+                timing = res.requests.get((shape, row, concurrency))
                 if timing is None:
                     continue
                 out(
                     f"{row:<56} {concurrency:>7} {timing.best * 1e6:>9.1f} "
                     f"{fmt_int(1 / timing.best):>9} "
-                    f"{fmt_ratio(request_ratio(res, row, concurrency)):>19}"
+                    f"{fmt_ratio(request_ratio(res, shape, row, concurrency)):>19}"
                 )
-        out("")
         out("thread hops per request (SyncToAsync calls / loop.run_in_executor calls):")
         out(f"{'row':<56} {'cache calls':>12} {'Django signals':>15}")
-        for row, hops in res.hops.items():
-            out(f"{row:<56} {hops_text(hops['cache']):>12} {hops_text(hops['django']):>15}")
-        out(
-            "(Django's own hops: request_started.asend runs its sync receivers, and the "
-            "response's close() sends request_finished, through sync_to_async, whatever "
-            "the cache)"
-        )
+        for row in REQUEST_ROWS:
+            hops = res.hops.get((shape, row))
+            if hops is not None:
+                out(f"{row:<56} {hops_text(hops['cache']):>12} {hops_text(hops['django']):>15}")
+        if shape == "asgi":
+            out(
+                "(Django's own hops: request_started.asend() runs its sync receivers, and "
+                "the response's close() sends request_finished, through sync_to_async, "
+                "whatever the cache)"
+            )
     if res.clients:
         for workload, title in CLIENT_WORKLOADS.items():
             out("")
@@ -960,7 +997,7 @@ def targets(res: Results) -> list[Target]:
     found: list[Target] = []
     if res.requests:
         for concurrency in CONCURRENCY:
-            ratio = request_ratio(res, R_OURS, concurrency)
+            ratio = request_ratio(res, "direct", R_OURS, concurrency)
             found.append(
                 Target(
                     f"ASGI request shape, {concurrency} at a time: ours vs PyMemcacheCache",
@@ -969,12 +1006,12 @@ def targets(res: Results) -> list[Target]:
                     f"≥ {REQUEST_GOAL:.2f}×",
                 )
             )
-        hops = res.hops.get(R_OURS)
+        hops = res.hops.get(("direct", R_OURS))
         if hops is not None:
             cache_hops = max(hops["cache"].values())
             found.append(
                 Target(
-                    "ASGI request shape: thread hops per request in our cache calls",
+                    "ASGI request shape: thread hops per request in our backend's calls",
                     cache_hops == 0,
                     f"{cache_hops:.1f}",
                     "0",
@@ -1032,16 +1069,20 @@ def to_json(res: Results, found: list[Target], config: dict[str, Any]) -> dict[s
         "config": config,
         "request_shape": {
             "ours_async_methods": res.ours_async_methods,
+            "shapes": SHAPES,
             "results": [
                 {
+                    "shape": shape,
                     "row": row,
                     "concurrency": concurrency,
                     **timing.as_dict(),
-                    "vs_pymemcachecache": request_ratio(res, row, concurrency),
+                    "vs_pymemcachecache": request_ratio(res, shape, row, concurrency),
                 }
-                for (row, concurrency), timing in res.requests.items()
+                for (shape, row, concurrency), timing in res.requests.items()
             ],
-            "thread_hops_per_request": res.hops,
+            "thread_hops_per_request": [
+                {"shape": shape, "row": row, **hops} for (shape, row), hops in res.hops.items()
+            ],
         },
         "clients": [
             {
@@ -1073,13 +1114,15 @@ async def run_parts(
 ) -> None:
     if "request" in parts:
         log("ASGI request shape ...")
-        await measure_requests(
-            f"{memcached[0]}:{memcached[1]}",
-            args.request_seconds,
-            args.repeats,
-            args.count_requests,
-            res,
-        )
+        for shape in SHAPES:
+            await measure_requests(
+                shape,
+                f"{memcached[0]}:{memcached[1]}",
+                args.request_seconds,
+                args.repeats,
+                args.count_requests,
+                res,
+            )
     if "clients" in parts:
         log("asyncio clients ...")
         await measure_clients(*memcached, args.seconds, args.repeats, res)
