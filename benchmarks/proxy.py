@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.servers import (  # noqa: E402 - needs the repo root on sys.path
+from tests.harness import pump  # noqa: E402 - needs the repo root on sys.path
+from tests.servers import (  # noqa: E402
     LOOPBACK,
     MemCachierGateway,
-    _GatewayConnection,
-    _pump,
+    _GatewayLink,
 )
 
 
@@ -44,16 +44,10 @@ class PassThroughProxy(MemCachierGateway):
     def __init__(self, upstream: object, *, port: int = 0) -> None:
         super().__init__(upstream, "unused", "unused", port=port)  # type: ignore[arg-type]
 
-    async def _serve(
-        self, conn: _GatewayConnection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        up_reader, up_writer = await asyncio.wait_for(
-            asyncio.open_connection(self.upstream.host, self.upstream.port),
-            self.upstream_connect_timeout,
-        )
-        conn.upstream = up_writer
-        to_client = asyncio.create_task(_pump(up_reader, writer, half_close=False))
-        to_upstream = asyncio.create_task(_pump(reader, up_writer, half_close=True))
+    async def serve(self, link: _GatewayLink) -> None:
+        up_reader, up_writer = await self.connect_upstream(link, self.upstream_connect_timeout)
+        to_client = asyncio.create_task(pump(up_reader, link.client))
+        to_upstream = asyncio.create_task(pump(link.client_reader, up_writer, half_close=True))
         try:
             await to_client
         finally:

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Runs layered_cache's benchmarks (issues 6 and 8; see benchmarks/README.md), idempotently:
+# Runs layered_cache's benchmarks (issues 6, 8, 9 and 18; see benchmarks/README.md), idempotently:
 #   - memcached, nutcracker (twemproxy), libmemcached-dev and zlib1g-dev from Debian's
 #     packages when missing (the last two let pip build pylibmc);
 #   - .venv-bench: layered_cache (editable) + the peers of benchmarks/requirements.txt
-#     (pymemcache, Django, pylibmc, django-bmemcached, matplotlib, trustme);
-#   - then the peer benchmark, the scale benchmark and the key-movement measurement,
-#     each starting and stopping its own memcached / twemproxy processes on 127.0.0.1.
+#     (pymemcache, Django, pylibmc, django-bmemcached, matplotlib, trustme, and the
+#     asyncio peers aiomcache and emcache, uvicorn and httptools);
+#   - then the peer benchmark, the scale benchmark, the key-movement measurement, the
+#     thundering herd and the async benchmarks (ASGI request shape, asyncio clients,
+#     uvicorn), each starting and stopping its own memcached / twemproxy / uvicorn
+#     processes on 127.0.0.1.
 #
 # Usage: bash scripts/bench.sh [--quick] [--profile] [--out DIR]
 #   --quick    a smoke run in seconds (results go to a temporary directory)
 #   --profile  also profile our hot path (benchmarks/hotpath.py)
 #   --out DIR  where the JSON, PNG and text results go (default: benchmarks/results)
-# A full run takes about 5-6 minutes on 2 cores, after waiting (at most BENCH_MAX_WAIT
+# A full run takes about 7-8 minutes on 2 cores, after waiting (at most BENCH_MAX_WAIT
 # seconds, default 120) for other processes to leave the CPUs alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +78,8 @@ log "thundering herd and meta batches (benchmarks/herd.py) -> $out/herd.*"
 rounds=5
 [ ${#quick[@]} -gt 0 ] && rounds=1
 "$py" -m benchmarks.herd --rounds "$rounds" --json "$out/herd.json" --out "$out/herd.txt"
+log "async: ASGI request shape, asyncio clients, uvicorn (benchmarks/async_bench.py) -> $out/async.*"
+"$py" -m benchmarks.async_bench "${quick[@]}" "${wait[@]}" --json "$out/async.json" | tee "$out/async.txt"
 if [ "$profile" = 1 ]; then
     log "hot-path profile (benchmarks/hotpath.py) -> $out/hotpath.txt"
     calls=20000
