@@ -34,6 +34,8 @@ class _Protocol(asyncio.Protocol):
         self.parser = ReplyParser()
         self.transport: asyncio.Transport | None = None
         self.lost: BaseException | None = None
+        #: The exchange under way ran out of time.
+        self.expired = False
         self._waiter: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
 
@@ -64,6 +66,14 @@ class _Protocol(asyncio.Protocol):
             self._drained = asyncio.get_running_loop().create_future()
 
     def resume_writing(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def expire(self) -> None:
+        """The exchange's time is up: wake the call waiting for data (it raises)."""
+        self.expired = True
+        self._wake()
         drained, self._drained = self._drained, None
         if drained is not None and not drained.done():
             drained.set_result(None)
@@ -138,10 +148,16 @@ class AsyncConnection:
         protocol = self._protocol
         return protocol.lost is not None or not protocol.parser.idle
 
-    async def exchange(self, request: bytes, expect: int | None, count: int, keys: Any) -> Any:
+    async def exchange(
+        self, request: bytes, expect: int | None, count: int, keys: Any, timeout: float | None
+    ) -> Any:
         """Send ``request``; read ``count`` replies of kind ``expect`` (one reply, or a list).
 
+        ``timeout`` bounds the exchange as a whole. One timer per exchange, armed
+        on the loop directly: much cheaper than a timeout context per call.
+
         Raises:
+            TimeoutError: the whole reply did not arrive within ``timeout``.
             ErrorReplyReceived: the server answered with an error line.
             ProtocolError: the reply does not fit what was asked (or extra bytes came).
             PeerClosedError: the server closed the connection before answering.
@@ -150,19 +166,26 @@ class AsyncConnection:
         protocol = self._protocol
         if protocol.lost is not None:
             raise protocol.lost
-        transport = self._transport
-        transport.write(request)
-        if transport.get_write_buffer_size() > _HIGH_WATER:
-            await protocol.drain()
-        if expect is None:
-            return None
-        parser = protocol.parser
-        if count == 1:
-            parser.expect(expect, keys)
-            return await self._read()
-        for _ in range(count):
-            parser.expect(expect, keys)
-        return [await self._read() for _ in range(count)]
+        timer = None if timeout is None else self.loop.call_later(timeout, protocol.expire)
+        try:
+            transport = self._transport
+            transport.write(request)
+            if transport.get_write_buffer_size() > _HIGH_WATER:
+                await protocol.drain()
+                if protocol.expired:
+                    raise TimeoutError(f"{self.name}: the request was not sent in time")
+            if expect is None:
+                return None
+            parser = protocol.parser
+            if count == 1:
+                parser.expect(expect, keys)
+                return await self._read()
+            for _ in range(count):
+                parser.expect(expect, keys)
+            return [await self._read() for _ in range(count)]
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     async def _read(self) -> Any:
         protocol = self._protocol
@@ -171,6 +194,8 @@ class AsyncConnection:
         while reply is None:
             if protocol.lost is not None:
                 raise protocol.lost
+            if protocol.expired:
+                raise TimeoutError(f"{self.name}: the reply did not complete in time")
             await protocol.wait_data()
             reply = parser.next_reply()
         if type(reply) is ErrorReply:

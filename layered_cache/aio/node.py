@@ -49,6 +49,12 @@ async def _close_at_loop_shutdown(pool: LoopPool) -> AsyncGenerator[None, None]:
         pool.close_idle()
 
 
+def _give_up(waiter: asyncio.Future[Any]) -> None:
+    """``pool_timeout`` passed: the waiting call gets no connection."""
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class LoopPool:
     """The connections one event loop holds to one server: idle ones, and a bound on all.
 
@@ -86,17 +92,20 @@ class LoopPool:
             return None
         waiter: asyncio.Future[AsyncConnection | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        timeout = server.pool_timeout
+        timer = None if timeout is None else waiter.get_loop().call_later(timeout, _give_up, waiter)
         try:
-            async with asyncio.timeout(server.pool_timeout):
-                handed = await waiter
+            handed = await waiter
         except TimeoutError:
             raise server.pool_exhausted() from None
         except BaseException:
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 # Handed a connection (or a slot) just as we were cancelled: pass it on.
                 self._hand_over(waiter.result())
             raise
         finally:
+            if timer is not None:
+                timer.cancel()
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
         if handed is not None and handed.broken:
@@ -216,8 +225,9 @@ class AsyncServer:
         try:
             if conn is None:
                 conn = await self._open()
-            async with asyncio.timeout(self.timeout):
-                reply = await conn.exchange(step.request, step.expect, step.count, step.keys)
+            reply = await conn.exchange(
+                step.request, step.expect, step.count, step.keys, self.timeout
+            )
         except Exception as exc:
             pool.discard(conn)
             if reused and isinstance(exc, STALE_ERRORS):
@@ -246,8 +256,9 @@ class AsyncServer:
         conn: AsyncConnection | None = None
         try:
             conn = await self._open()
-            async with asyncio.timeout(self.timeout):
-                reply = await conn.exchange(step.request, step.expect, step.count, step.keys)
+            reply = await conn.exchange(
+                step.request, step.expect, step.count, step.keys, self.timeout
+            )
         except Exception as exc:
             pool.discard(conn)
             if step.admin is not None and conn is not None and isinstance(exc, PeerClosedError):
