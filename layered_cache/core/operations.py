@@ -15,7 +15,7 @@ before the first step, so a bad call never reaches the wire.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from typing import Any, Final, Generic, Protocol, TypeAlias, TypeVar
 
 from layered_cache._keys import encode_key, encode_keys
@@ -242,8 +242,8 @@ class Operations(Generic[N]):
 
     def get_many(self, keys: Iterable[Key]) -> Flow[dict[Key, Any]]:
         """``get`` of many keys, one request per server: ``{key: value}`` of the hits."""
-        found = yield from self._fetch_many(keys, requests.get)
-        return {key: value for key, value, _ in found}
+        found: dict[Key, Any] = yield from self._fetch_many(keys, cas=False)
+        return found
 
     def gets_step(self, key: Key) -> Exchange:
         """``gets <key>``."""
@@ -265,25 +265,27 @@ class Operations(Generic[N]):
 
     def gets_many(self, keys: Iterable[Key]) -> Flow[dict[Key, tuple[Any, Any]]]:
         """``gets`` of many keys: ``{key: (value, cas token)}`` of the hits."""
-        found = yield from self._fetch_many(keys, requests.gets)
-        return {key: (value, token) for key, value, token in found}
+        found: dict[Key, tuple[Any, Any]] = yield from self._fetch_many(keys, cas=True)
+        return found
 
-    def _fetch_many(
-        self, keys: Iterable[Key], encode: Callable[[list[bytes]], bytes]
-    ) -> Flow[list[tuple[Key, Any, Any]]]:
-        """Ask every server for its keys at once: ``(key, value, cas token)`` of the hits."""
+    def _fetch_many(self, keys: Iterable[Key], *, cas: bool) -> Flow[dict[Key, Any]]:
+        """Ask every server for its keys at once: ``{key: value}`` of the hits.
+
+        With ``cas``: ``{key: (value, cas token)}``.
+        """
         keys = keys if isinstance(keys, list) else list(keys)
         encoded = encode_keys(keys)  # every key, before anything is sent
+        found: dict[Key, Any] = {}
         if not keys:
-            return []
+            return found
         groups = self._groups(keys, encoded)
+        encode = requests.gets if cas else requests.get
         replies: list[Any] = yield Batch(
             [
                 Exchange(node, encode(list(group)), Expect.VALUES, True, 1, group)
                 for node, group in groups
             ]
         )
-        found = []
         decode = self.codec.decode
         for (_, group), reply in zip(groups, replies, strict=True):
             if reply is not FAILED:
@@ -291,7 +293,7 @@ class Operations(Generic[N]):
                     key = group[raw]
                     value = decode(key, data, flags)
                     if value is not MISS:
-                        found.append((key, value, token))
+                        found[key] = (value, token) if cas else value
         return found
 
     # -- writes -------------------------------------------------------------------------

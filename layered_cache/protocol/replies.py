@@ -319,11 +319,6 @@ class ReplyParser:
         return self._pos < len(self._buf) or self._chunks is not None
 
     @property
-    def pending(self) -> int:
-        """How many expected replies have not been returned yet."""
-        return len(self._expected)
-
-    @property
     def idle(self) -> bool:
         """Whether nothing is expected and nothing buffered (safe to send the next request)."""
         return not self._expected and self._pos >= len(self._buf)
@@ -392,22 +387,24 @@ class ReplyParser:
         buf = self._buf
         pos = self._pos
         value_header = _VALUE.match
+        append = items.append
+        # ``pos`` moves past each complete value; it is stored back only when this
+        # returns (a protocol error ends the parser's use anyway).
+        size_now = len(buf)
         while True:
-            if buf.startswith(b"END\r\n", pos):
-                self._pos = pos + 5
-                self._partial = None
-                return items
             # The common case: a whole VALUE header at pos (one regex match).
             match = value_header(buf, pos)
             if match is None:
+                if buf.startswith(b"END\r\n", pos):
+                    self._pos = pos + 5
+                    self._partial = None
+                    self._want = 0
+                    return items
+                self._pos = pos
                 end = _line_end(buf, pos)
                 if end < 0:
                     self._partial = items
                     return _NEED
-                if end == pos + 3 and buf.startswith(b"END", pos):
-                    self._pos = end + 2
-                    self._partial = None
-                    return items
                 line = buf[pos:end]
                 error = _error_reply(line)
                 if error is None:
@@ -420,15 +417,15 @@ class ReplyParser:
                 raise ProtocolError("a value for a key that was not asked for")
             start = match.end()
             stop = start + int(size)
-            if len(buf) < stop + 2:
+            if size_now < stop + 2:
+                self._pos = pos
                 self._partial = items
-                self._await_body(stop + 2 - len(buf))
+                self._await_body(stop + 2 - size_now)
                 return _NEED
-            if buf[stop : stop + 2] != b"\r\n":
+            if not buf.startswith(b"\r\n", stop):
                 raise ProtocolError("a value longer than its header says")
-            items.append((key, int(flags), buf[start:stop], cas))
-            pos = self._pos = stop + 2
-            self._want = 0
+            append((key, int(flags), buf[start:stop], cas))
+            pos = stop + 2
 
     def _read_stats(self, _keys: object) -> Any:
         stats: dict[bytes, bytes] = self._partial if self._partial is not None else {}
