@@ -224,9 +224,9 @@ class Operations(Generic[N]):
     def get_step(self, key: Key) -> Exchange:
         """``get <key>``."""
         encoded = encode_key(key)
-        return Exchange(
-            self.node(key), b"get " + encoded + b"\r\n", Expect.VALUES, True, 1, (encoded,)
-        )
+        # (self.node(key), inline: this is the hot path)
+        node = self._only or self.nodes[self._ring.node_for(key)]
+        return Exchange(node, b"get " + encoded + b"\r\n", Expect.VALUES, True, 1, (encoded,))
 
     def get_result(self, key: Key, reply: list[Any], default: Any) -> Any:
         """The value of a ``get`` reply, or ``default``."""
@@ -316,7 +316,8 @@ class Operations(Generic[N]):
         # Only a plain set is safe to send twice; with noreply no error can come
         # back to trigger a resend, so the connection is checked before sending.
         idempotent = command == b"set" and not noreply
-        return Exchange(self.node(key), request, None if noreply else Expect.STORE, idempotent)
+        node = self._only or self.nodes[self._ring.node_for(key)]  # self.node(key), inline
+        return Exchange(node, request, None if noreply else Expect.STORE, idempotent)
 
     @staticmethod
     def store_result(reply: Any) -> bool:

@@ -355,8 +355,9 @@ class ReplyParser:
     def _read_one_line(self, allowed: frozenset[bytes]) -> Any:
         buf = self._buf
         pos = self._pos
-        end = _line_end(buf, pos)
+        end = buf.find(b"\r\n", pos)
         if end < 0:
+            _line_end(buf, pos)  # raises if the line can no longer be one
             return _NEED
         self._pos = end + 2
         line = buf[pos:end]

@@ -276,7 +276,9 @@ class Client(BaseClient[ServerNode]):
             InvalidKeyError, SerializationError: refused before anything was sent.
             ServerResponseError: the server refused it (e.g. larger than its item limit).
         """
-        return self._write(b"set", key, value, expire, noreply, flags)
+        # (self._write, inline: this is the hot path)
+        reply = self._ask(self._ops.store_step(b"set", key, value, expire, noreply, flags))
+        return reply is not FAILED and self._ops.store_result(reply)
 
     def set_many(
         self,
