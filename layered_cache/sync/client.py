@@ -221,8 +221,14 @@ class Client(BaseClient[ServerNode]):
             InvalidKeyError: the key is not a valid memcached key (nothing is sent).
             ServerError: the server could not be reached or answered with an error.
         """
-        reply = self._ask(self._ops.get_step(key))
-        return default if reply is FAILED else self._ops.get_result(key, reply, default)
+        step = self._ops.get_step(key)
+        try:  # (self._ask, inline: this is the hot path)
+            reply = step.node.exchange(step)
+        except CacheConnectionError as error:
+            if not self._fail_silent.absorb(error):
+                raise
+            return default
+        return self._ops.get_result(key, reply, default)
 
     def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
         """Return ``{key: value}`` for the keys in the cache, in one round trip per server.
@@ -276,9 +282,14 @@ class Client(BaseClient[ServerNode]):
             InvalidKeyError, SerializationError: refused before anything was sent.
             ServerResponseError: the server refused it (e.g. larger than its item limit).
         """
-        # (self._write, inline: this is the hot path)
-        reply = self._ask(self._ops.store_step(b"set", key, value, expire, noreply, flags))
-        return reply is not FAILED and self._ops.store_result(reply)
+        step = self._ops.store_step(b"set", key, value, expire, noreply, flags)
+        try:  # (self._write and self._ask, inline: this is the hot path)
+            reply = step.node.exchange(step)
+        except CacheConnectionError as error:
+            if not self._fail_silent.absorb(error):
+                raise
+            return False
+        return self._ops.store_result(reply)
 
     def set_many(
         self,
