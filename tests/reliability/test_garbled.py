@@ -9,13 +9,13 @@ The server here is a fake that answers every request with bytes no memcached wou
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from layered_cache import Client, ServerUnavailableError, UnexpectedReplyError
+from tests.fake_servers import FakeServer
 from tests.reliability.test_outages import KEY_CALLS, PROBING_CALLS, SERVER_CALLS
 
 GARBLES = {
@@ -45,46 +45,15 @@ QUIET_ANSWERS: dict[str, Any] = {
 }
 
 
-class GarblingServer:
-    """Accepts connections on 127.0.0.1 and answers whatever arrives with ``garble``."""
+class GarblingServer(FakeServer):
+    """Answers whatever arrives with ``garble``."""
 
     def __init__(self, garble: bytes) -> None:
         self.garble = garble
-        self.connections = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self._listener.getsockname()[1]}"
-
-    def _serve(self) -> None:
-        self._listener.settimeout(0.1)
-        while not self._stopped.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(5)
-            try:
-                while conn.recv(65536):
-                    conn.sendall(self.garble)
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self._stopped.set()
-        self._listener.close()
-        self._thread.join(timeout=5)
+    def answer(self, conn: socket.socket) -> None:
+        conn.sendall(self.garble)
 
 
 @pytest.fixture(params=list(GARBLES), ids=list(GARBLES))

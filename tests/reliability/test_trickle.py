@@ -8,7 +8,6 @@ not. A real server cannot be made to do that on demand.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,53 +15,25 @@ from typing import Any
 import pytest
 
 from layered_cache import CacheTimeoutError
+from tests.fake_servers import FakeServer
 
 VALUE = b"v" * 3000
 REPLY = b"VALUE k 0 %d\r\n%s\r\nEND\r\n" % (len(VALUE), VALUE)
 
 
-class TricklingServer:
+class TricklingServer(FakeServer):
     """Answers every request with :data:`REPLY`, one byte at a time."""
 
     def __init__(self, pause: float = 0.005) -> None:
         self.pause = pause
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self._listener.getsockname()[1]}"
-
-    def _serve(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
+    def answer(self, conn: socket.socket) -> None:
+        for index in range(len(REPLY)):
+            if self.stopped.is_set():
                 return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(5)
-            try:
-                while conn.recv(65536):
-                    for index in range(len(REPLY)):
-                        if self._stopped.is_set():
-                            return
-                        conn.sendall(REPLY[index : index + 1])
-                        time.sleep(self.pause)
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self._stopped.set()
-        self._listener.close()
-        self._thread.join(timeout=5)
+            conn.sendall(REPLY[index : index + 1])
+            time.sleep(self.pause)
 
 
 @pytest.fixture
