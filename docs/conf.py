@@ -262,11 +262,18 @@ class BenchmarkResults(SphinxDirective):
             "     - Measured",
             "     - Status",
         ]
+
+        def shown(value: object, prefix: str = "") -> str:
+            # Speed ratios are numbers; other targets (counts, bounds) come as text.
+            if isinstance(value, int | float):
+                return f"{prefix}{value:.2f}\u00d7"
+            return str(value)
+
         for target in targets:
             lines += [
                 f"   * - {target['target']}",
-                f"     - ≥ {target['goal']:.2f}\u00d7",
-                f"     - {target['measured']:.2f}\u00d7",
+                f"     - {shown(target['goal'], '≥ ')}",
+                f"     - {shown(target['measured'])}",
                 f"     - {target['status']}",
             ]
         return [*lines, ""] if targets else []
