@@ -103,11 +103,14 @@ def test_client_places_keys_like_pymemcache_hashclient(
 ) -> None:
     servers = fleet[:size]
     location = [server.address for server in servers]
+    # default_noreply=False: with pymemcache's default the writes are not waited for,
+    # and the check below could read the servers before they stored anything.
     reference = HashClient(
         location,
         allow_unicode_keys=True,
         connect_timeout=REFERENCE_TIMEOUT,
         timeout=REFERENCE_TIMEOUT,
+        default_noreply=False,
     )
     try:
         assert reference.set_many(dict.fromkeys(KEYS, b"hashclient")) == []
@@ -185,7 +188,12 @@ def test_bytes_keys_are_placed_like_hashclient_which_differs_from_their_str_spel
     servers = fleet[:3]
     location = [server.address for server in servers]
     keys = [key.encode() for key in ASCII_KEYS[:200]]
-    reference = HashClient(location, connect_timeout=REFERENCE_TIMEOUT, timeout=REFERENCE_TIMEOUT)
+    reference = HashClient(
+        location,
+        connect_timeout=REFERENCE_TIMEOUT,
+        timeout=REFERENCE_TIMEOUT,
+        default_noreply=False,
+    )
     try:
         assert reference.set_many(dict.fromkeys(keys, b"x")) == []
         expected = owners(servers, [key.decode() for key in keys])
