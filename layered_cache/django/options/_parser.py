@@ -7,9 +7,9 @@ import inspect
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import attrs
 from django.core.signals import setting_changed
@@ -61,6 +61,9 @@ def _keyword_defaults(cls: type) -> dict[str, Any]:
         if parameter.kind is parameter.KEYWORD_ONLY and name not in STRATEGY_OPTIONS
     }
 
+
+#: Either client class.
+_C = TypeVar("_C", Client, AsyncClient)
 
 _CLIENT_DEFAULTS: Final = _keyword_defaults(Client)
 _ASYNC_DEFAULTS: Final = _keyword_defaults(AsyncClient)
@@ -151,16 +154,7 @@ class CacheConfig:
             CacheConfigurationError: a client option is invalid (only when the
                 configuration was not made by :func:`parse_cache_config`).
         """
-        try:
-            return Client(
-                list(self.servers),
-                transport=self.transport,
-                auth=self.auth,
-                serializer=self.serializer,
-                **self.client_options,
-            )
-        except ConfigurationError as exc:
-            raise CacheConfigurationError(f"OPTIONS: {exc}", check_id=E_VALUE) from exc
+        return self._build(Client, self.client_options)
 
     def make_async_client(self) -> AsyncClient:
         """Build the :class:`~layered_cache.AsyncClient` this configuration describes.
@@ -177,14 +171,17 @@ class CacheConfig:
                 :func:`parse_cache_config`).
         """
         shared = {k: v for k, v in self.client_options.items() if k in _ASYNC_DEFAULTS}
+        return self._build(AsyncClient, {**shared, **self.async_client_options})
+
+    def _build(self, client_class: Callable[..., _C], options: Mapping[str, Any]) -> _C:
+        """Either client, from these servers, strategies and ``options``."""
         try:
-            return AsyncClient(
+            return client_class(
                 list(self.servers),
                 transport=self.transport,
                 auth=self.auth,
                 serializer=self.serializer,
-                **shared,
-                **self.async_client_options,
+                **options,
             )
         except ConfigurationError as exc:
             raise CacheConfigurationError(f"OPTIONS: {exc}", check_id=E_VALUE) from exc
