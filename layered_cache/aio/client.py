@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from layered_cache._addresses import ServerSpec
+from layered_cache._keys import encode_key
 from layered_cache.aio.node import AsyncServer
 from layered_cache.auth._base import Authenticator
 from layered_cache.core import herd
@@ -176,6 +177,11 @@ class AsyncClient(BaseClient[AsyncServer]):
 
     async def _perform(self, step: object) -> Any:
         if type(step) is Batch:
+            if len(step.exchanges) == 1:  # one server: no task to gather
+                (exchange,) = step.exchanges
+                if step.absorb:
+                    return [await self._ask(exchange)]
+                return [await exchange.node.exchange(exchange)]
             # Every server is asked at once; each exchange ends (or fails) before
             # the call does, so no connection is left mid-reply.
             outcomes = await asyncio.gather(
@@ -209,9 +215,20 @@ class AsyncClient(BaseClient[AsyncServer]):
     # -- reads ------------------------------------------------------------------
 
     async def get(self, key: Key, default: Any = None) -> Any:
-        """The value stored under ``key``, or ``default`` (:meth:`Client.get`)."""
-        reply = await self._ask(self._ops.get_step(key))
-        return default if reply is FAILED else self._ops.get_result(key, reply, default)
+        """The value stored under ``key``, or ``default`` (:meth:`Client.get`).
+
+        Gets of the same turn of the event loop for the same server go out as
+        one multi-get (see :mod:`layered_cache.aio.batch`).
+        """
+        ops = self._ops
+        encoded = encode_key(key)  # checked before anything else
+        try:
+            reply = await ops.node(key).get(encoded)
+        except CacheConnectionError as error:  # (self._ask, inline: this is the hot path)
+            if not self._fail_silent.absorb(error):
+                raise
+            return default
+        return ops.get_result(key, reply, default) if reply else default
 
     async def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
         """``{key: value}`` of the keys in the cache, all servers asked at once."""
