@@ -218,6 +218,20 @@ class AsyncConnection:
         elif self.timeout is not None:
             self._timer = self.loop.call_later(self.timeout, self._expire)
 
+    def send_one(self, waiter: asyncio.Future[Any], request: bytes, kind: int, keys: Any) -> None:
+        """:meth:`send` of a batch of one request with one reply, without building the batch."""
+        self.reused = self.used > 0
+        self.used += 1
+        lost = self._protocol.lost
+        self.inflight.append(waiter)
+        if lost is not None:
+            self.fail(lost)
+            return
+        self._parser.expect(kind, keys)
+        self._transport.write(request)
+        if self.timeout is not None:
+            self._timer = self.loop.call_later(self.timeout, self._expire)
+
     def deliver(self) -> None:
         """Hand every complete reply to its call (the protocol calls this as bytes arrive)."""
         inflight = self.inflight

@@ -99,9 +99,12 @@ class LoopPool:
             if idempotent and self.idle:
                 conn = self._take_idle()
                 if conn is not None:
-                    batch = Batch()
-                    batch.add(waiter, request, expect, count, keys)
-                    conn.send(batch)
+                    if count == 1 and expect is not None:
+                        conn.send_one(waiter, request, expect, keys)
+                    else:
+                        batch = Batch()
+                        batch.add(waiter, request, expect, count, keys)
+                        conn.send(batch)
                     return waiter
             pending = self._pending = Pending()
             self.loop.call_soon(self._flush)
@@ -116,9 +119,7 @@ class LoopPool:
                 conn = self._take_idle()
                 if conn is not None:
                     waiter = self.loop.create_future()
-                    batch = Batch()
-                    batch.add(waiter, b"get " + key + b"\r\n", Expect.VALUES, 1, (key,))
-                    conn.send(batch)
+                    conn.send_one(waiter, b"get " + key + b"\r\n", Expect.VALUES, (key,))
                     return waiter
             pending = self._pending = Pending()
             self.loop.call_soon(self._flush)
