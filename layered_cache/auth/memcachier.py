@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from layered_cache.auth._base import (
     HandshakeFlow,
-    expect_stored,
-    refuse_unsafe_password,
-    refuse_unsafe_username,
+    password_check,
+    set_handshake,
+    set_request,
+    username_check,
 )
 
 __all__ = ["MemCachierAuth"]
@@ -18,12 +17,8 @@ __all__ = ["MemCachierAuth"]
 _SCHEME = "MemCachierAuth"
 
 
-def _check_username(_instance: object, _attribute: object, value: Any) -> None:
-    refuse_unsafe_username(_SCHEME, value)
-
-
-def _check_password(_instance: object, _attribute: object, value: Any) -> None:
-    refuse_unsafe_password(_SCHEME, value)
+_check_username = username_check(_SCHEME)
+_check_password = password_check(_SCHEME)
 
 
 @attrs.frozen
@@ -51,11 +46,9 @@ class MemCachierAuth:
     _request: bytes = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
-        secret = self.password.encode("utf-8")
-        request = b"set %s 0 0 %d\r\n%s\r\n" % (self.username.encode("utf-8"), len(secret), secret)
+        request = set_request(self.username, self.password.encode("utf-8"))
         object.__setattr__(self, "_request", request)
 
     def handshake(self, server: str) -> HandshakeFlow:
         """Send the credentials as a ``set``; anything but ``STORED`` is a refusal."""
-        reply = yield self._request
-        expect_stored(reply, scheme=_SCHEME, server=server, username=self.username)
+        return set_handshake(self._request, scheme=_SCHEME, server=server, username=self.username)
