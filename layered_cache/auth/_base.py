@@ -12,6 +12,7 @@ from layered_cache.protocol import requests
 __all__ = [
     "Authenticator",
     "HandshakeFlow",
+    "SetCredentials",
     "expect_stored",
     "password_check",
     "refuse_unsafe_password",
@@ -112,10 +113,24 @@ def set_request(key: str, data: bytes) -> bytes:
     return requests.store(b"set", key.encode("utf-8"), 0, 0, data, False)
 
 
-def set_handshake(request: bytes, *, scheme: str, server: str, username: str) -> HandshakeFlow:
-    """Send ``request`` (a :func:`set_request`); anything but ``STORED`` is a refusal."""
-    reply = yield request
-    expect_stored(reply, scheme=scheme, server=server, username=username)
+class SetCredentials(Protocol):
+    """An authenticator whose handshake is one ``set`` (:func:`set_request`)."""
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def set_request(self) -> bytes: ...
+
+
+def set_handshake(auth: SetCredentials, *, scheme: str, server: str) -> HandshakeFlow:
+    """Send ``auth.set_request``; anything but ``STORED`` is a refusal.
+
+    The request (it holds the password) is never a local of this frame, so a
+    traceback rendered with its locals cannot show it.
+    """
+    reply = yield auth.set_request
+    expect_stored(reply, scheme=scheme, server=server, username=auth.username)
 
 
 def expect_stored(reply: bytes, *, scheme: str, server: str, username: str) -> None:

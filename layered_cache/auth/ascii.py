@@ -46,12 +46,13 @@ class AsciiAuth:
     username: str = attrs.field(validator=_check_username)
     password: str = attrs.field(repr=False, validator=_check_password)
     key: str = attrs.field(default="auth", validator=_check_username)
-    _request: bytes = attrs.field(init=False, repr=False, eq=False)
+    #: The handshake's ``set`` request (it holds the password: never shown).
+    set_request: bytes = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         data = f"{self.username} {self.password}".encode()
-        object.__setattr__(self, "_request", set_request(self.key, data))
+        object.__setattr__(self, "set_request", set_request(self.key, data))
 
     def handshake(self, server: str) -> HandshakeFlow:
         """Send ``username password`` as a ``set``; anything but ``STORED`` is a refusal."""
-        return set_handshake(self._request, scheme=_SCHEME, server=server, username=self.username)
+        return set_handshake(self, scheme=_SCHEME, server=server)

@@ -43,12 +43,13 @@ class MemCachierAuth:
 
     username: str = attrs.field(validator=_check_username)
     password: str = attrs.field(repr=False, validator=_check_password)
-    _request: bytes = attrs.field(init=False, repr=False, eq=False)
+    #: The handshake's ``set`` request (it holds the password: never shown).
+    set_request: bytes = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         request = set_request(self.username, self.password.encode("utf-8"))
-        object.__setattr__(self, "_request", request)
+        object.__setattr__(self, "set_request", request)
 
     def handshake(self, server: str) -> HandshakeFlow:
         """Send the credentials as a ``set``; anything but ``STORED`` is a refusal."""
-        return set_handshake(self._request, scheme=_SCHEME, server=server, username=self.username)
+        return set_handshake(self, scheme=_SCHEME, server=server)
