@@ -269,6 +269,11 @@ class Pending:
         else:
             gets[key] = [waiters, waiter]
 
+    @property
+    def empty(self) -> bool:
+        """Whether no call has been added."""
+        return not self._gets and not self.batch.items and not self.batch.noreply
+
     def build(self) -> Batch:
         """The batch to send: the calls' requests, then the autobatched gets."""
         batch = self.batch

@@ -96,9 +96,12 @@ class LoopPool:
         waiter = self.loop.create_future()
         pending = self._pending
         if pending is None:
+            pending = self._pending = Pending()
+            self.loop.call_soon(self._flush)
             if idempotent and self.idle:
                 conn = self._take_idle()
                 if conn is not None:
+                    # The turn's first call; the others of this turn wait for its end.
                     if count == 1 and expect is not None:
                         conn.send_one(waiter, request, expect, keys)
                     else:
@@ -106,8 +109,6 @@ class LoopPool:
                         batch.add(waiter, request, expect, count, keys)
                         conn.send(batch)
                     return waiter
-            pending = self._pending = Pending()
-            self.loop.call_soon(self._flush)
         pending.add(waiter, request, expect, count, keys)
         return waiter
 
@@ -115,14 +116,14 @@ class LoopPool:
         """A single-key ``get`` (an encoded key), autobatched with this turn's other gets."""
         pending = self._pending
         if pending is None:
+            pending = self._pending = Pending()
+            self.loop.call_soon(self._flush)
             if self.idle:
                 conn = self._take_idle()
                 if conn is not None:
                     waiter = self.loop.create_future()
                     conn.send_one(waiter, b"get " + key + b"\r\n", Expect.VALUES, (key,))
                     return waiter
-            pending = self._pending = Pending()
-            self.loop.call_soon(self._flush)
         waiter = self.loop.create_future()
         pending.add_get(waiter, key)
         return waiter
@@ -130,6 +131,8 @@ class LoopPool:
     def _flush(self) -> None:
         pending, self._pending = self._pending, None
         if pending is None:  # pragma: no cover - one flush per pending batch
+            return
+        if pending.empty:  # the turn's only call went out at once
             return
         batch = pending.build()
         conn = self._take_idle()
