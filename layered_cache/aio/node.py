@@ -87,21 +87,20 @@ class LoopPool:
     ) -> asyncio.Future[Any]:
         """Send a request with this turn's batch; the future gets its reply (or the failure).
 
-        The first call of a turn that finds a connection idle sends at once, if
-        it is safe to send again (a read, a plain ``set``): the one-at-a-time
-        case then costs no extra turn of the loop. Any other call waits for the
+        A call made while nothing is in flight is sent at once, if it is safe to
+        send again (a read, a plain ``set``): the one-at-a-time case then costs
+        no extra turn of the loop. Any other call waits for the
         end of the turn, which also lets a connection the server closed meanwhile
         be seen as closed before anything that must not run twice is sent on it.
         """
         waiter = self.loop.create_future()
         pending = self._pending
         if pending is None:
-            pending = self._pending = Pending()
-            self.loop.call_soon(self._flush)
-            if idempotent and self.idle:
+            if idempotent and self.idle and len(self.idle) == self.size:
+                # Nothing in flight: a call on its own, sent at once. (Once one is in
+                # flight, the calls that follow in this turn wait for its batch.)
                 conn = self._take_idle()
                 if conn is not None:
-                    # The turn's first call; the others of this turn wait for its end.
                     if count == 1 and expect is not None:
                         conn.send_one(waiter, request, expect, keys)
                     else:
@@ -109,6 +108,8 @@ class LoopPool:
                         batch.add(waiter, request, expect, count, keys)
                         conn.send(batch)
                     return waiter
+            pending = self._pending = Pending()
+            self.loop.call_soon(self._flush)
         pending.add(waiter, request, expect, count, keys)
         return waiter
 
@@ -116,14 +117,14 @@ class LoopPool:
         """A single-key ``get`` (an encoded key), autobatched with this turn's other gets."""
         pending = self._pending
         if pending is None:
-            pending = self._pending = Pending()
-            self.loop.call_soon(self._flush)
-            if self.idle:
+            if self.idle and len(self.idle) == self.size:  # nothing in flight (see submit)
                 conn = self._take_idle()
                 if conn is not None:
                     waiter = self.loop.create_future()
                     conn.send_one(waiter, b"get " + key + b"\r\n", Expect.VALUES, (key,))
                     return waiter
+            pending = self._pending = Pending()
+            self.loop.call_soon(self._flush)
         waiter = self.loop.create_future()
         pending.add_get(waiter, key)
         return waiter

@@ -46,7 +46,7 @@ def test_gets_of_one_turn_become_one_multi_get(fresh_memcached: MemcachedProcess
     expected = [key.upper() if i % 2 == 0 else "missing" for i, key in enumerate(keys)]
     assert results == expected + expected + ["K0"] * 50
     # memcached counts keys fetched: each distinct key once (in MAX_MERGED_KEYS chunks),
-    # but for the first call, sent at once on the idle connection.
+    # but for the first call, sent at once (nothing was in flight).
     assert after - before == len(keys) + 1
     assert len(keys) > 2 * MAX_MERGED_KEYS
 
@@ -71,7 +71,7 @@ def test_identical_reads_are_sent_once_and_writes_never_merged(
 
     found, added, gets, counted = asyncio.run(main())
     assert found == [dict.fromkeys(many, 1)] * 20
-    # The first one went out at once on the idle connection, the 19 others as one.
+    # The first one went out at once (nothing was in flight), the 19 others as one.
     assert gets == 2 * len(many)
     assert sorted(added) == [False] * 19 + [True]
     assert counted == 20
