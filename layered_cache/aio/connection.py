@@ -166,7 +166,13 @@ class AsyncConnection:
         protocol = self._protocol
         if protocol.lost is not None:
             raise protocol.lost
-        timer = None if timeout is None else self.loop.call_later(timeout, protocol.expire)
+        if timeout is None:
+            timer = None
+        else:
+            # A timer that fired just as the previous reply completed (both due in
+            # one turn of the loop) must not fail this exchange.
+            protocol.expired = False
+            timer = self.loop.call_later(timeout, protocol.expire)
         try:
             transport = self._transport
             transport.write(request)

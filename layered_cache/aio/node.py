@@ -215,12 +215,7 @@ class AsyncServer:
         pool = self.pool()
         conn = await pool.acquire()
         if conn is not None and not step.idempotent:
-            # A command that must not run twice is never sent on a connection the
-            # server already closed: one turn of the loop delivers a pending EOF.
-            await asyncio.sleep(0)
-            if conn.broken:
-                pool.discard(conn)
-                conn = await pool.acquire()
+            conn = await self._unless_closed(pool, conn)
         reused = conn is not None
         try:
             if conn is None:
@@ -246,6 +241,24 @@ class AsyncServer:
             health.recovered()
         pool.release(conn)
         return reply
+
+    @staticmethod
+    async def _unless_closed(pool: LoopPool, conn: AsyncConnection) -> AsyncConnection | None:
+        """``conn``, unless the server already closed it (then None: open a fresh one).
+
+        A command that must not run twice is never sent on a connection the
+        server already closed: one turn of the loop delivers a pending EOF.
+        """
+        try:
+            await asyncio.sleep(0)
+        except BaseException:
+            # Cancelled before anything was sent: the connection goes back unused.
+            pool.release(conn)
+            raise
+        if conn.broken:
+            pool.discard(conn)
+            return await pool.acquire()
+        return conn
 
     async def _fresh(self, step: Exchange) -> Any:
         """Perform ``step`` on a new connection (a resend, or an administrative command)."""
