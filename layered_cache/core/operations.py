@@ -402,7 +402,13 @@ class Operations(Generic[N]):
                     for raw in group
                 )
                 exchanges.append(
-                    Exchange(node, request + requests.META_NOOP, Expect.META_BATCH, idempotent=True)
+                    Exchange(
+                        node,
+                        request + requests.META_NOOP,
+                        Expect.META_BATCH,
+                        idempotent=True,
+                        keys=group,
+                    )
                 )
             else:
                 request = b"".join(
