@@ -18,7 +18,7 @@ from layered_cache.auth._base import Authenticator
 from layered_cache.core.connection_flows import CLOSED, ConnectionFlow, handshake_flow
 from layered_cache.core.translate import ErrorReplyReceived, PeerClosedError
 from layered_cache.protocol import ErrorReply, ReplyParser
-from layered_cache.transport.tcp import ConnectionPlan, apply_socket_options
+from layered_cache.transport.tcp import ConnectionPlan, apply_socket_options, input_waiting
 
 __all__ = ["AsyncConnection"]
 
@@ -147,6 +147,17 @@ class AsyncConnection:
         """The server closed this connection, or sent bytes nobody asked for, while it idled."""
         protocol = self._protocol
         return protocol.lost is not None or not protocol.parser.idle
+
+    def peer_closed(self) -> bool:
+        """Whether the server closed this idle connection (or sent bytes nobody asked for).
+
+        Asks the socket itself, so an end-of-file the loop has not handled yet
+        counts too.
+        """
+        if self.broken:
+            return True
+        sock = self._transport.get_extra_info("socket")
+        return sock is None or input_waiting(sock)
 
     async def exchange(
         self, request: bytes, expect: int | None, count: int, keys: Any, timeout: float | None

@@ -214,8 +214,11 @@ class AsyncServer:
             return await self._fresh(step)
         pool = self.pool()
         conn = await pool.acquire()
-        if conn is not None and not step.idempotent:
-            conn = await self._unless_closed(pool, conn)
+        if conn is not None and not step.idempotent and conn.peer_closed():
+            # A command that must not run twice is never sent on a connection the
+            # server already closed: it gets a fresh one.
+            pool.discard(conn)
+            conn = await pool.acquire()
         reused = conn is not None
         try:
             if conn is None:
@@ -241,24 +244,6 @@ class AsyncServer:
             health.recovered()
         pool.release(conn)
         return reply
-
-    @staticmethod
-    async def _unless_closed(pool: LoopPool, conn: AsyncConnection) -> AsyncConnection | None:
-        """``conn``, unless the server already closed it (then None: open a fresh one).
-
-        A command that must not run twice is never sent on a connection the
-        server already closed: one turn of the loop delivers a pending EOF.
-        """
-        try:
-            await asyncio.sleep(0)
-        except BaseException:
-            # Cancelled before anything was sent: the connection goes back unused.
-            pool.release(conn)
-            raise
-        if conn.broken:
-            pool.discard(conn)
-            return await pool.acquire()
-        return conn
 
     async def _fresh(self, step: Exchange) -> Any:
         """Perform ``step`` on a new connection (a resend, or an administrative command)."""

@@ -4,6 +4,7 @@ reproduced deterministically against a real memcached."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from layered_cache import AsyncClient
@@ -35,28 +36,30 @@ def test_a_timer_due_as_the_reply_completes_does_not_fail_the_next_call(
     assert asyncio.run(main()) == ["v", "v", "v"]
 
 
-def test_a_call_cancelled_before_sending_gives_its_connection_back(
+def test_a_non_idempotent_call_cancelled_at_any_point_gives_its_slot_back(
     memcached: MemcachedProcess,
 ) -> None:
-    """A non-idempotent call (incr) checks its pooled connection for a pending EOF
-    first; cancelled right then, it must not keep the connection's slot forever."""
+    """A non-idempotent call (incr) checks its pooled connection for an end-of-file before
+    sending. That check once awaited a turn of the loop: a call cancelled right then kept
+    its connection's slot forever, and with ``max_connections=1`` every later call waited
+    ``pool_timeout`` and failed. Cancelled at every point, a call must give the slot back.
+    """
 
-    async def main() -> tuple[int | None, int]:
+    async def main() -> int | None:
         client = AsyncClient(memcached.address, max_connections=1, pool_timeout=0.5)
         await client.set("n", 0)
         await client.incr("n", 1)  # one pooled connection, the only one allowed
-        for _ in range(3):
+        for turns in range(4):
             call = asyncio.ensure_future(client.incr("n", 1))
-            await asyncio.sleep(0)  # it took the connection and checks it
+            for _ in range(turns):
+                await asyncio.sleep(0)
             call.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await call
-            except asyncio.CancelledError:
-                pass
-        # Without the fix, the slot is gone: PoolTimeoutError after pool_timeout.
-        value = await client.incr("n", 1)
-        connections = len(await client.stats())
+        value = await client.incr("n", 1)  # PoolTimeoutError if a slot was lost
         await client.aclose()
-        return value, connections
+        return value
 
-    assert asyncio.run(main()) == (2, 1)
+    value = asyncio.run(main())
+    assert value is not None
+    assert 2 <= value <= 6  # each cancelled increment landed once or not at all
