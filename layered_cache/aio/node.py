@@ -273,19 +273,32 @@ class AsyncServer:
         return reply
 
     async def probe_meta(self) -> bool:
-        """Ask the server once (on a connection of its own) whether it speaks meta; remember it."""
+        """Ask the server once (on a connection of its own) whether it speaks meta; remember it.
+
+        The probe's connection takes a slot of the pool like any other: however
+        many calls ask at once, ``max_connections`` holds.
+        """
         if self.health.down_until:
             self.health.check()
+        pool = self.pool()
+        idle = await pool.acquire()
+        if self.meta is not None:  # another call found out while this one waited
+            if idle is None:
+                pool.discard(None)
+            else:
+                pool.release(idle)
+            return self.meta
+        if idle is not None:
+            idle.close()  # its slot is ours, for the probe's connection
         conn: AsyncConnection | None = None
         try:
             conn = await self._open()
             async with asyncio.timeout(self.timeout):
                 speaks = bool(await conn.run_flow(meta_probe_flow()))
         except Exception as exc:
-            raise self._failed(exc, first_use=True, pool=None) from exc
+            raise self._failed(exc, first_use=True, pool=pool) from exc
         finally:
-            if conn is not None:
-                conn.close()
+            pool.discard(conn)  # closed, and its slot given back
         self.meta = speaks
         return speaks
 
