@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from layered_cache.auth._base import Authenticator
@@ -36,6 +37,9 @@ class _Protocol(asyncio.Protocol):
         self.lost: BaseException | None = None
         #: The exchange under way ran out of time.
         self.expired = False
+        #: The socket is closed (``connection_lost`` ran).
+        self.closed = False
+        self._on_closed: Callable[[], None] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
 
@@ -60,6 +64,17 @@ class _Protocol(asyncio.Protocol):
         drained, self._drained = self._drained, None
         if drained is not None and not drained.done():
             drained.set_result(None)
+        self.closed = True
+        on_closed, self._on_closed = self._on_closed, None
+        if on_closed is not None:
+            on_closed()
+
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the socket is closed (now, if it is)."""
+        if self.closed:
+            callback()
+        else:
+            self._on_closed = callback
 
     def pause_writing(self) -> None:
         if self._drained is None:
@@ -251,5 +266,12 @@ class AsyncConnection:
                 return done.value
 
     def close(self) -> None:
-        """Drop the connection at once (nothing more is sent; unread replies are discarded)."""
+        """Drop the connection at once (nothing more is sent; unread replies are discarded).
+
+        The socket itself closes on the loop's next turn (:meth:`when_closed`).
+        """
         self._transport.abort()
+
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the socket is really closed (now, if it is)."""
+        self._protocol.when_closed(callback)

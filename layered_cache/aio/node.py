@@ -80,16 +80,46 @@ class LoopPool:
             PoolTimeoutError: every connection stayed busy for ``pool_timeout``.
         """
         server = self._server
-        while self.idle:
-            conn = self.idle.pop()
-            if conn.broken or server.idle_expired(conn):
-                conn.close()
-                self.size -= 1
-                continue
-            return conn
-        if self.size < server.max_connections:
-            self.size += 1
-            return None
+        while True:
+            while self.idle:
+                conn = self.idle.pop()
+                if conn.broken or server.idle_expired(conn):
+                    self._retire(conn)
+                    continue
+                return conn
+            if self.size < server.max_connections:
+                self.size += 1
+                return None
+            handed = await self._wait()
+            if handed is None or not handed.broken:
+                return handed
+            self._retire(handed)  # and wait for the next one
+
+    async def fresh_slot(self) -> None:
+        """Reserve a slot for a new connection (an idle one in the way is closed for it)."""
+        conn = await self.acquire()
+        if conn is None:
+            return
+        closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_closed() -> None:
+            if closed.cancelled():
+                self._slot_freed()  # the waiting call was cancelled: pass the slot on
+            else:
+                closed.set_result(None)
+
+        conn.close()
+        conn.when_closed(on_closed)  # its slot is ours once its socket is closed
+        try:
+            await closed
+        except BaseException:
+            if closed.done() and not closed.cancelled():
+                self._slot_freed()
+            raise
+
+    async def _wait(self) -> AsyncConnection | None:
+        """Wait (at most ``pool_timeout``) until a connection or a slot is handed over."""
+        server = self._server
         waiter: asyncio.Future[AsyncConnection | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         timeout = server.pool_timeout
@@ -108,9 +138,6 @@ class LoopPool:
                 timer.cancel()
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
-        if handed is not None and handed.broken:
-            handed.close()
-            return None  # its slot is ours: open a fresh one
         return handed
 
     def release(self, conn: AsyncConnection) -> None:
@@ -121,8 +148,22 @@ class LoopPool:
 
     def discard(self, conn: AsyncConnection | None) -> None:
         """Give up a connection (closed) or an unused slot (None); a waiting call may open one."""
-        if conn is not None:
-            conn.close()
+        if conn is None:
+            self._hand_over(None)
+        else:
+            self._retire(conn)
+
+    def _retire(self, conn: AsyncConnection) -> None:
+        """Close ``conn``; its slot comes back once its socket is closed, not before.
+
+        (An aborted asyncio connection closes its socket on the loop's next turn: a
+        slot handed on at once would let ``max_connections`` plus the closing ones
+        be open together, which a server that caps connections would refuse.)
+        """
+        conn.close()
+        conn.when_closed(self._slot_freed)
+
+    def _slot_freed(self) -> None:
         self._hand_over(None)
 
     def _hand_over(self, conn: AsyncConnection | None) -> None:
@@ -139,8 +180,7 @@ class LoopPool:
     def close_idle(self) -> None:
         """Close every idle connection."""
         while self.idle:
-            self.idle.pop().close()
-            self.size -= 1
+            self._retire(self.idle.pop())
 
 
 class AsyncServer:
@@ -248,9 +288,7 @@ class AsyncServer:
     async def _fresh(self, step: Exchange) -> Any:
         """Perform ``step`` on a new connection (a resend, or an administrative command)."""
         pool = self.pool()
-        idle = await pool.acquire()
-        if idle is not None:
-            idle.close()  # its slot is ours, for the new connection
+        await pool.fresh_slot()
         conn: AsyncConnection | None = None
         try:
             conn = await self._open()
@@ -281,15 +319,10 @@ class AsyncServer:
         if self.health.down_until:
             self.health.check()
         pool = self.pool()
-        idle = await pool.acquire()
+        await pool.fresh_slot()
         if self.meta is not None:  # another call found out while this one waited
-            if idle is None:
-                pool.discard(None)
-            else:
-                pool.release(idle)
+            pool.discard(None)
             return self.meta
-        if idle is not None:
-            idle.close()  # its slot is ours, for the probe's connection
         conn: AsyncConnection | None = None
         try:
             conn = await self._open()

@@ -8,6 +8,7 @@ import contextlib
 import time
 
 from layered_cache import AsyncClient
+from tests.reliability.counting import SocketSampler
 from tests.servers import MemcachedProcess
 
 
@@ -63,3 +64,27 @@ def test_a_non_idempotent_call_cancelled_at_any_point_gives_its_slot_back(
     value = asyncio.run(main())
     assert value is not None
     assert 2 <= value <= 6  # each cancelled increment landed once or not at all
+
+
+def test_concurrent_first_calls_probe_meta_within_max_connections(
+    memcached: MemcachedProcess,
+) -> None:
+    """The first set_many of a client asks each server whether it speaks meta, on a
+    connection of its own. Fifty tasks asking at once once opened fifty probe connections,
+    past ``max_connections``; the probe takes a pool slot like any call now."""
+
+    async def main() -> list[list[object]]:
+        client = AsyncClient(memcached.address, max_connections=2, pool_timeout=5)
+        results = await asyncio.gather(*(client.set_many({f"k{i}": i}) for i in range(50)))
+        await client.aclose()
+        return results
+
+    sampler = SocketSampler([memcached.port], interval=0.0005)
+    sampler.start()
+    try:
+        results = asyncio.run(main())
+    finally:
+        sampler.stop.set()
+        sampler.join(timeout=5)
+    assert results == [[]] * 50
+    assert 0 < sampler.peak <= 2

@@ -50,6 +50,7 @@ from layered_cache.transport import TLSTransport
 from tests.conftest import MEMCACHIER_PASSWORD, MEMCACHIER_USERNAME
 from tests.faults import FaultProxy
 from tests.reliability import test_soak
+from tests.reliability.counting import SocketSampler, client_sockets
 from tests.servers import MemcachedProcess, MemCachierGateway, TLSMaterial, tls_server_args
 
 KEYS = [f"chaos:{i}" for i in range(300)]
@@ -72,38 +73,6 @@ def value_for(key: str) -> bytes:
     digest = hashlib.blake2b(key.encode()).digest()
     size = SIZES[digest[0] % len(SIZES)]
     return (digest * (size // len(digest) + 1))[:size]
-
-
-# -- counting what this process holds ----------------------------------------------------------
-
-
-def _socket_inodes() -> set[str]:
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            link = os.readlink(f"/proc/self/fd/{fd}")
-            if link.startswith("socket:["):
-                inodes.add(link[8:-1])
-    return inodes
-
-
-def client_sockets(ports: list[int]) -> dict[int, int]:
-    """How many sockets this process holds open to each of ``ports`` on 127.0.0.1 (``/proc``).
-
-    A socket counts from its creation to its close, whatever its TCP state: one the
-    server closed but the client did not (a leak in the making) still counts.
-    """
-    mine = _socket_inodes()
-    counts = dict.fromkeys(ports, 0)
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as rows:
-            next(rows)
-            for row in rows:
-                fields = row.split()
-                port = int(fields[2].rsplit(":", 1)[1], 16)
-                if port in counts and fields[9] in mine:
-                    counts[port] += 1
-    return counts
 
 
 # -- what the run saw ------------------------------------------------------------------------------
@@ -176,7 +145,9 @@ def chaos_targets(
     """Two TLS memcached servers, and two MemCachier gateways each over its own memcached."""
     tls_args = tls_server_args(tls_material.server_cert_file, tls_material.server_key_file)
     tls = [
-        memcached_factory(tls_args, ssl_context=tls_material.client_context(), name=f"chaos-tls-{i}")
+        memcached_factory(
+            tls_args, ssl_context=tls_material.client_context(), name=f"chaos-tls-{i}"
+        )
         for i in range(2)
     ]
     upstreams = [memcached_factory(name=f"chaos-upstream-{i}") for i in range(2)]
@@ -367,23 +338,6 @@ class _Chaos(threading.Thread):
             self._sample_servers()
 
 
-class _SocketSampler(threading.Thread):
-    """Samples :func:`client_sockets` every few milliseconds; keeps the peak per server."""
-
-    def __init__(self, ports: list[int]) -> None:
-        super().__init__(name="socket-sampler", daemon=True)
-        self.ports = ports
-        self.peak = 0
-        self.samples = 0
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.wait(0.005):
-            counts = client_sockets(self.ports)
-            self.peak = max(self.peak, *counts.values())
-            self.samples += 1
-
-
 async def _chaos(targets: list[Target], seconds: float, tasks: int, report: ChaosReport) -> None:
     clients = [AsyncClient(target.addresses, **OPTIONS, **target.options) for target in targets]
     loop = asyncio.get_running_loop()
@@ -408,7 +362,7 @@ def run_chaos(targets: list[Target], seconds: float, tasks: int) -> ChaosReport:
         for process in target.processes
     )
     chaos = _Chaos(targets, report, seconds)
-    sampler = _SocketSampler(ports)
+    sampler = SocketSampler(ports)
     started = time.monotonic()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)

@@ -103,9 +103,7 @@ def test_a_garbled_reply_is_a_server_error_that_closes_and_counts(
 def test_a_garbled_reply_is_absorbed_in_fail_silent_mode(
     name: str, proxy: FaultProxy, make: Callable[..., Any]
 ) -> None:
-    client = make(
-        proxy.address, timeout=1, retry_timeout=0, dead_timeout=0, ignore_exceptions=True
-    )
+    client = make(proxy.address, timeout=1, retry_timeout=0, dead_timeout=0, ignore_exceptions=True)
     proxy.garble()
     if name in SERVER_CALLS:
         # Administrative commands raise in fail-silent mode, for garbage as for outages.
