@@ -146,6 +146,13 @@ class LoopPool:
             conn.idle_since = conn.loop.time()
         self._hand_over(conn)
 
+    def give_back(self, conn: AsyncConnection | None) -> None:
+        """Return what :meth:`acquire` gave, unused: a connection to the pool, or its slot."""
+        if conn is None:
+            self._hand_over(None)
+        else:
+            self.release(conn)
+
     def discard(self, conn: AsyncConnection | None) -> None:
         """Give up a connection (closed) or an unused slot (None); a waiting call may open one."""
         if conn is None:
@@ -254,6 +261,14 @@ class AsyncServer:
             return await self._fresh(step)
         pool = self.pool()
         conn = await pool.acquire()
+        if health.down_until:
+            # It failed while this call waited for a connection: fail fast, as the
+            # calls that arrive now do, instead of trying it on every freed slot.
+            try:
+                health.check()
+            except BaseException:
+                pool.give_back(conn)
+                raise
         if conn is not None and not step.idempotent and conn.peer_closed():
             # A command that must not run twice is never sent on a connection the
             # server already closed: it gets a fresh one.

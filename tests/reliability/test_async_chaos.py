@@ -94,6 +94,9 @@ class ChaosReport:
     server_baseline: int = 0
     #: memcached's curr_connections after the run, above the baseline (once settled).
     server_leftover: int = 0
+    server_after: dict[str, int] = field(default_factory=dict)
+    #: Connections the MemCachier gateways still held after the run.
+    gateway_links: int = 0
     leaked_tasks: int = 0
     leaked_sockets: int = 0
     resource_warnings: int = 0
@@ -114,7 +117,8 @@ class ChaosReport:
             f"{MAX_CONNECTIONS}); peak memcached curr_connections: "
             f"{self.peak_server_connections} (baseline {self.server_baseline})",
             f"  leaked tasks: {self.leaked_tasks}, leaked sockets: {self.leaked_sockets}, "
-            f"ResourceWarnings: {self.resource_warnings}",
+            f"ResourceWarnings: {self.resource_warnings}; after the run: memcached "
+            f"curr_connections {self.server_after}, gateway links {self.gateway_links}",
         ]
         lines += [f"  e.g. {name}: {text}" for name, text in sorted(self.examples.items())]
         lines += [f"    {line}" for line in (self.wrong + self.unexpected)[:20]]
@@ -384,17 +388,18 @@ def run_chaos(targets: list[Target], seconds: float, tasks: int) -> ChaosReport:
         for process in target.processes:
             process.ensure_running()
     # memcached notices closed connections when it next runs its event loop: bounded wait.
-    settle = time.monotonic() + 3
-    while time.monotonic() < settle:
-        now = max(
-            int(process.stats()["curr_connections"])
-            for target in targets
-            for process in target.processes
-        )
-        if now <= report.server_baseline:
+    processes = [process for target in targets for process in target.processes]
+    settle = time.monotonic() + 5
+    while True:
+        now = {process.name: int(process.stats()["curr_connections"]) for process in processes}
+        if max(now.values()) <= report.server_baseline or time.monotonic() > settle:
             break
         time.sleep(0.05)
-    report.server_leftover = now - report.server_baseline
+    report.server_leftover = max(now.values()) - report.server_baseline
+    report.server_after = now
+    report.gateway_links = sum(
+        gateway.active_connections for target in targets for gateway in target.gateways
+    )
     assert not chaos.is_alive(), "the fault injector did not stop"
     return report
 

@@ -1,4 +1,4 @@
-"""Regressions the asyncio chaos suite (tests/reliability/test_async_chaos.py) found, each
+"""Regressions the asyncio chaos suite (test_async_chaos.py) found, each
 reproduced deterministically against a real memcached."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import contextlib
 import time
 
 from layered_cache import AsyncClient
+from tests.faults import FaultProxy
 from tests.reliability.counting import SocketSampler
 from tests.servers import MemcachedProcess
 
@@ -66,20 +67,19 @@ def test_a_non_idempotent_call_cancelled_at_any_point_gives_its_slot_back(
     assert 2 <= value <= 6  # each cancelled increment landed once or not at all
 
 
-def test_concurrent_first_calls_probe_meta_within_max_connections(
-    memcached: MemcachedProcess,
-) -> None:
+def test_concurrent_first_calls_probe_meta_within_max_connections(proxy: FaultProxy) -> None:
     """The first set_many of a client asks each server whether it speaks meta, on a
     connection of its own. Fifty tasks asking at once once opened fifty probe connections,
     past ``max_connections``; the probe takes a pool slot like any call now."""
+    proxy.delay(0.02)  # every connection lives long enough to be counted
 
     async def main() -> list[list[object]]:
-        client = AsyncClient(memcached.address, max_connections=2, pool_timeout=5)
+        client = AsyncClient(proxy.address, max_connections=2, pool_timeout=10)
         results = await asyncio.gather(*(client.set_many({f"k{i}": i}) for i in range(50)))
         await client.aclose()
         return results
 
-    sampler = SocketSampler([memcached.port], interval=0.0005)
+    sampler = SocketSampler([proxy.port], interval=0.001)
     sampler.start()
     try:
         results = asyncio.run(main())
@@ -88,3 +88,35 @@ def test_concurrent_first_calls_probe_meta_within_max_connections(
         sampler.join(timeout=5)
     assert results == [[]] * 50
     assert 0 < sampler.peak <= 2
+
+
+def test_calls_waiting_for_a_connection_fail_fast_once_the_server_failed(
+    proxy: FaultProxy,
+) -> None:
+    """Calls queued for a free connection checked the server's health before queueing.
+    When the server stalled, each freed slot let the next one open a new connection to
+    it and wait out its timeout, one after the other: a stalled server got a stream of
+    connections (which a server that caps connections counts until it wakes up)."""
+
+    async def main() -> tuple[list[object], float, int]:
+        client = AsyncClient(
+            proxy.address, timeout=0.2, max_connections=2, pool_timeout=5, retry_timeout=5
+        )
+        await asyncio.gather(client.get("a"), client.get("b"))  # two pooled connections
+        proxy.blackhole()  # a stalled server: accepts, never answers
+        before = proxy.connections
+        started = time.monotonic()
+        outcomes = await asyncio.gather(
+            *(client.get(f"k{i}") for i in range(40)), return_exceptions=True
+        )
+        took = time.monotonic() - started
+        opened = proxy.connections - before
+        await client.aclose()
+        return outcomes, took, opened
+
+    outcomes, took, opened = asyncio.run(main())
+    proxy.restore()
+    kinds = {type(outcome).__name__ for outcome in outcomes}
+    assert kinds <= {"CacheTimeoutError", "ServerUnavailableError"}
+    assert took < 1.0  # one timeout, not twenty in a row
+    assert opened <= 1  # no stream of new connections to a stalled server
