@@ -256,12 +256,13 @@ class AsyncServer:
         """Perform ``step`` on one of this loop's connections; raise a translated error."""
         health = self.health
         if health.down_until:
-            health.check()
+            health.check()  # raises, or lets this call try the server
         if step.admin is not None:
             return await self._fresh(step)
+        seen = health.down_until
         pool = self.pool()
         conn = await pool.acquire()
-        if health.down_until:
+        if health.down_until != seen:
             # It failed while this call waited for a connection: fail fast, as the
             # calls that arrive now do, instead of trying it on every freed slot.
             try:

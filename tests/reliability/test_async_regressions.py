@@ -120,3 +120,27 @@ def test_calls_waiting_for_a_connection_fail_fast_once_the_server_failed(
     assert kinds <= {"CacheTimeoutError", "ServerUnavailableError"}
     assert took < 1.0  # one timeout, not twenty in a row
     assert opened <= 1  # no stream of new connections to a stalled server
+
+
+def test_the_half_open_try_after_a_failure_reaches_the_server(
+    fresh_memcached: MemcachedProcess,
+) -> None:
+    """The re-check above must not refuse the one call the health policy lets through to
+    try the server again, or a server that failed once would never be used again."""
+
+    async def main() -> list[object]:
+        client = AsyncClient(fresh_memcached.address, timeout=0.2, retry_timeout=0.3)
+        await client.set("k", "v")
+        fresh_memcached.pause()
+        outcomes: list[object] = []
+        try:
+            await client.get("k")
+        except Exception as exc:
+            outcomes.append(type(exc).__name__)
+        fresh_memcached.resume()
+        await asyncio.sleep(0.4)  # the window is over: the next call tries the server
+        outcomes.append(await client.get("k"))
+        await client.aclose()
+        return outcomes
+
+    assert asyncio.run(main()) == ["CacheTimeoutError", "v"]
