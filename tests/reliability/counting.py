@@ -1,4 +1,4 @@
-"""Counting what this process holds open: its sockets to given ports, from ``/proc``.
+"""Counting what this process holds open: its sockets to given ports (``/proc/self/fd``).
 
 Used by the tests that promise bounded connections and no leaked sockets; it counts
 sockets from their creation to their close, whatever their TCP state, so a socket the
@@ -7,39 +7,36 @@ server closed but the client never did (a leak in the making) still counts.
 
 from __future__ import annotations
 
-import contextlib
 import os
+import socket
 import threading
 
 __all__ = ["SocketSampler", "client_sockets"]
 
 
-def _socket_inodes() -> set[str]:
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            link = os.readlink(f"/proc/self/fd/{fd}")
-            if link.startswith("socket:["):
-                inodes.add(link[8:-1])
-    return inodes
-
-
 def client_sockets(ports: list[int]) -> dict[int, int]:
-    """How many sockets this process holds open to each of ``ports`` on 127.0.0.1 (``/proc``).
+    """How many connected sockets this process holds open to each of ``ports``.
 
-    A socket counts from its creation to its close, whatever its TCP state: one the
-    server closed but the client did not (a leak in the making) still counts.
+    Every open descriptor that is a socket is asked for its peer (on a duplicate of the
+    descriptor, closed at once): a socket counts from its connection to its close,
+    whatever its TCP state, so one the server closed but the client did not still counts.
+    (A socket still connecting has no peer yet and does not count.)
     """
-    mine = _socket_inodes()
     counts = dict.fromkeys(ports, 0)
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as rows:
-            next(rows)
-            for row in rows:
-                fields = row.split()
-                port = int(fields[2].rsplit(":", 1)[1], 16)
-                if port in counts and fields[9] in mine:
-                    counts[port] += 1
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if not os.readlink(f"/proc/self/fd/{fd}").startswith("socket:["):
+                continue
+            copy = socket.socket(fileno=os.dup(int(fd)))
+        except OSError:
+            continue  # closed meanwhile
+        with copy:
+            try:
+                peer = copy.getpeername()
+            except OSError:
+                continue  # listening, or not connected (yet)
+        if isinstance(peer, tuple) and peer[1] in counts:
+            counts[peer[1]] += 1
     return counts
 
 
@@ -51,11 +48,15 @@ class SocketSampler(threading.Thread):
         self.ports = ports
         self.interval = interval
         self.peak = 0
+        #: The peak of each port.
+        self.peaks = dict.fromkeys(ports, 0)
         self.samples = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.wait(self.interval):
             counts = client_sockets(self.ports)
-            self.peak = max(self.peak, *counts.values())
+            for port, count in counts.items():
+                self.peaks[port] = max(self.peaks[port], count)
+            self.peak = max(self.peaks.values())
             self.samples += 1
