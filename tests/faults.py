@@ -53,8 +53,9 @@ them all):
 
 ``restore()``
     Back to a transparent proxy: delay 0 (held bytes flow at once), no trickle, no
-    garbling, blackhole off, armed cuts disarmed.  Connections that swallowed bytes while black-holed lost requests, so
-    they are closed (FIN); a well-behaved client has discarded them anyway.
+    garbling, blackhole off, armed cuts disarmed.  Connections that swallowed bytes
+    while black-holed lost requests, so they are closed (FIN); a well-behaved client has
+    discarded them anyway.
 
 Counters (readable from any thread): ``connections`` (accepted), ``active_connections``
 (open now), ``upstream_failures`` (accepted but the upstream could not be reached: the

@@ -102,6 +102,17 @@ def _error_reply(reply: ErrorReply, server: str) -> ServerError:
     return ServerResponseError(f"{server} answered with an error: {text}", server=server)
 
 
+def _tls_failure(exc: ssl.SSLError, server: str, *, first_use: bool) -> ServerError:
+    if not first_use:
+        # The connection already carried exchanges (handshake and certificate were
+        # fine): a TLS failure now is a corrupted stream, e.g. a misbehaving proxy,
+        # and is handled as any garbled reply.
+        return UnexpectedReplyError(
+            f"{server} sent a corrupted TLS stream: {exc.reason or exc}", server=server
+        )
+    return TLSError(f"{server}: TLS failed: {exc.reason or exc}", server=server)
+
+
 def translate(
     exc: BaseException,
     server: str,
@@ -149,14 +160,7 @@ def translate(
             )
         return CacheConnectionError(f"{server} closed the TLS connection", server=server)
     if isinstance(exc, ssl.SSLError):
-        if not first_use:
-            # The connection already carried exchanges (handshake and certificate
-            # were fine): a TLS failure now is a corrupted stream, e.g. a misbehaving
-            # proxy, and is handled as any garbled reply.
-            return UnexpectedReplyError(
-                f"{server} sent a corrupted TLS stream: {exc.reason or exc}", server=server
-            )
-        return TLSError(f"{server}: TLS failed: {exc.reason or exc}", server=server)
+        return _tls_failure(exc, server, first_use=first_use)
     if isinstance(exc, TimeoutError):
         within = "" if timeout is None else f" within {timeout:g} s"
         return CacheTimeoutError(f"{server} did not answer{within}", server=server)

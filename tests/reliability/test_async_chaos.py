@@ -120,8 +120,8 @@ class ChaosReport:
             "  faults:  " + _counts(self.faults),
             f"  wrong values or replies: {len(self.wrong)}, non-LayeredCacheError failures: "
             f"{len(self.unexpected)}",
-            f"  peak sockets to one server: {self.peak_client_sockets} {self.peaks} (max_connections "
-            f"{MAX_CONNECTIONS}); peak memcached curr_connections: "
+            f"  peak sockets to one server: {self.peak_client_sockets} {self.peaks} "
+            f"(max_connections {MAX_CONNECTIONS}); peak memcached curr_connections: "
             f"{self.peak_server_connections} (baseline {self.server_baseline})",
             f"  leaked tasks: {self.leaked_tasks}, leaked sockets: {self.leaked_sockets}, "
             f"ResourceWarnings: {self.resource_warnings}; after the run: memcached "
