@@ -266,24 +266,22 @@ def test_corrupted_streams_give_a_clean_error_or_well_formed_values(
         assert isinstance(value, bytes)
 
 
+ALL_KINDS = [
+    Expect.STORE,
+    Expect.DELETE,
+    Expect.TOUCH,
+    Expect.ARITHMETIC,
+    Expect.VERSION,
+    Expect.OK,
+    Expect.VALUES,
+    Expect.STATS,
+    Expect.META,
+    Expect.META_BATCH,
+]
+
+
 @settings(max_examples=500, deadline=None)
-@given(
-    st.sampled_from(
-        [
-            Expect.STORE,
-            Expect.DELETE,
-            Expect.TOUCH,
-            Expect.ARITHMETIC,
-            Expect.VERSION,
-            Expect.OK,
-            Expect.VALUES,
-            Expect.STATS,
-            Expect.META,
-            Expect.META_BATCH,
-        ]
-    ),
-    st.binary(max_size=200),
-)
+@given(st.sampled_from(ALL_KINDS), st.binary(max_size=200))
 def test_random_bytes_never_crash_the_parser(kind: int, wire: bytes) -> None:
     parser = ReplyParser()
     parser.expect(kind, {b"k"})
@@ -304,18 +302,6 @@ def test_random_bytes_never_crash_the_parser(kind: int, wire: bytes) -> None:
 # reply to what was asked (a value only for a key that was asked for), asks for more bytes
 # that a real reply could still need, or raises ProtocolError; every call returns at once.
 
-ALL_KINDS = [
-    Expect.STORE,
-    Expect.DELETE,
-    Expect.TOUCH,
-    Expect.ARITHMETIC,
-    Expect.VERSION,
-    Expect.OK,
-    Expect.VALUES,
-    Expect.STATS,
-    Expect.META,
-    Expect.META_BATCH,
-]
 ASKED = {b"k", b"j"}
 other_keys_st = keys_st.filter(lambda key: key not in ASKED)
 #: Bytes a misbehaving server or proxy could plausibly send: fragments of real replies.

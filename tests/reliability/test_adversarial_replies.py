@@ -17,29 +17,20 @@ from typing import Any
 import pytest
 
 from layered_cache import UnexpectedReplyError
-from tests.fake_servers import FakeServer
+from tests.reliability.test_garbled import GarblingServer
 
 
-class _ScriptedServer(FakeServer):
-    """Answers the meta probe (``mn``) with ``MN``, anything else with ``reply``."""
+class _MetaServer(GarblingServer):
+    """Passes the meta probe (a ``get``, then ``mn``), then answers with ``garble``."""
 
-    def __init__(self, reply: bytes) -> None:
-        self.reply = reply
-        super().__init__()
-
-    def answer(self, conn: socket.socket) -> None:
-        conn.sendall(self.reply)
-
-
-class _MetaServer(_ScriptedServer):
-    """Passes the meta probe (a ``get``, then ``mn``), then answers with ``reply``."""
+    last = b""
 
     def answer(self, conn: socket.socket) -> None:
         # (A request arrives whole in one read on loopback: these are small.)
         if self.last.startswith(b"get "):
             conn.sendall(b"END\r\n")
         else:
-            conn.sendall(b"MN\r\n" if self.last == b"mn\r\n" else self.reply)
+            conn.sendall(b"MN\r\n" if self.last == b"mn\r\n" else self.garble)
 
     def _converse(self, conn: socket.socket) -> None:
         with conn:
@@ -52,19 +43,19 @@ class _MetaServer(_ScriptedServer):
                 return
 
 
-CASES: dict[str, tuple[type[_ScriptedServer], bytes, Callable[[Any], Any]]] = {
+CASES: dict[str, tuple[type[GarblingServer], bytes, Callable[[Any], Any]]] = {
     "get: a value for another key": (
-        _ScriptedServer,
+        GarblingServer,
         b"VALUE other 0 1\r\nx\r\nEND\r\n",
         lambda client: client.get("k"),
     ),
     "get_many: a value for a key not asked for": (
-        _ScriptedServer,
+        GarblingServer,
         b"VALUE k 0 1\r\nx\r\nVALUE other 0 1\r\ny\r\nEND\r\n",
         lambda client: client.get_many(["k", "j"]),
     ),
     "get: a length over any memcached's limit": (
-        _ScriptedServer,
+        GarblingServer,
         b"VALUE k 0 9999999999\r\n",
         lambda client: client.get("k"),
     ),
@@ -82,16 +73,15 @@ CASES: dict[str, tuple[type[_ScriptedServer], bytes, Callable[[Any], Any]]] = {
 
 
 @pytest.fixture(params=list(CASES), ids=list(CASES))
-def case(request: pytest.FixtureRequest) -> Iterator[tuple[_ScriptedServer, Callable[..., Any]]]:
+def case(request: pytest.FixtureRequest) -> Iterator[tuple[GarblingServer, Callable[..., Any]]]:
     server_class, reply, call = CASES[request.param]
     server = server_class(reply)
-    server.last = b""
     yield server, call
     server.close()
 
 
 def test_a_wrong_but_well_formed_reply_is_an_unexpected_reply_at_once(
-    case: tuple[_ScriptedServer, Callable[..., Any]], make: Callable[..., Any]
+    case: tuple[GarblingServer, Callable[..., Any]], make: Callable[..., Any]
 ) -> None:
     server, call = case
     client = make(server.address, timeout=None)  # no timeout to end a wait: none may happen

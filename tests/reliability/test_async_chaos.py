@@ -51,6 +51,7 @@ from tests.conftest import MEMCACHIER_PASSWORD, MEMCACHIER_USERNAME
 from tests.faults import FaultProxy
 from tests.reliability import test_soak
 from tests.reliability.counting import SocketSampler, client_sockets
+from tests.reliability.test_soak import format_counts
 from tests.servers import MemcachedProcess, MemCachierGateway, TLSMaterial, tls_server_args
 
 KEYS = [f"chaos:{i}" for i in range(300)]
@@ -115,9 +116,9 @@ class ChaosReport:
             f"async chaos: {calls} calls by {self.tasks} tasks in {self.seconds:.1f} s "
             f"({self.succeeded} succeeded, {self.cancelled} cancelled by the test, "
             f"{sum(self.errors.values())} raised)",
-            "  calls:   " + _counts(self.ops),
-            "  errors:  " + (_counts(self.errors) or "none"),
-            "  faults:  " + _counts(self.faults),
+            "  calls:   " + format_counts(self.ops),
+            "  errors:  " + (format_counts(self.errors) or "none"),
+            "  faults:  " + format_counts(self.faults),
             f"  wrong values or replies: {len(self.wrong)}, non-LayeredCacheError failures: "
             f"{len(self.unexpected)}",
             f"  peak sockets to one server: {self.peak_client_sockets} {self.peaks} "
@@ -130,10 +131,6 @@ class ChaosReport:
         lines += [f"  e.g. {name}: {text}" for name, text in sorted(self.examples.items())]
         lines += [f"    {line}" for line in (self.wrong + self.unexpected)[:20]]
         return "\n".join(lines)
-
-
-def _counts(counter: collections.Counter[str]) -> str:
-    return ", ".join(f"{name}={count}" for name, count in sorted(counter.items()))
 
 
 # -- the targets: who the tasks talk to, and what the chaos may break ----------------------------
@@ -457,7 +454,7 @@ def test_soak_both_engines(
     def sync_soak() -> None:
         try:
             sync_report.append(
-                test_soak._soak(seconds, memcached_factory, proxy_factory, client_factory)
+                test_soak.run_soak(seconds, memcached_factory, proxy_factory, client_factory)
             )
         except BaseException as exc:
             sync_errors.append(exc)
@@ -475,5 +472,5 @@ def test_soak_both_engines(
             print(sync_report[0].text)
     assert not thread.is_alive()
     assert sync_errors == []
-    test_soak._assert_clean(sync_report[0])
+    test_soak.assert_soak_clean(sync_report[0])
     assert_clean(report, min_calls=int(seconds * 500))
