@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import weakref
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from layered_cache.aio.connection import AsyncConnection
@@ -115,6 +115,9 @@ class LoopPool:
 
     def release(self, conn: AsyncConnection) -> None:
         """Put a healthy connection back (or hand it to a waiting call)."""
+        if self._server.retired:
+            self.discard(conn)  # discovery removed the server: keep nothing
+            return
         if self._server.idle_timeout:
             conn.idle_since = conn.loop.time()
         self._hand_over(conn)
@@ -158,6 +161,7 @@ class AsyncServer:
         max_connections: int,
         pool_timeout: float | None,
         idle_timeout: float,
+        on_open: Callable[[], None] | None = None,
     ) -> None:
         self.plan = plan
         #: ``host:port`` as shown in errors and logs.
@@ -171,6 +175,10 @@ class AsyncServer:
         self.idle_timeout = idle_timeout
         #: Whether the server speaks the meta protocol; None until asked.
         self.meta: bool | None = None
+        #: Discovery removed the server: its connections are closed as they come back.
+        self.retired = False
+        #: Called before each new connection (discovery starts this loop's refresh task).
+        self.on_open = on_open
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopPool] = (
             weakref.WeakKeyDictionary()
         )
@@ -199,6 +207,8 @@ class AsyncServer:
         )
 
     async def _open(self) -> AsyncConnection:
+        if self.on_open is not None:
+            self.on_open()
         return await AsyncConnection.open(
             self.plan, name=self.name, auth=self.auth, connect_timeout=self.connect_timeout
         )
@@ -299,6 +309,22 @@ class AsyncServer:
         if self.health.failed(error) and pool is not None:
             pool.close_idle()
         return error
+
+    def retire(self) -> None:
+        """Discovery removed this server: close every loop's idle connections, and each busy
+        one as it comes back."""
+        self.retired = True
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for loop, pool in list(self._pools.items()):
+            if loop is running:
+                pool.close_idle()
+            elif not loop.is_closed():
+                # Another loop's connections are closed by that loop, in its own thread.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(pool.close_idle)
 
     def close_idle(self) -> None:
         """Close this loop's idle connections (other loops close theirs when they next run)."""

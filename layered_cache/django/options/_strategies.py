@@ -1,7 +1,8 @@
-"""Choosing and building the strategies: ``OPTIONS["transport"]``, ``["auth"]``, ``["serializer"]``.
+"""Choosing and building the strategies: ``OPTIONS["transport"]``, ``["auth"]``, ``["serializer"]``,
+``["discovery"]``.
 
 Each takes an alias (:data:`TRANSPORTS`, :data:`AUTHENTICATORS`,
-:data:`SERIALIZERS`), a dotted path to a class, factory or instance, a ready
+:data:`SERIALIZERS`, :data:`DISCOVERIES`), a dotted path to a class, factory or instance, a ready
 instance, or a dict ``{"class": <alias, path or class>, **arguments}``. A
 strategy is first *chosen* (:class:`Choice`: what it is and which arguments it
 takes, nothing built), then given its arguments by the parser, then built.
@@ -22,6 +23,12 @@ from django.utils.module_loading import import_string
 from django.views.decorators.debug import sensitive_variables
 
 from layered_cache.auth import AsciiAuth, MemCachierAuth, NoAuth
+from layered_cache.discovery import (
+    DNSDiscovery,
+    ElastiCacheDiscovery,
+    MemorystoreDiscovery,
+    StaticDiscovery,
+)
 from layered_cache.django.options._errors import (
     E_STRATEGY,
     E_STRATEGY_ARGUMENTS,
@@ -35,6 +42,7 @@ from layered_cache.transport import Keepalive, TCPTransport, TLSTransport
 
 __all__ = [
     "AUTHENTICATORS",
+    "DISCOVERIES",
     "SERIALIZERS",
     "STRATEGY_OPTIONS",
     "TRANSPORTS",
@@ -58,6 +66,17 @@ AUTHENTICATORS: Final[Mapping[str, Callable[..., Any]]] = MappingProxyType(
 #: ``SECRET_KEY`` (and accepts ``SECRET_KEY_FALLBACKS``) unless given a ``key``.
 SERIALIZERS: Final[Mapping[str, Callable[..., Any]]] = MappingProxyType(
     {"pickle": PickleSerializer, "json": JSONSerializer, "signed_pickle": SignedPickleSerializer}
+)
+
+#: ``OPTIONS["discovery"]`` aliases; LOCATION is then the configuration endpoint
+#: (``"elasticache"``, ``"memorystore"``) or the names to resolve (``"dns"``).
+DISCOVERIES: Final[Mapping[str, Callable[..., Any]]] = MappingProxyType(
+    {
+        "static": StaticDiscovery,
+        "elasticache": ElastiCacheDiscovery,
+        "memorystore": MemorystoreDiscovery,
+        "dns": DNSDiscovery,
+    }
 )
 
 
@@ -88,7 +107,8 @@ _AUTH = _Family("auth", "authenticator", AUTHENTICATORS, ("handshake",), "none")
 _SERIALIZER = _Family(
     "serializer", "serializer", SERIALIZERS, ("serialize", "deserialize"), "pickle"
 )
-_FAMILIES: Final = (_TRANSPORT, _AUTH, _SERIALIZER)
+_DISCOVERY = _Family("discovery", "discovery strategy", DISCOVERIES, ("lookup",), "static")
+_FAMILIES: Final = (_TRANSPORT, _AUTH, _SERIALIZER, _DISCOVERY)
 #: The ``OPTIONS`` keys that name a strategy, in the order they are handled.
 STRATEGY_OPTIONS: Final = tuple(family.option for family in _FAMILIES)
 
