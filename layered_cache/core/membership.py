@@ -137,9 +137,9 @@ class Membership:
             )
 
     def failed(self, error: Exception) -> None:
-        """Record a failed lookup: the last good list stays (logged once per new problem)."""
+        """Record a failed lookup: the last good list stays (logged once until one succeeds)."""
         message = str(error)
-        if message != self.last_error:
+        if self.last_error is None:
             logger.warning("discovery failed; keeping the last good node list: %s", message)
         self.last_error = message
 

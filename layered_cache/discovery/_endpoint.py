@@ -81,7 +81,8 @@ def endpoint_lookup(
             body = yield Ask(seed, _conversation(legacy=legacy))
             config: ClusterConfig = parse_cluster_config(body)
         except (LayeredCacheError, ProtocolError) as exc:
-            problems.append(f"{name}: {exc}")
+            text = str(exc)
+            problems.append(text if text.startswith(name) else f"{name}: {text}")
             continue
         if not config.nodes:
             problems.append(f"{name}: the configuration (version {config.version}) lists no node")

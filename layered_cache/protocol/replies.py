@@ -46,7 +46,7 @@ _GATHER_ABOVE: Final = 1 << 18
 
 _VALUE = re.compile(rb"VALUE (\S{1,250}) (\d{1,10}) (\d{1,10})(?: (\d{1,20}))?\r\n")
 _CONFIG = re.compile(rb"CONFIG (\S{1,250}) (\d{1,10}) (\d{1,10})\r\n")
-_CONFIG_END: Final = b"\r\nEND\r\n"
+_CONFIG_END: Final = b"END\r\n"
 _ERROR_CODES: Final = frozenset({b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR"})
 _META_CODES: Final = frozenset({b"VA", b"HD", b"EN", b"NF", b"NS", b"EX"})
 
@@ -466,12 +466,18 @@ class ReplyParser:
             return _error_reply(line) or self._fail(_unexpected(line, "config get"))
         start = match.end()
         stop = start + int(match.group(3))
-        if len(buf) < stop + len(_CONFIG_END):
-            self._await_body(stop + len(_CONFIG_END) - len(buf))
-            return _NEED
-        if not buf.startswith(_CONFIG_END, stop):
+        # The body ends with LF, then CRLF and END. Whether the stated length
+        # counts that last LF (or the CRLF) is read leniently: up to three
+        # line-end bytes may come between the body and END.
+        end = buf.find(_CONFIG_END, stop, stop + 3 + len(_CONFIG_END))
+        if end < 0:
+            if len(buf) < stop + 3 + len(_CONFIG_END):
+                self._await_body(stop + len(_CONFIG_END) - len(buf))
+                return _NEED
             raise ProtocolError("a configuration longer than its header says, or no END after it")
-        self._pos = stop + len(_CONFIG_END)
+        if buf[stop:end].strip(b"\r\n"):
+            raise ProtocolError("a configuration longer than its header says")
+        self._pos = end + len(_CONFIG_END)
         self._want = 0
         return buf[start:stop]
 
