@@ -1,4 +1,4 @@
-"""A configuration endpoint in front of real memcached nodes, as ElastiCache and Memorystore run one.
+"""A configuration endpoint in front of real memcached nodes, as ElastiCache and Memorystore have.
 
 :class:`ConfigEndpoint` listens on ``127.0.0.1:<free port>`` (a
 :class:`~tests.harness.ThreadedProxy`). A connection whose first command is
@@ -156,5 +156,3 @@ class ConfigEndpoint(ThreadedProxy[Link]):
     def __repr__(self) -> str:
         where = self.address if self._port is not None else "not started"
         return f"<ConfigEndpoint {where} version {self.version}: {len(self._nodes)} node(s)>"
-
-

@@ -176,6 +176,7 @@ class AsyncClient(BaseClient[AsyncServer]):
             DiscoveryError: no endpoint gave a usable list; the nodes stay as they were.
         """
         self._membership.claim(force=True)
+        self._refreshers.ensure_running()  # this loop uses the client: keep it up to date
         return await self._refresh_in_background()
 
     async def _refresh_in_background(self) -> bool:

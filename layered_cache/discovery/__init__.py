@@ -11,6 +11,10 @@ Pass one as ``Client(..., discovery=...)`` (or ``AsyncClient``), or name it in
 Django's ``OPTIONS["discovery"]``. The contract is :class:`Discovery`.
 """
 
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
 from layered_cache.discovery._base import Ask, Call, Discovery, DiscoveryFlow, Found
 from layered_cache.discovery.dns import DNSDiscovery, Resolver, resolve_with_getaddrinfo
 from layered_cache.discovery.elasticache import ElastiCacheDiscovery
@@ -18,6 +22,7 @@ from layered_cache.discovery.memorystore import MemorystoreDiscovery
 from layered_cache.discovery.static import StaticDiscovery
 
 __all__ = [
+    "ALIASES",
     "Ask",
     "Call",
     "DNSDiscovery",
@@ -30,3 +35,14 @@ __all__ = [
     "StaticDiscovery",
     "resolve_with_getaddrinfo",
 ]
+
+#: The strategies by the names Django's ``OPTIONS["discovery"]`` and
+#: ``layered-cache --discovery`` use.
+ALIASES: Final[Mapping[str, Callable[..., Any]]] = MappingProxyType(
+    {
+        "static": StaticDiscovery,
+        "elasticache": ElastiCacheDiscovery,
+        "memorystore": MemorystoreDiscovery,
+        "dns": DNSDiscovery,
+    }
+)

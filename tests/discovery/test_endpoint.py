@@ -108,7 +108,8 @@ def test_endpoint_down_keeps_the_last_good_list(
         wait_until(client, lambda: client.discovery.last_error is not None)
         idle(client, INTERVAL * 3)
     assert sorted(client.servers) == sorted(names([a, b]))
-    assert client.set("still", "working") and client.get("still") == "working"
+    assert client.set("still", "working")
+    assert client.get("still") == "working"
     warnings = [r for r in caplog.records if "discovery failed" in r.getMessage()]
     assert len(warnings) == 1  # once per outage, not once per attempt
     with pytest.raises(DiscoveryError, match=endpoint.address):
@@ -135,7 +136,8 @@ def test_a_failed_node_asks_for_a_lookup_soon(
             client.set(key, 1)
         wait_until(client, lambda: replacement.address in client.servers, timeout=3.0)
         assert client.server_for(key) in (stays.address, replacement.address)
-        assert client.set(key, 2) and client.get(key) == 2
+        assert client.set(key, 2)
+        assert client.get(key) == 2
 
 
 def test_explicit_refresh(make: Callable[..., Any], endpoint: ConfigEndpoint) -> None:
@@ -168,7 +170,8 @@ def test_hostname_or_ip(make: Callable[..., Any], three_memcached: list[Memcache
         by_ip = make(endpoint.address, discovery=ElastiCacheDiscovery(interval=0, use="ip"))
         by_ip.refresh()
         assert by_ip.servers == [a.address]
-        assert by_ip.set("k", 1) and by_ip.get("k") == 1
+        assert by_ip.set("k", 1)
+        assert by_ip.get("k") == 1
 
 
 def test_legacy_engines_keep_the_configuration_under_a_key(

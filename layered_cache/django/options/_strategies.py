@@ -23,12 +23,7 @@ from django.utils.module_loading import import_string
 from django.views.decorators.debug import sensitive_variables
 
 from layered_cache.auth import AsciiAuth, MemCachierAuth, NoAuth
-from layered_cache.discovery import (
-    DNSDiscovery,
-    ElastiCacheDiscovery,
-    MemorystoreDiscovery,
-    StaticDiscovery,
-)
+from layered_cache.discovery import ALIASES as DISCOVERY_ALIASES
 from layered_cache.django.options._errors import (
     E_STRATEGY,
     E_STRATEGY_ARGUMENTS,
@@ -70,14 +65,7 @@ SERIALIZERS: Final[Mapping[str, Callable[..., Any]]] = MappingProxyType(
 
 #: ``OPTIONS["discovery"]`` aliases; LOCATION is then the configuration endpoint
 #: (``"elasticache"``, ``"memorystore"``) or the names to resolve (``"dns"``).
-DISCOVERIES: Final[Mapping[str, Callable[..., Any]]] = MappingProxyType(
-    {
-        "static": StaticDiscovery,
-        "elasticache": ElastiCacheDiscovery,
-        "memorystore": MemorystoreDiscovery,
-        "dns": DNSDiscovery,
-    }
-)
+DISCOVERIES: Final[Mapping[str, Callable[..., Any]]] = DISCOVERY_ALIASES
 
 
 @attrs.frozen
