@@ -28,6 +28,7 @@ no answer). ``config_requests`` counts the ``config get cluster`` answered.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -65,17 +66,27 @@ class ConfigEndpoint(ThreadedProxy[Link]):
         hostname: the hostname field of each entry (default: the node's IP,
             as Memorystore lists them).
         version: the first configuration version.
+        ssl_context: a server context: the endpoint speaks TLS (as ElastiCache does with
+            in-transit encryption); other connections are still piped in plain TCP to a
+            node (use a TLS node's list only through discovery).
     """
 
     config_requests = counter("config get cluster requests answered.")
 
-    def __init__(self, nodes: Iterable[Any], *, hostname: str | None = None, version: int = 1):
+    def __init__(
+        self,
+        nodes: Iterable[Any],
+        *,
+        hostname: str | None = None,
+        version: int = 1,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._hostname = hostname
         self._nodes = [_entry(node, hostname) for node in nodes]
         if not self._nodes:
             raise ValueError("a cluster needs a node to start with")
         first = self._nodes[0]
-        super().__init__((first[1], first[2]), name="config-endpoint")
+        super().__init__((first[1], first[2]), name="config-endpoint", ssl_context=ssl_context)
         self.version = version
         self._down = threading.Event()
 

@@ -9,6 +9,10 @@ down, and looks again soon after a node fails.
 from __future__ import annotations
 
 import logging
+import os
+import ssl
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +21,10 @@ import pytest
 from layered_cache import Client, DiscoveryError
 from layered_cache.discovery import ElastiCacheDiscovery, MemorystoreDiscovery
 from layered_cache.protocol.cluster import LEGACY_CLUSTER_KEY
+from layered_cache.transport import TLSTransport
 from tests.cluster_endpoint import ConfigEndpoint, cluster_reply
 from tests.discovery.conftest import idle, wait_until
-from tests.servers import MemcachedProcess
+from tests.servers import MemcachedProcess, TLSMaterial
 
 INTERVAL = 0.2
 
@@ -213,3 +218,59 @@ def test_close_stops_the_thread_and_the_next_connection_restarts_it(
     client.set("again", 1)  # a new connection
     wait_until(client, lambda: endpoint.config_requests > requests + 1)
     client.close()
+
+
+def test_in_transit_encryption(
+    make: Callable[..., Any], tls_memcached: MemcachedProcess, tls_material: TLSMaterial
+) -> None:
+    # ElastiCache with TLS: the configuration endpoint and every node speak TLS, and
+    # certificates name the hosts (here "localhost"), so nodes are reached by hostname.
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls_material.server_cert_file, tls_material.server_key_file)
+    node = ("localhost", tls_memcached.host, tls_memcached.port)
+    with ConfigEndpoint([node], ssl_context=context) as endpoint:
+        client = make(
+            f"localhost:{endpoint.port}",
+            transport=TLSTransport(ca_file=tls_material.ca_file),
+            discovery=ElastiCacheDiscovery(interval=0),
+        )
+        assert client.refresh()
+        assert client.servers == [f"localhost:{tls_memcached.port}"]
+        assert client.set("secret", "over TLS")
+        assert client.get("secret") == "over TLS"
+        untrusting = make(
+            f"localhost:{endpoint.port}",
+            transport=TLSTransport(ca_file=tls_material.untrusted_ca_file),
+            discovery=ElastiCacheDiscovery(interval=0),
+        )
+        with pytest.raises(DiscoveryError, match="certificate"):
+            untrusting.refresh()
+
+
+# The harness runs server threads; Python 3.12+ warns that fork() copies them.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_runs_its_own_refresher(endpoint: ConfigEndpoint) -> None:
+    client = Client(endpoint.address, discovery=ElastiCacheDiscovery(interval=INTERVAL))
+    wait_until(client, lambda: len(client.servers) == 2)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        code = 1
+        try:
+            before = endpoint.config_requests
+            client.set("from-child", 1)  # a new connection: the child's refresher starts
+            deadline = time.monotonic() + 5
+            while endpoint.config_requests <= before + 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            threads = [t.name for t in threading.enumerate()]
+            code = 0 if "layered_cache-discovery" in threads and client.get("from-child") else 2
+        finally:
+            os.write(write, bytes([code]))
+            os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"\x00"
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+        client.close()
