@@ -115,9 +115,6 @@ class LoopPool:
 
     def release(self, conn: AsyncConnection) -> None:
         """Put a healthy connection back (or hand it to a waiting call)."""
-        if self._server.retired:
-            self.discard(conn)  # discovery removed the server: keep nothing
-            return
         if self._server.idle_timeout:
             conn.idle_since = conn.loop.time()
         self._hand_over(conn)
@@ -144,6 +141,22 @@ class LoopPool:
         while self.idle:
             self.idle.pop().close()
             self.size -= 1
+
+    def retire(self) -> None:
+        """Keep nothing from now on: connections coming back are closed (see :class:`_Retired`).
+
+        Changing the class, rather than testing a flag in :meth:`release`, keeps
+        the pool of every server in service exactly as fast as before.
+        """
+        self.__class__ = _Retired
+        self.close_idle()
+
+
+class _Retired(LoopPool):
+    """The pool of a server discovery removed: every connection that comes back is closed."""
+
+    def release(self, conn: AsyncConnection) -> None:
+        self.discard(conn)
 
 
 class AsyncServer:
@@ -193,6 +206,8 @@ class AsyncServer:
                 # connections cannot be closed through it any more, only forgotten.
                 del self._pools[old]
             pool = self._pools[loop] = LoopPool(self)
+            if self.retired:
+                pool.retire()
         return pool
 
     def idle_expired(self, conn: AsyncConnection) -> bool:
@@ -320,11 +335,11 @@ class AsyncServer:
             running = None
         for loop, pool in list(self._pools.items()):
             if loop is running:
-                pool.close_idle()
+                pool.retire()
             elif not loop.is_closed():
                 # Another loop's connections are closed by that loop, in its own thread.
                 with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(pool.close_idle)
+                    loop.call_soon_threadsafe(pool.retire)
 
     def close_idle(self) -> None:
         """Close this loop's idle connections (other loops close theirs when they next run)."""
