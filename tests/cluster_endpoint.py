@@ -67,8 +67,9 @@ class ConfigEndpoint(ThreadedProxy[Link]):
             as Memorystore lists them).
         version: the first configuration version.
         ssl_context: a server context: the endpoint speaks TLS (as ElastiCache does with
-            in-transit encryption); other connections are still piped in plain TCP to a
-            node (use a TLS node's list only through discovery).
+            in-transit encryption); other connections are piped in plain TCP.
+        upstream: where other connections are piped (default: the first node; give a
+            plain memcached when the nodes speak TLS).
     """
 
     config_requests = counter("config get cluster requests answered.")
@@ -80,13 +81,16 @@ class ConfigEndpoint(ThreadedProxy[Link]):
         hostname: str | None = None,
         version: int = 1,
         ssl_context: ssl.SSLContext | None = None,
+        upstream: tuple[str, int] | None = None,
     ) -> None:
         self._hostname = hostname
         self._nodes = [_entry(node, hostname) for node in nodes]
         if not self._nodes:
             raise ValueError("a cluster needs a node to start with")
         first = self._nodes[0]
-        super().__init__((first[1], first[2]), name="config-endpoint", ssl_context=ssl_context)
+        super().__init__(
+            upstream or (first[1], first[2]), name="config-endpoint", ssl_context=ssl_context
+        )
         self.version = version
         self._down = threading.Event()
 

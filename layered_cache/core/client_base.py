@@ -57,7 +57,7 @@ class BaseClient(Generic[N]):
 
     @property
     def discovery(self) -> DiscoveryStatus:
-        """What discovery has found so far: nodes, version, last lookup, last error."""
+        """What discovery has found so far (nodes, version, last lookup, last error)."""
         return self._membership.status(self.servers)
 
     def _new_node(self, entry: ServerEntry) -> N:

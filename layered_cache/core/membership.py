@@ -15,9 +15,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from layered_cache._addresses import hash_name
+from layered_cache.core.operations import N
 from layered_cache.discovery._base import Discovery, Found
 from layered_cache.transport import format_address
 from layered_cache.transport._base import Address
@@ -29,8 +30,6 @@ logger = logging.getLogger("layered_cache")
 #: Seconds between two lookups a node failure asks for (at most; never more
 #: often than the interval itself).
 FAILURE_GAP = 1.0
-
-N = TypeVar("N")
 
 
 class DiscoveryStatus(NamedTuple):
@@ -76,7 +75,7 @@ class Membership:
 
     @property
     def interval(self) -> float:
-        """The strategy's interval (0: no background lookups)."""
+        """The strategy's interval in seconds (0 means no background lookups)."""
         return float(self.discovery.interval)
 
     # -- when -----------------------------------------------------------------------------

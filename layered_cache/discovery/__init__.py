@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from layered_cache.discovery._base import Ask, Call, Discovery, DiscoveryFlow, Found
+from layered_cache.discovery._base import Ask, Call, Conversation, Discovery, DiscoveryFlow, Found
 from layered_cache.discovery.dns import DNSDiscovery, Resolver, resolve_with_getaddrinfo
 from layered_cache.discovery.elasticache import ElastiCacheDiscovery
 from layered_cache.discovery.memorystore import MemorystoreDiscovery
@@ -25,6 +25,7 @@ __all__ = [
     "ALIASES",
     "Ask",
     "Call",
+    "Conversation",
     "DNSDiscovery",
     "Discovery",
     "DiscoveryFlow",

@@ -13,7 +13,7 @@ Steps:
 - :class:`Ask`: open a connection to ``address`` (through the client's
   transport, authenticated by its authenticator), run ``conversation`` on
   it (it yields ``(request bytes, Expect kind)`` pairs and receives each
-  reply, an :class:`~layered_cache.protocol.ErrorReply` included), close it,
+  reply, an :class:`~layered_cache.protocol.replies.ErrorReply` included), close it,
   and answer with what the conversation returned.
 - :class:`Call`: call ``function`` (a blocking one, such as a DNS resolver)
   and answer with its result. The asyncio engine runs it in a worker thread,
@@ -93,7 +93,7 @@ class Discovery(Protocol):
 
     @property
     def interval(self) -> float:
-        """Seconds between two background lookups; 0: never (only an explicit ``refresh()``)."""
+        """Seconds between two background lookups (0 means never; only ``refresh()`` looks)."""
         ...
 
     def lookup(self, seeds: tuple[Address, ...]) -> DiscoveryFlow:

@@ -23,7 +23,7 @@ class StaticDiscovery:
 
     @property
     def interval(self) -> float:
-        """Always 0: there is nothing to refresh."""
+        """Always 0 (there is nothing to refresh)."""
         return 0.0
 
     def lookup(self, seeds: tuple[Address, ...]) -> Generator[Any, Any, Found]:

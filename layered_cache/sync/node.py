@@ -186,7 +186,7 @@ class ServerNode:
 
     def retire(self) -> None:
         """Discovery removed this server: close its idle connections, and each busy one as it
-        comes back (a pool of size 0 keeps nothing; see :meth:`_release`)."""
+        comes back (a pool of size 0 keeps nothing; see ``_release``)."""
         self._max_idle = 0
         self.discard_idle()
 
