@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import weakref
@@ -89,11 +90,12 @@ class Client(BaseClient[ServerNode]):
             :class:`~layered_cache.discovery.MemorystoreDiscovery` (``servers``
             is the configuration endpoint), or
             :class:`~layered_cache.discovery.DNSDiscovery` (``servers`` are
-            names resolved again and again). The client starts with
-            ``servers`` as its nodes and looks the nodes up on a background
-            thread at once, then every ``interval`` seconds and soon after a
-            node fails; cache calls never wait for it (call :meth:`refresh`
-            to wait for a lookup). See the managed clusters guide.
+            names resolved again and again). With a background ``interval``,
+            the constructor looks the nodes up once (within the timeouts; if
+            that fails, the client starts on ``servers`` and logs a warning),
+            then a background thread looks again every ``interval`` seconds
+            and soon after a node fails; cache calls never wait for it (call
+            :meth:`refresh` to look up now). See the managed clusters guide.
 
     Connections are pooled per server and shared by threads; a process forked
     from this one (a gunicorn or Celery worker) starts with an empty pool and
@@ -105,7 +107,8 @@ class Client(BaseClient[ServerNode]):
     always means "not in the cache", never "could not ask".
 
     Raises:
-        ConfigurationError: an option is invalid; no connection is attempted.
+        ConfigurationError: an option is invalid; no connection is attempted
+            (the only connection a constructor makes is discovery's first lookup).
 
     Example:
         >>> client = Client(memcached_address)
@@ -158,6 +161,12 @@ class Client(BaseClient[ServerNode]):
         weakref.finalize(self, _close_all, list(nodes.values()))
         weakref.finalize(self, self._refresher.stop)
         _live_clients.add(self)
+        if config.membership.interval:
+            # The first lookup before any call, so that keys land on the real nodes
+            # from the first write on (bounded by the timeouts; on failure the client
+            # starts on the servers given and keeps looking in the background).
+            with contextlib.suppress(DiscoveryError):
+                self.refresh()
         self._refresher.ensure_running()
 
     # -- the driver -------------------------------------------------------------

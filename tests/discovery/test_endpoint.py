@@ -145,6 +145,15 @@ def test_a_failed_node_asks_for_a_lookup_soon(
         assert client.get(key) == 2
 
 
+def test_the_sync_constructor_looks_up_once(endpoint: ConfigEndpoint) -> None:
+    with Client(endpoint.address, discovery=ElastiCacheDiscovery(interval=30)) as client:
+        assert len(client.servers) == 2  # before any call: the first write is placed right
+    endpoint.go_down()
+    with Client(endpoint.address, discovery=ElastiCacheDiscovery(interval=30)) as client:
+        assert client.servers == [endpoint.address]  # the endpoint itself, meanwhile
+        assert client.discovery.last_error is not None
+
+
 def test_explicit_refresh(make: Callable[..., Any], endpoint: ConfigEndpoint) -> None:
     client = make(endpoint.address, discovery=ElastiCacheDiscovery(interval=0))
     assert client.servers == [endpoint.address]  # the endpoint itself, until looked up
