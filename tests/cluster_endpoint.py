@@ -33,7 +33,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from tests.harness import Link, ThreadedProxy, counter, pump
+from tests.harness import Link, ThreadedProxy, counter, pipe_both_ways
 
 __all__ = ["ConfigEndpoint", "cluster_reply"]
 
@@ -159,14 +159,7 @@ class ConfigEndpoint(ThreadedProxy[Link]):
         up_reader, up_writer = await self.connect_upstream(link, 5.0)
         up_writer.write(first)
         await up_writer.drain()
-        to_client = asyncio.create_task(pump(up_reader, writer))
-        to_upstream = asyncio.create_task(pump(reader, up_writer, half_close=True))
-        try:
-            await to_client
-        finally:
-            for task in (to_client, to_upstream):
-                task.cancel()
-            await asyncio.gather(to_client, to_upstream, return_exceptions=True)
+        await pipe_both_ways(reader, writer, up_reader, up_writer)
 
     def __repr__(self) -> str:
         where = self.address if self._port is not None else "not started"

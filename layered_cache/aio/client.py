@@ -33,7 +33,7 @@ from layered_cache.core.operations import (
     Sleep,
 )
 from layered_cache.discovery._base import Discovery
-from layered_cache.errors import CacheConnectionError, ConfigurationError, DiscoveryError
+from layered_cache.errors import CacheConnectionError, ConfigurationError
 from layered_cache.serialization._base import Serializer
 from layered_cache.transport import format_address
 from layered_cache.transport._base import Address, Transport
@@ -192,17 +192,11 @@ class AsyncClient(BaseClient[AsyncServer]):
                 connect_timeout=config.connect_timeout,
             )
 
-        try:
+        with membership.recording():
             found = await run_lookup(
                 membership.discovery.lookup(membership.seeds), connect, config.timeout
             )
-        except DiscoveryError as error:
-            membership.failed(error)
-            raise
-        changed, removed = self._adopt(found)
-        for node in removed:
-            node.retire()
-        return changed
+        return self._adopt(found)
 
     # -- the driver -------------------------------------------------------------
 

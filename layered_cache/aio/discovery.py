@@ -26,7 +26,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from layered_cache.aio.connection import AsyncConnection
-from layered_cache.core.membership import Membership
+from layered_cache.core.membership import LookupRun, Membership
 from layered_cache.core.translate import translate
 from layered_cache.discovery._base import Ask, DiscoveryFlow, Found
 from layered_cache.errors import LayeredCacheError
@@ -48,15 +48,12 @@ async def run_lookup(
     Raises:
         DiscoveryError: the flow found no usable node list.
     """
+    run = LookupRun(flow)
     answer: Any = None
     error: BaseException | None = None
-    while True:
-        try:
-            step = flow.send(answer) if error is None else flow.throw(error)
-        except StopIteration as done:
-            found: Found = done.value
-            return found
+    while run.advance(answer, error):
         answer = error = None
+        step = run.step
         if isinstance(step, Ask):
             conn: AsyncConnection | None = None
             try:
@@ -68,11 +65,12 @@ async def run_lookup(
             finally:
                 if conn is not None:
                     conn.close()
-        else:
+        elif step is not None:
             try:
                 answer = await asyncio.to_thread(step.function)
             except Exception as exc:
                 error = exc
+    return run.result()
 
 
 class LoopRefreshers:

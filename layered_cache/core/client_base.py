@@ -64,10 +64,11 @@ class BaseClient(Generic[N]):
         """The engine's server object for a node discovery found."""
         raise NotImplementedError
 
-    def _adopt(self, found: Found) -> tuple[bool, list[N]]:
-        """Swap in the nodes ``found`` lists: whether they changed, and the nodes that left.
+    def _adopt(self, found: Found) -> bool:
+        """Swap in the nodes ``found`` lists, retire the nodes that left; True if they changed.
 
-        The engine retires the nodes that left (closes their connections).
+        A retired node closes its idle connections at once, and each busy one when
+        its call ends.
 
         The swap is one assignment of the client's flows (placement included), so
         a call sees either the old ring or the new one, never a mix; calls in
@@ -83,11 +84,13 @@ class BaseClient(Generic[N]):
             change = reconcile(self._nodes, found.nodes, build)
             membership.succeeded(found, changed=change is not None)
             if change is None:
-                return False, []
+                return False
             nodes, removed = change
             self._nodes = nodes
             self._ops = Operations(config.codec, nodes, config.fail_silent)
-        return True, removed
+        for node in removed:
+            node.retire()
+        return True
 
     @property
     def servers(self) -> list[str]:

@@ -11,19 +11,21 @@ engines run the lookups (``sync/discovery.py``, ``aio/discovery.py``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from layered_cache._addresses import hash_name
 from layered_cache.core.operations import N
-from layered_cache.discovery._base import Discovery, Found
+from layered_cache.discovery._base import Ask, Call, Discovery, DiscoveryFlow, Found
+from layered_cache.errors import DiscoveryError
 from layered_cache.transport import format_address
 from layered_cache.transport._base import Address
 
-__all__ = ["FAILURE_GAP", "DiscoveryStatus", "Membership", "reconcile"]
+__all__ = ["FAILURE_GAP", "DiscoveryStatus", "LookupRun", "Membership", "reconcile"]
 
 logger = logging.getLogger("layered_cache")
 
@@ -135,6 +137,16 @@ class Membership:
                 found.version,
             )
 
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        """Around a lookup: a :class:`~layered_cache.errors.DiscoveryError` is recorded
+        (:meth:`failed`), then raised on."""
+        try:
+            yield
+        except DiscoveryError as error:
+            self.failed(error)
+            raise
+
     def failed(self, error: Exception) -> None:
         """Record a failed lookup: the last good list stays (logged once until one succeeds)."""
         message = str(error)
@@ -161,6 +173,37 @@ class Membership:
             last_error=self.last_error,
             changes=self.changes,
         )
+
+
+class LookupRun:
+    """One lookup flow being driven: the stepping both engines' drivers share.
+
+    The driver calls :meth:`advance` with the last step's answer (or the error
+    it failed with) while it returns True, performing :attr:`step` in between;
+    then :meth:`result` is what it returned.
+    """
+
+    __slots__ = ("_flow", "found", "step")
+
+    def __init__(self, flow: DiscoveryFlow) -> None:
+        self._flow = flow
+        self.step: Ask | Call | None = None
+        self.found: Found | None = None
+
+    def advance(self, answer: Any = None, error: BaseException | None = None) -> bool:
+        """Send ``answer`` (or throw ``error``) into the flow; True while it has a step."""
+        try:
+            self.step = self._flow.send(answer) if error is None else self._flow.throw(error)
+        except StopIteration as done:
+            self.found = done.value
+            return False
+        return True
+
+    def result(self) -> Found:
+        """What the finished flow returned."""
+        if self.found is None:  # pragma: no cover - a driver bug, not a runtime condition
+            raise RuntimeError("the lookup has not finished")
+        return self.found
 
 
 def reconcile(

@@ -561,17 +561,11 @@ class Client(BaseClient[ServerNode]):
                 timeout=config.timeout,
             )()
 
-        try:
+        with membership.recording():
             found = run_lookup(
                 membership.discovery.lookup(membership.seeds), connect, config.timeout
             )
-        except DiscoveryError as error:
-            membership.failed(error)
-            raise
-        changed, removed = self._adopt(found)
-        for node in removed:
-            node.retire()
-        return changed
+        return self._adopt(found)
 
     def _new_node(self, entry: ServerEntry) -> ServerNode:
         return _server_node(entry, self._config, self._refresher)

@@ -33,18 +33,25 @@ def names(processes: list[MemcachedProcess]) -> list[str]:
     return [process.address for process in processes]
 
 
-def start(client: Any) -> None:
-    """A first call: the asyncio engine starts its loop's discovery task on a new connection."""
+def following(
+    make: Callable[..., Any], endpoint: ConfigEndpoint, count: int, interval: float = INTERVAL
+) -> Any:
+    """A client of ``endpoint`` that follows it, once it uses the ``count`` nodes listed.
+
+    (A first call: the asyncio engine starts its loop's discovery task on a new connection.)
+    """
+    client = make(endpoint.address, discovery=ElastiCacheDiscovery(interval=interval))
     client.get("warm-up")
+    wait_until(client, lambda: len(client.servers) == count)
+    return client
 
 
 def test_follows_added_and_removed_nodes(
     make: Callable[..., Any], endpoint: ConfigEndpoint, three_memcached: list[MemcachedProcess]
 ) -> None:
     a, b, c = three_memcached
-    client = make(endpoint.address, discovery=ElastiCacheDiscovery(interval=INTERVAL))
-    start(client)
-    wait_until(client, lambda: sorted(client.servers) == sorted(names([a, b])))
+    client = following(make, endpoint, 2)
+    assert sorted(client.servers) == sorted(names([a, b]))
     keys = [f"key-{i}" for i in range(300)]
     for key in keys:
         assert client.set(key, key)
@@ -86,9 +93,7 @@ def test_connections_to_removed_nodes_are_closed(
     make: Callable[..., Any], endpoint: ConfigEndpoint, three_memcached: list[MemcachedProcess]
 ) -> None:
     a, b, _ = three_memcached
-    client = make(endpoint.address, discovery=ElastiCacheDiscovery(interval=INTERVAL))
-    start(client)
-    wait_until(client, lambda: len(client.servers) == 2)
+    client = following(make, endpoint, 2)
     for i in range(50):
         client.set(f"k{i}", i)
     idle_on_a = int(a.stats()["curr_connections"])
@@ -105,9 +110,7 @@ def test_endpoint_down_keeps_the_last_good_list(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     a, b, c = three_memcached
-    client = make(endpoint.address, discovery=ElastiCacheDiscovery(interval=INTERVAL))
-    start(client)
-    wait_until(client, lambda: len(client.servers) == 2)
+    client = following(make, endpoint, 2)
     endpoint.go_down()
     with caplog.at_level(logging.WARNING, logger="layered_cache"):
         wait_until(client, lambda: client.discovery.last_error is not None)
@@ -130,9 +133,7 @@ def test_a_failed_node_asks_for_a_lookup_soon(
 ) -> None:
     doomed, stays, replacement = (memcached_factory(name=f"node-{i}") for i in range(3))
     with ConfigEndpoint([doomed, stays]) as endpoint:
-        client = make(endpoint.address, discovery=ElastiCacheDiscovery(interval=60))
-        start(client)
-        wait_until(client, lambda: len(client.servers) == 2)
+        client = following(make, endpoint, 2, interval=60)
         key = next(f"k{i}" for i in range(1000) if client.server_for(f"k{i}") == doomed.address)
         # The node is replaced: the endpoint lists its replacement, the old one dies.
         endpoint.set_nodes([stays, replacement])
