@@ -179,7 +179,7 @@ class LookupRun:
     """One lookup flow being driven: the stepping both engines' drivers share.
 
     The driver calls :meth:`advance` with the last step's answer (or the error
-    it failed with) while it returns True, performing :attr:`step` in between;
+    it failed with) while it returns True, performing ``step`` in between;
     then :meth:`result` is what it returned.
     """
 
