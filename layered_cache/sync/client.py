@@ -157,8 +157,9 @@ class Client(BaseClient[ServerNode]):
         }
         super().__init__(config, nodes)
         # Sockets of a client that is simply dropped are closed, not left to the GC
-        # (the nodes discovery adds later are closed when they leave, or by close()).
-        weakref.finalize(self, _close_all, list(nodes.values()))
+        # (the list follows discovery's swaps: see _refresh_in_background).
+        self._owned = list(nodes.values())
+        weakref.finalize(self, _close_all, self._owned)
         weakref.finalize(self, self._refresher.stop)
         _live_clients.add(self)
         if config.membership.interval:
@@ -565,7 +566,10 @@ class Client(BaseClient[ServerNode]):
             found = run_lookup(
                 membership.discovery.lookup(membership.seeds), connect, config.timeout
             )
-        return self._adopt(found)
+        changed = self._adopt(found)
+        if changed:
+            self._owned[:] = self._nodes.values()
+        return changed
 
     def _new_node(self, entry: ServerEntry) -> ServerNode:
         return _server_node(entry, self._config, self._refresher)
