@@ -84,7 +84,7 @@ class LoopPool:
             while self.idle:
                 conn = self.idle.pop()
                 if conn.broken or server.idle_expired(conn):
-                    self._retire(conn)
+                    self._close(conn)
                     continue
                 return conn
             if self.size < server.max_connections:
@@ -93,7 +93,7 @@ class LoopPool:
             handed = await self._wait()
             if handed is None or not handed.broken:
                 return handed
-            self._retire(handed)  # and wait for the next one
+            self._close(handed)  # and wait for the next one
 
     async def fresh_slot(self) -> None:
         """Reserve a slot for a new connection (an idle one in the way is closed for it)."""
@@ -158,9 +158,9 @@ class LoopPool:
         if conn is None:
             self._hand_over(None)
         else:
-            self._retire(conn)
+            self._close(conn)
 
-    def _retire(self, conn: AsyncConnection) -> None:
+    def _close(self, conn: AsyncConnection) -> None:
         """Close ``conn``; its slot comes back once its socket is closed, not before.
 
         (An aborted asyncio connection closes its socket on the loop's next turn: a
@@ -187,7 +187,7 @@ class LoopPool:
     def close_idle(self) -> None:
         """Close every idle connection."""
         while self.idle:
-            self._retire(self.idle.pop())
+            self._close(self.idle.pop())
 
     def retire(self) -> None:
         """Keep nothing from now on: connections coming back are closed (see :class:`_Retired`).
