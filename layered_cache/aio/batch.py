@@ -229,19 +229,30 @@ def over(entry: Any) -> bool:
 class Pending:
     """The calls one turn of the loop made for one server, until they are sent as a batch."""
 
-    __slots__ = ("_gets", "_reads", "batch")
+    __slots__ = ("_gets", "_reads", "batch", "careful")
 
     def __init__(self) -> None:
         self.batch = Batch()
+        #: A request that must not be sent twice is among them: the connection's
+        #: socket is checked for an unhandled end-of-file before they go out.
+        self.careful = False
         #: Single-key gets: ``{key: future or [futures]}`` (autobatched when built).
         self._gets: dict[bytes, Any] = {}
         #: Reads sent so far, by request bytes: ``{request: index in batch.items}``.
         self._reads: dict[bytes, int] | None = None
 
     def add(
-        self, waiter: asyncio.Future[Any], request: bytes, expect: int | None, count: int, keys: Any
+        self,
+        waiter: asyncio.Future[Any],
+        request: bytes,
+        expect: int | None,
+        count: int,
+        keys: Any,
+        idempotent: bool = True,
     ) -> None:
         """A call's request: reads made twice in this turn are sent once."""
+        if not idempotent:
+            self.careful = True
         if expect == _VALUES and count == 1:
             reads = self._reads
             if reads is None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from layered_cache.aio.batch import FUTURE, Batch, Failed, deliver, fail, over
@@ -28,7 +29,7 @@ from layered_cache.auth._base import Authenticator
 from layered_cache.core.connection_flows import CLOSED, ConnectionFlow, handshake_flow
 from layered_cache.core.translate import STALE_ERRORS, PeerClosedError
 from layered_cache.protocol import ErrorReply, ProtocolError, ReplyParser
-from layered_cache.transport.tcp import ConnectionPlan, apply_socket_options
+from layered_cache.transport.tcp import ConnectionPlan, apply_socket_options, input_waiting
 
 if TYPE_CHECKING:
     from layered_cache.aio.node import LoopPool
@@ -46,6 +47,9 @@ class _Protocol(asyncio.Protocol):
         self.lost: BaseException | None = None
         #: The connection in use, once handshaken: it takes every reply from then on.
         self.conn: AsyncConnection | None = None
+        #: The socket is closed (``connection_lost`` ran).
+        self.closed = False
+        self._on_closed: Callable[[], None] | None = None
         self._waiter: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -66,6 +70,17 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lose(exc or PeerClosedError(f"{self.name} closed the connection"))
+        self.closed = True
+        on_closed, self._on_closed = self._on_closed, None
+        if on_closed is not None:
+            on_closed()
+
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the socket is closed (now, if it is)."""
+        if self.closed:
+            callback()
+        else:
+            self._on_closed = callback
 
     def _lose(self, error: BaseException) -> None:
         if self.lost is None:
@@ -176,6 +191,17 @@ class AsyncConnection:
         protocol = self._protocol
         return self.closed or protocol.lost is not None or not protocol.parser.idle
 
+    def peer_closed(self) -> bool:
+        """Whether the server closed this idle connection (or sent bytes nobody asked for).
+
+        Asks the socket itself, so an end-of-file the loop has not handled yet
+        counts too.
+        """
+        if self.broken:
+            return True
+        sock = self._transport.get_extra_info("socket")
+        return sock is None or input_waiting(sock)
+
     # -- batches ----------------------------------------------------------------------
 
     def send(self, batch: Batch) -> None:
@@ -267,8 +293,7 @@ class AsyncConnection:
         pool = self.pool
         if pool is not None:
             if self.poisoned:
-                self.close()
-                pool.discard(None)
+                pool.discard(self)
             else:
                 pool.release(self)
 
@@ -288,10 +313,11 @@ class AsyncConnection:
         reused = self.reused
         for entry in inflight:
             fail(entry, lambda: Failed(error, reused=reused))
-        self._transport.abort()
         pool = self.pool
-        if pool is not None:
-            pool.discard(None)
+        if pool is None:
+            self._transport.abort()
+        else:
+            pool.discard(self)  # closed; its slot comes back once the socket is
             if reused and isinstance(error, STALE_ERRORS):
                 # The server closed a pooled connection (a restart, an idle timeout
                 # at a proxy); its siblings idled through the same event.
@@ -331,6 +357,13 @@ class AsyncConnection:
                 return done.value
 
     def close(self) -> None:
-        """Drop the connection at once (nothing more is sent; unread replies are discarded)."""
+        """Drop the connection at once (nothing more is sent; unread replies are discarded).
+
+        The socket itself closes on the loop's next turn (:meth:`when_closed`).
+        """
         self.closed = True
         self._transport.abort()
+
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the socket is really closed (now, if it is)."""
+        self._protocol.when_closed(callback)

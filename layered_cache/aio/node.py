@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import weakref
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from layered_cache.aio.batch import Batch, Failed, Pending
@@ -110,7 +110,7 @@ class LoopPool:
                     return waiter
             pending = self._pending = Pending()
             self.loop.call_soon(self._flush)
-        pending.add(waiter, request, expect, count, keys)
+        pending.add(waiter, request, expect, count, keys, idempotent)
         return waiter
 
     def submit_get(self, key: bytes) -> asyncio.Future[Any]:
@@ -136,19 +136,25 @@ class LoopPool:
         if pending.empty:  # the turn's only call went out at once
             return
         batch = pending.build()
-        conn = self._take_idle()
+        conn = self._take_idle(careful=pending.careful)
         if conn is not None:
             conn.send(batch)
             return
-        sender = self.loop.create_task(self._send_later(batch))
+        sender = self.loop.create_task(self._send_later(batch, pending.careful))
         self._senders.add(sender)
         sender.add_done_callback(self._senders.discard)
 
-    async def _send_later(self, batch: Batch) -> None:
+    async def _send_later(self, batch: Batch, careful: bool) -> None:
         """Send ``batch`` once a connection is free (or opened); its calls get any failure."""
         server = self._server
+        health = server.health
+        seen = health.down_until
         try:
-            conn = await self.acquire()
+            while True:
+                conn = await self.acquire()
+                if conn is None or not careful or not conn.peer_closed():
+                    break
+                self._close(conn)  # closed by the server: what must not run twice waits
         except PoolTimeoutError:
             batch.fail(server.pool_exhausted)
             return
@@ -156,11 +162,17 @@ class LoopPool:
             for waiter in batch.waiters():  # the loop is shutting down
                 waiter.cancel()
             raise
+        if health.down_until != seen:
+            # It failed while this batch waited for a connection: fail fast, as the
+            # calls that arrive now do, instead of trying it on every freed slot.
+            try:
+                health.check()
+            except LayeredCacheError:
+                self.give_back(conn)
+                batch.fail(health.unavailable)
+                return
         if batch.abandoned():
-            if conn is None:
-                self._hand_over(None)
-            else:
-                self.release(conn)
+            self.give_back(conn)
             return
         if conn is None:
             try:
@@ -174,15 +186,18 @@ class LoopPool:
                 return
         conn.send(batch)
 
-    def _take_idle(self) -> AsyncConnection | None:
-        """An idle connection fit for use, if there is one (closing those that are not)."""
+    def _take_idle(self, *, careful: bool = False) -> AsyncConnection | None:
+        """An idle connection fit for use, if there is one (closing those that are not).
+
+        ``careful``: the socket itself is asked for an end-of-file the loop has
+        not handled yet (for what must not be sent twice).
+        """
         server = self._server
         idle = self.idle
         while idle:
             conn = idle.pop()
-            if conn.broken or server.idle_expired(conn):
-                conn.close()
-                self.size -= 1
+            if conn.broken or server.idle_expired(conn) or (careful and conn.peer_closed()):
+                self._close(conn)
                 continue
             return conn
         return None
@@ -196,12 +211,46 @@ class LoopPool:
             PoolTimeoutError: every connection stayed busy for ``pool_timeout``.
         """
         server = self._server
-        conn = self._take_idle()
-        if conn is not None:
-            return conn
-        if self.size < server.max_connections:
-            self.size += 1
-            return None
+        while True:
+            while self.idle:
+                conn = self.idle.pop()
+                if conn.broken or server.idle_expired(conn):
+                    self._close(conn)
+                    continue
+                return conn
+            if self.size < server.max_connections:
+                self.size += 1
+                return None
+            handed = await self._wait()
+            if handed is None or not handed.broken:
+                return handed
+            self._close(handed)  # and wait for the next one
+
+    async def fresh_slot(self) -> None:
+        """Reserve a slot for a new connection (an idle one in the way is closed for it)."""
+        conn = await self.acquire()
+        if conn is None:
+            return
+        closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_closed() -> None:
+            if closed.cancelled():
+                self._slot_freed()  # the waiting call was cancelled: pass the slot on
+            else:
+                closed.set_result(None)
+
+        conn.close()
+        conn.when_closed(on_closed)  # its slot is ours once its socket is closed
+        try:
+            await closed
+        except BaseException:
+            if closed.done() and not closed.cancelled():
+                self._slot_freed()
+            raise
+
+    async def _wait(self) -> AsyncConnection | None:
+        """Wait (at most ``pool_timeout``) until a connection or a slot is handed over."""
+        server = self._server
         waiter: asyncio.Future[AsyncConnection | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         timeout = server.pool_timeout
@@ -220,9 +269,6 @@ class LoopPool:
                 timer.cancel()
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
-        if handed is not None and handed.broken:
-            handed.close()
-            return None  # its slot is ours: open a fresh one
         return handed
 
     def release(self, conn: AsyncConnection) -> None:
@@ -231,10 +277,31 @@ class LoopPool:
             conn.idle_since = conn.loop.time()
         self._hand_over(conn)
 
+    def give_back(self, conn: AsyncConnection | None) -> None:
+        """Return what :meth:`acquire` gave, unused: a connection to the pool, or its slot."""
+        if conn is None:
+            self._hand_over(None)
+        else:
+            self.release(conn)
+
     def discard(self, conn: AsyncConnection | None) -> None:
         """Give up a connection (closed) or an unused slot (None); a waiting call may open one."""
-        if conn is not None:
-            conn.close()
+        if conn is None:
+            self._hand_over(None)
+        else:
+            self._close(conn)
+
+    def _close(self, conn: AsyncConnection) -> None:
+        """Close ``conn``; its slot comes back once its socket is closed, not before.
+
+        (An aborted asyncio connection closes its socket on the loop's next turn: a
+        slot handed on at once would let ``max_connections`` plus the closing ones
+        be open together, which a server that caps connections would refuse.)
+        """
+        conn.close()
+        conn.when_closed(self._slot_freed)
+
+    def _slot_freed(self) -> None:
         self._hand_over(None)
 
     def _hand_over(self, conn: AsyncConnection | None) -> None:
@@ -251,8 +318,23 @@ class LoopPool:
     def close_idle(self) -> None:
         """Close every idle connection."""
         while self.idle:
-            self.idle.pop().close()
-            self.size -= 1
+            self._close(self.idle.pop())
+
+    def retire(self) -> None:
+        """Keep nothing from now on: connections coming back are closed (see :class:`_Retired`).
+
+        Changing the class, rather than testing a flag in :meth:`release`, keeps
+        the pool of every server in service exactly as fast as before.
+        """
+        self.__class__ = _Retired
+        self.close_idle()
+
+
+class _Retired(LoopPool):
+    """The pool of a server discovery removed: every connection that comes back is closed."""
+
+    def release(self, conn: AsyncConnection) -> None:
+        self.discard(conn)
 
 
 class AsyncServer:
@@ -270,6 +352,7 @@ class AsyncServer:
         max_connections: int,
         pool_timeout: float | None,
         idle_timeout: float,
+        on_open: Callable[[], None] | None = None,
     ) -> None:
         self.plan = plan
         #: ``host:port`` as shown in errors and logs.
@@ -283,6 +366,10 @@ class AsyncServer:
         self.idle_timeout = idle_timeout
         #: Whether the server speaks the meta protocol; None until asked.
         self.meta: bool | None = None
+        #: Discovery removed the server: its connections are closed as they come back.
+        self.retired = False
+        #: Called before each new connection (discovery starts this loop's refresh task).
+        self.on_open = on_open
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopPool] = (
             weakref.WeakKeyDictionary()
         )
@@ -302,6 +389,8 @@ class AsyncServer:
                 # connections cannot be closed through it any more, only forgotten.
                 del self._pools[old]
             pool = self._pools[loop] = LoopPool(self)
+            if self.retired:
+                pool.retire()
         self._last = (weakref.ref(loop), pool)
         return pool
 
@@ -316,11 +405,18 @@ class AsyncServer:
             server=self.name,
         )
 
-    async def open(self, pool: LoopPool) -> AsyncConnection:
-        """A new connection, authenticated, carrying batches for ``pool``."""
-        conn = await AsyncConnection.open(
+    async def _open(self) -> AsyncConnection:
+        if self.on_open is not None:
+            self.on_open()
+        return await AsyncConnection.open(
             self.plan, name=self.name, auth=self.auth, connect_timeout=self.connect_timeout
         )
+
+    # -- exchanges ------------------------------------------------------------------------
+
+    async def open(self, pool: LoopPool) -> AsyncConnection:
+        """A new connection, authenticated, carrying batches for ``pool``."""
+        conn = await self._open()
         conn.attach(pool, self.timeout)
         return conn
 
@@ -376,9 +472,7 @@ class AsyncServer:
     async def _fresh(self, step: Exchange) -> Any:
         """Perform ``step`` on a new connection (a resend, or an administrative command)."""
         pool = self.pool()
-        idle = await pool.acquire()
-        if idle is not None:
-            idle.close()  # its slot is ours, for the new connection
+        await pool.fresh_slot()
         try:
             conn = await self.open(pool)
         except Exception as exc:
@@ -407,21 +501,27 @@ class AsyncServer:
         return reply
 
     async def probe_meta(self) -> bool:
-        """Ask the server once (on a connection of its own) whether it speaks meta; remember it."""
+        """Ask the server once (on a connection of its own) whether it speaks meta; remember it.
+
+        The probe's connection takes a slot of the pool like any other: however
+        many calls ask at once, ``max_connections`` holds.
+        """
         if self.health.down_until:
             self.health.check()
+        pool = self.pool()
+        await pool.fresh_slot()
+        if self.meta is not None:  # another call found out while this one waited
+            pool.discard(None)
+            return self.meta
         conn: AsyncConnection | None = None
         try:
-            conn = await AsyncConnection.open(
-                self.plan, name=self.name, auth=self.auth, connect_timeout=self.connect_timeout
-            )
+            conn = await self._open()
             async with asyncio.timeout(self.timeout):
                 speaks = bool(await conn.run_flow(meta_probe_flow()))
         except Exception as exc:
-            raise self._failed(exc, first_use=True, pool=None) from exc
+            raise self._failed(exc, first_use=True, pool=pool) from exc
         finally:
-            if conn is not None:
-                conn.close()
+            pool.discard(conn)  # closed, and its slot given back
         self.meta = speaks
         return speaks
 
@@ -433,6 +533,22 @@ class AsyncServer:
         if self.health.failed(error) and pool is not None:
             pool.close_idle()
         return error
+
+    def retire(self) -> None:
+        """Discovery removed this server: close every loop's idle connections, and each busy
+        one as it comes back."""
+        self.retired = True
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for loop, pool in list(self._pools.items()):
+            if loop is running:
+                pool.retire()
+            elif not loop.is_closed():
+                # Another loop's connections are closed by that loop, in its own thread.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(pool.retire)
 
     def close_idle(self) -> None:
         """Close this loop's idle connections (other loops close theirs when they next run)."""
