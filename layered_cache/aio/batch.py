@@ -233,8 +233,8 @@ class Pending:
 
     def __init__(self) -> None:
         self.batch = Batch()
-        #: A request that must not be sent twice is among them: the connection's
-        #: socket is checked for an unhandled end-of-file before they go out.
+        #: Whether a request that must not be sent twice is among them (then the
+        #: connection's socket is checked for an unhandled end-of-file first).
         self.careful = False
         #: Single-key gets: ``{key: future or [futures]}`` (autobatched when built).
         self._gets: dict[bytes, Any] = {}
