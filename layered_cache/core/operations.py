@@ -392,8 +392,11 @@ class Operations(Generic[N]):
                     continue
             usable.append((node, group))
         exchanges = []
-        for node, group in usable:
-            if node.meta:
+        # Whether each request went out as meta, read once: a probe still in flight
+        # elsewhere may change node.meta before the replies are read.
+        as_meta = [bool(node.meta) for node, _ in usable]
+        for (node, group), meta in zip(usable, as_meta, strict=True):
+            if meta:
                 request = b"".join(
                     requests.meta_set(raw, items[raw][0], b"T%d F%d k q" % (expire, items[raw][1]))
                     for raw in group
@@ -422,10 +425,10 @@ class Operations(Generic[N]):
                     )
                 )
         replies = yield from self._fan_out(exchanges)
-        for (node, group), reply in zip(usable, replies, strict=True):
+        for (_, group), meta, reply in zip(usable, as_meta, replies, strict=True):
             if reply is FAILED:
                 failed.extend(group.values())
-            elif node.meta:
+            elif meta:
                 failed.extend(group[r.flags["k"]] for r in reply if r.code != b"HD")
             elif reply is not None:
                 lines = reply if len(group) > 1 else [reply]
