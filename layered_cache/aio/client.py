@@ -9,11 +9,13 @@ from types import TracebackType
 from typing import Any, Self
 
 from layered_cache._addresses import ServerSpec
+from layered_cache.aio.namespace import AsyncNamespace
 from layered_cache.aio.node import AsyncServer
 from layered_cache.auth._base import Authenticator
 from layered_cache.core import herd
 from layered_cache.core.client_base import BaseClient
 from layered_cache.core.config import check_count, check_timeout, client_config
+from layered_cache.core.namespaces import NamespaceFlows
 from layered_cache.core.operations import (
     FAILED,
     NO_FALLBACK,
@@ -65,6 +67,7 @@ class AsyncClient(BaseClient[AsyncServer]):
             :class:`~layered_cache.errors.PoolTimeoutError`; None waits forever.
         pool_idle_timeout: as for :class:`~layered_cache.Client`.
         ignore_exceptions: fail-silent mode, as for :class:`~layered_cache.Client`.
+        key_policy, namespace_cache_ttl: as for :class:`~layered_cache.Client`.
 
     Connections belong to the event loop that opened them: a client used from
     several loops (two :func:`asyncio.run` calls, a test runner, ``async_to_sync``)
@@ -101,6 +104,8 @@ class AsyncClient(BaseClient[AsyncServer]):
         pool_timeout: float | None = 2.0,
         pool_idle_timeout: float = 0.0,
         ignore_exceptions: bool = False,
+        key_policy: str = "strict",
+        namespace_cache_ttl: float = 1.0,
     ) -> None:
         config = client_config(
             servers,
@@ -115,6 +120,8 @@ class AsyncClient(BaseClient[AsyncServer]):
             max_pool_size=None,
             pool_idle_timeout=pool_idle_timeout,
             ignore_exceptions=ignore_exceptions,
+            key_policy=key_policy,
+            namespace_cache_ttl=namespace_cache_ttl,
         )
         plan = getattr(config.transport, "plan", None)
         if not callable(plan):
@@ -378,6 +385,21 @@ class AsyncClient(BaseClient[AsyncServer]):
     async def mark_stale(self, key: Key, stale_ttl: int = 30) -> bool:
         """Invalidate ``key`` but keep serving it while one caller refreshes it."""
         return await self._drive(self._ops.mark_stale(key, stale_ttl), False)  # type: ignore[no-any-return]
+
+    def namespace(self, name: str | bytes) -> AsyncNamespace:
+        """A view of this client whose keys all belong to the namespace ``name``.
+
+        The view has the client's keyed methods; ``view.invalidate()`` makes
+        every key of the namespace read as a miss at once, fleet-wide (see
+        :class:`~layered_cache.aio.namespace.AsyncNamespace` and
+        the :doc:`keys guide </guides/keys>`). Views are cheap: make one per use.
+
+        Raises:
+            InvalidKeyError: ``name`` is not a valid memcached key of at most
+                100 bytes (nothing is sent).
+        """
+        flows = NamespaceFlows(self._ops, name, self.namespace_cache_ttl)
+        return AsyncNamespace(flows, self._drive, name, self.serializer)
 
     # -- servers ----------------------------------------------------------------
 

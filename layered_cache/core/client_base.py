@@ -37,6 +37,10 @@ class BaseClient(Generic[N]):
     timeout: float | None
     #: Fail-silent mode.
     ignore_exceptions: bool
+    #: What becomes of a key memcached cannot take: ``"strict"`` refuses it, ``"hash"`` digests it.
+    key_policy: str
+    #: Seconds a namespace's generation, once read, is used without asking memcached again.
+    namespace_cache_ttl: float
 
     def __init__(self, config: ClientConfig, nodes: dict[str, N]) -> None:
         self._config = config
@@ -48,7 +52,9 @@ class BaseClient(Generic[N]):
         self.ignore_exceptions = config.fail_silent.enabled
         self._fail_silent = config.fail_silent
         self._nodes = nodes
-        self._ops: Operations[N] = Operations(config.codec, nodes, config.fail_silent)
+        self.key_policy = config.keys.name
+        self.namespace_cache_ttl = config.namespace_cache_ttl
+        self._ops: Operations[N] = Operations(config.codec, nodes, config.fail_silent, config.keys)
 
     @property
     def servers(self) -> list[str]:

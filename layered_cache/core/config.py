@@ -14,6 +14,8 @@ from collections.abc import Iterable
 import attrs
 
 from layered_cache._addresses import ServerSpec, hash_name, parse_servers
+from layered_cache._keys import KeyPolicy
+from layered_cache._keys import key_policy as _key_policy
 from layered_cache.auth import NoAuth
 from layered_cache.auth._base import Authenticator
 from layered_cache.core.codec import ValueCodec
@@ -80,6 +82,8 @@ class ClientConfig:
     servers: tuple[ServerEntry, ...]
     fail_silent: FailSilent = attrs.field(eq=False)
     codec: ValueCodec = attrs.field(eq=False)
+    keys: KeyPolicy = attrs.field(eq=False)
+    namespace_cache_ttl: float = 1.0
 
 
 def client_config(
@@ -96,6 +100,8 @@ def client_config(
     max_pool_size: int | None,
     pool_idle_timeout: float,
     ignore_exceptions: bool,
+    key_policy: str = "strict",
+    namespace_cache_ttl: float = 1.0,
 ) -> ClientConfig:
     """Check the common constructor arguments and fill in the defaults.
 
@@ -135,4 +141,6 @@ def client_config(
         servers=tuple(entries.values()),
         fail_silent=FailSilent(bool(ignore_exceptions)),
         codec=ValueCodec(serializer),
+        keys=_key_policy(key_policy),
+        namespace_cache_ttl=check_count("namespace_cache_ttl", namespace_cache_ttl, minimum=0),
     )

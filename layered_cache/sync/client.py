@@ -14,6 +14,7 @@ from layered_cache.auth._base import Authenticator
 from layered_cache.core import herd
 from layered_cache.core.client_base import BaseClient
 from layered_cache.core.config import client_config
+from layered_cache.core.namespaces import NamespaceFlows
 from layered_cache.core.operations import (
     FAILED,
     NO_FALLBACK,
@@ -27,6 +28,7 @@ from layered_cache.core.operations import (
 from layered_cache.errors import CacheConnectionError
 from layered_cache.serialization._base import Serializer
 from layered_cache.sync.connection import Connection
+from layered_cache.sync.namespace import Namespace
 from layered_cache.sync.node import ServerNode
 from layered_cache.transport import format_address
 from layered_cache.transport._base import Address, Transport
@@ -80,6 +82,17 @@ class Client(BaseClient[ServerNode]):
             once per server on the ``layered_cache`` logger. Bad keys, values,
             credentials and TLS refusals still raise: they are mistakes to fix,
             not outages to ride out.
+        key_policy: what becomes of a key memcached cannot take as it is (over
+            250 bytes once UTF-8 encoded, whitespace, control characters):
+            ``"strict"`` (default) refuses it with
+            :class:`~layered_cache.errors.InvalidKeyError` before anything is
+            sent; ``"hash"`` stores it under a digest form that keeps its
+            readable start (see the :doc:`keys guide </guides/keys>`). Either
+            way a valid key is sent exactly as it is.
+        namespace_cache_ttl: seconds a namespace's generation, once read, is
+            used without asking memcached again (0: read it on every call);
+            also how long another process may use a generation after this one
+            invalidated it (:meth:`namespace`).
 
     Connections are pooled per server and shared by threads; a process forked
     from this one (a gunicorn or Celery worker) starts with an empty pool and
@@ -117,6 +130,8 @@ class Client(BaseClient[ServerNode]):
         max_pool_size: int | None = None,
         pool_idle_timeout: float = 0.0,
         ignore_exceptions: bool = False,
+        key_policy: str = "strict",
+        namespace_cache_ttl: float = 1.0,
     ) -> None:
         config = client_config(
             servers,
@@ -131,6 +146,8 @@ class Client(BaseClient[ServerNode]):
             max_pool_size=max_pool_size,
             pool_idle_timeout=pool_idle_timeout,
             ignore_exceptions=ignore_exceptions,
+            key_policy=key_policy,
+            namespace_cache_ttl=namespace_cache_ttl,
         )
         nodes = {
             entry.key: ServerNode(
@@ -505,6 +522,21 @@ class Client(BaseClient[ServerNode]):
     ) -> bool:
         reply = self._ask(self._ops.store_step(command, key, value, expire, noreply, flags))
         return reply is not FAILED and self._ops.store_result(reply)
+
+    def namespace(self, name: str | bytes) -> Namespace:
+        """A view of this client whose keys all belong to the namespace ``name``.
+
+        The view has the client's keyed methods; ``view.invalidate()`` makes
+        every key of the namespace read as a miss at once, fleet-wide (see
+        :class:`~layered_cache.sync.namespace.Namespace` and
+        the :doc:`keys guide </guides/keys>`). Views are cheap: make one per use.
+
+        Raises:
+            InvalidKeyError: ``name`` is not a valid memcached key of at most
+                100 bytes (nothing is sent).
+        """
+        flows = NamespaceFlows(self._ops, name, self.namespace_cache_ttl)
+        return Namespace(flows, self._drive, name, self.serializer)
 
     # -- servers ------------------------------------------------------------
 
