@@ -15,7 +15,7 @@ from layered_cache.auth._base import Authenticator
 from layered_cache.core import herd
 from layered_cache.core.client_base import BaseClient
 from layered_cache.core.config import check_count, check_timeout, client_config
-from layered_cache.core.namespaces import NamespaceFlows
+from layered_cache.core.namespaces import NamespaceFlows, forget_generations
 from layered_cache.core.operations import (
     FAILED,
     NO_FALLBACK,
@@ -413,6 +413,7 @@ class AsyncClient(BaseClient[AsyncServer]):
 
     async def flush_all(self, delay: int = 0, noreply: bool = False) -> bool:
         """Invalidate every item on every server; True when all agreed."""
+        forget_generations(self._ops)  # namespaces start new generations
         return await self._drive(self._ops.flush_all(delay, noreply))  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:

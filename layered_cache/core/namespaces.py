@@ -38,7 +38,7 @@ from layered_cache.core.operations import NO_FALLBACK, Compute, Exchange, Flow, 
 from layered_cache.errors import CacheConnectionError, ServerResponseError
 from layered_cache.protocol import Expect, requests
 
-__all__ = ["GENERATIONS", "GenerationCache", "NamespaceFlows"]
+__all__ = ["GENERATIONS", "GenerationCache", "NamespaceFlows", "fleet_of", "forget_generations"]
 
 T = TypeVar("T")
 
@@ -89,9 +89,25 @@ class GenerationCache:
         with self._lock:
             self._entries.pop((fleet, key), None)
 
+    def forget_fleet(self, fleet: Any) -> None:
+        """Forget every generation of these servers (they were flushed)."""
+        with self._lock:
+            for entry in [entry for entry in self._entries if entry[0] == fleet]:
+                del self._entries[entry]
+
 
 #: The process's generations (see :class:`GenerationCache`).
 GENERATIONS: Final = GenerationCache()
+
+
+def fleet_of(ops: Operations[Any]) -> frozenset[str]:
+    """What identifies a client's servers in :data:`GENERATIONS` (not their order)."""
+    return frozenset(ops.nodes)
+
+
+def forget_generations(ops: Operations[Any]) -> None:
+    """After ``flush_all``: the generations this process remembers for these servers are gone."""
+    GENERATIONS.forget_fleet(fleet_of(ops))
 
 
 class NamespaceFlows:
@@ -117,9 +133,8 @@ class NamespaceFlows:
         self._name = namespace_name(name)
         self._key = generation_key(self._name)
         self._ttl = ttl
-        # Clients of the same servers share generations; placement does not
-        # depend on the order the servers were listed in.
-        self._fleet = frozenset(ops.nodes)
+        # Clients of the same servers share generations.
+        self._fleet = fleet_of(ops)
         self._current: tuple[bytes, Operations[Any]] | None = None
 
     # -- the generation -----------------------------------------------------------------
@@ -172,7 +187,7 @@ class NamespaceFlows:
 
         False, too, when fail-silent mode absorbs a failure of its server.
         """
-        return herd.absorbing(self._ops, self._invalidate(), False)  # type: ignore[no-any-return]
+        return herd.absorbing(self._ops, self._invalidate(), False)
 
     def _invalidate(self) -> Flow[bool]:
         """See :meth:`invalidate`.

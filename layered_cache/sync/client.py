@@ -14,7 +14,7 @@ from layered_cache.auth._base import Authenticator
 from layered_cache.core import herd
 from layered_cache.core.client_base import BaseClient
 from layered_cache.core.config import client_config
-from layered_cache.core.namespaces import NamespaceFlows
+from layered_cache.core.namespaces import NamespaceFlows, forget_generations
 from layered_cache.core.operations import (
     FAILED,
     NO_FALLBACK,
@@ -550,6 +550,7 @@ class Client(BaseClient[ServerNode]):
 
     def flush_all(self, delay: int = 0, noreply: bool = False) -> bool:
         """Invalidate every item on every server (after ``delay`` seconds); True when all agreed."""
+        forget_generations(self._ops)  # namespaces start new generations
         return self._drive(self._ops.flush_all(delay, noreply))  # type: ignore[no-any-return]
 
     def _after_fork(self) -> None:
