@@ -224,7 +224,7 @@ def test_generation_server_down_raises(
         lambda: space.set("k", 1),
         lambda: space.get_many(["k"]),
         lambda: space.get_or_set("k", 1),
-        lambda: space.invalidate(),
+        space.invalidate,
     ):
         with pytest.raises(CacheConnectionError):
             call()
@@ -233,7 +233,9 @@ def test_generation_server_down_raises(
 def test_generation_server_down_fail_silent(
     fleet: list[MemcachedProcess], make: Callable[..., Any]
 ) -> None:
-    client = make([server.address for server in fleet], namespace_cache_ttl=0, ignore_exceptions=True)
+    client = make(
+        [server.address for server in fleet], namespace_cache_ttl=0, ignore_exceptions=True
+    )
     space = client.namespace("user:42")
     assert space.set("k", "v") is True
     _generation_server(fleet, b"user:42").stop()
