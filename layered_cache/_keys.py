@@ -93,7 +93,7 @@ def _refuse(key: object) -> InvalidKeyError:
 
 
 def encode_key(key: str | bytes) -> bytes:
-    """Return ``key`` as the bytes sent to memcached, or raise :class:`InvalidKeyError`.
+    """``key`` as the bytes sent to memcached, or raise :class:`~layered_cache.InvalidKeyError`.
 
     Example:
         >>> encode_key("café:1")

@@ -17,7 +17,8 @@ Key = str | bytes
 class AsyncNamespace:
     """A group of keys of an :class:`~layered_cache.AsyncClient`, invalidated at once.
 
-    Made by :meth:`AsyncClient.namespace`; see the :doc:`keys guide </guides/keys>`.
+    Made by :meth:`~layered_cache.AsyncClient.namespace`; see the
+    :doc:`keys guide </guides/keys>`.
     Each call first finds the namespace's generation (remembered in-process
     for ``namespace_cache_ttl`` seconds, else one ``get``), then runs as the
     client's method of the same name, with the same arguments, results and
@@ -59,19 +60,19 @@ class AsyncNamespace:
         return await self._drive(self._flows.generation())  # type: ignore[no-any-return]
 
     async def get(self, key: Key, default: Any = None) -> Any:
-        """:meth:`AsyncClient.get` in this namespace."""
+        """:meth:`~layered_cache.AsyncClient.get` in this namespace."""
         return await self._drive(self._flows.get(key, default))
 
     async def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
-        """:meth:`AsyncClient.get_many` in this namespace."""
+        """:meth:`~layered_cache.AsyncClient.get_many` in this namespace."""
         return await self._drive(self._flows.get_many(keys))  # type: ignore[no-any-return]
 
     async def gets(self, key: Key, default: Any = None, cas_default: Any = None) -> tuple[Any, Any]:
-        """:meth:`AsyncClient.gets` in this namespace."""
+        """:meth:`~layered_cache.AsyncClient.gets` in this namespace."""
         return await self._drive(self._flows.gets(key, default, cas_default))  # type: ignore[no-any-return]
 
     async def gets_many(self, keys: Iterable[Key]) -> dict[Key, tuple[Any, Any]]:
-        """:meth:`AsyncClient.gets_many` in this namespace."""
+        """:meth:`~layered_cache.AsyncClient.gets_many` in this namespace."""
         return await self._drive(self._flows.gets_many(keys))  # type: ignore[no-any-return]
 
     async def _store(
@@ -83,31 +84,31 @@ class AsyncNamespace:
     async def set(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
-        """:meth:`AsyncClient.set` in this namespace."""
+        """:meth:`~layered_cache.AsyncClient.set` in this namespace."""
         return await self._store(b"set", key, value, expire, noreply, flags)
 
     async def add(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
-        """:meth:`AsyncClient.add` in this namespace."""
+        """:meth:`~layered_cache.AsyncClient.add` in this namespace."""
         return await self._store(b"add", key, value, expire, noreply, flags)
 
     async def replace(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
-        """:meth:`AsyncClient.replace` in this namespace."""
+        """:meth:`~layered_cache.AsyncClient.replace` in this namespace."""
         return await self._store(b"replace", key, value, expire, noreply, flags)
 
     async def append(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
-        """:meth:`AsyncClient.append` in this namespace."""
+        """:meth:`~layered_cache.AsyncClient.append` in this namespace."""
         return await self._store(b"append", key, value, expire, noreply, flags)
 
     async def prepend(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
-        """:meth:`AsyncClient.prepend` in this namespace."""
+        """:meth:`~layered_cache.AsyncClient.prepend` in this namespace."""
         return await self._store(b"prepend", key, value, expire, noreply, flags)
 
     async def set_many(
@@ -117,7 +118,7 @@ class AsyncNamespace:
         noreply: bool = False,
         flags: int | None = None,
     ) -> list[Key]:
-        """:meth:`AsyncClient.set_many` in this namespace: the keys not stored."""
+        """:meth:`~layered_cache.AsyncClient.set_many` in this namespace: the keys not stored."""
         flow = self._flows.set_many(values, expire, noreply, flags)
         return await self._drive(flow)  # type: ignore[no-any-return]
 
@@ -130,16 +131,16 @@ class AsyncNamespace:
         noreply: bool = False,
         flags: int | None = None,
     ) -> bool | None:
-        """:meth:`AsyncClient.cas` in this namespace."""
+        """:meth:`~layered_cache.AsyncClient.cas` in this namespace."""
         flow = self._flows.cas(key, value, cas, expire, noreply, flags)
         return await self._drive(flow)  # type: ignore[no-any-return]
 
     async def delete(self, key: Key, noreply: bool = False) -> bool:
-        """:meth:`AsyncClient.delete` in this namespace."""
+        """:meth:`~layered_cache.AsyncClient.delete` in this namespace."""
         return await self._drive(self._flows.delete(key, noreply))  # type: ignore[no-any-return]
 
     async def delete_many(self, keys: Iterable[Key], noreply: bool = False) -> bool:
-        """:meth:`AsyncClient.delete_many` in this namespace."""
+        """:meth:`~layered_cache.AsyncClient.delete_many` in this namespace."""
         return await self._drive(self._flows.delete_many(keys, noreply))  # type: ignore[no-any-return]
 
     async def incr(
@@ -151,7 +152,7 @@ class AsyncNamespace:
         initial: int | None = None,
         expire: int = 0,
     ) -> int | None:
-        """:meth:`AsyncClient.incr` in this namespace."""
+        """:meth:`~layered_cache.AsyncClient.incr` in this namespace."""
         flow = self._flows.count(key, value, noreply, initial, expire, decrement=False)
         return await self._drive(flow)  # type: ignore[no-any-return]
 
@@ -164,12 +165,12 @@ class AsyncNamespace:
         initial: int | None = None,
         expire: int = 0,
     ) -> int | None:
-        """:meth:`AsyncClient.decr` in this namespace."""
+        """:meth:`~layered_cache.AsyncClient.decr` in this namespace."""
         flow = self._flows.count(key, value, noreply, initial, expire, decrement=True)
         return await self._drive(flow)  # type: ignore[no-any-return]
 
     async def touch(self, key: Key, expire: int = 0, noreply: bool = False) -> bool:
-        """:meth:`AsyncClient.touch` in this namespace."""
+        """:meth:`~layered_cache.AsyncClient.touch` in this namespace."""
         return await self._drive(self._flows.touch(key, expire, noreply))  # type: ignore[no-any-return]
 
     async def get_or_set(
@@ -182,7 +183,7 @@ class AsyncNamespace:
         lease_ttl: int = 30,
         refresh_ahead: int = 0,
     ) -> Any:
-        """:meth:`AsyncClient.get_or_set` in this namespace (herd-safe, once per generation)."""
+        """:meth:`~layered_cache.AsyncClient.get_or_set` in this namespace (herd-safe)."""
         flow = self._flows.get_or_set(
             key,
             default,
@@ -194,7 +195,7 @@ class AsyncNamespace:
         return await self._drive(flow)
 
     async def mark_stale(self, key: Key, stale_ttl: int = 30) -> bool:
-        """:meth:`AsyncClient.mark_stale` in this namespace."""
+        """:meth:`~layered_cache.AsyncClient.mark_stale` in this namespace."""
         return await self._drive(self._flows.mark_stale(key, stale_ttl))  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:

@@ -37,7 +37,7 @@ class BaseClient(Generic[N]):
     timeout: float | None
     #: Fail-silent mode.
     ignore_exceptions: bool
-    #: What becomes of a key memcached cannot take: ``"strict"`` refuses it, ``"hash"`` digests it.
+    #: The key policy (``"strict"`` refuses keys memcached cannot take, ``"hash"`` digests them).
     key_policy: str
     #: Seconds a namespace's generation, once read, is used without asking memcached again.
     namespace_cache_ttl: float

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from layered_cache._keys import generation_key, namespace_name, namespace_prefix
 from layered_cache.core import herd
@@ -39,8 +39,6 @@ from layered_cache.errors import CacheConnectionError, ServerResponseError
 from layered_cache.protocol import Expect, requests
 
 __all__ = ["GENERATIONS", "GenerationCache", "NamespaceFlows", "fleet_of", "forget_generations"]
-
-T = TypeVar("T")
 
 # Generations are random numbers below this: two generations of one namespace
 # meet with a chance of one in 2**62.
@@ -206,12 +204,12 @@ class NamespaceFlows:
         GENERATIONS.remember(self._fleet, self._key, fresh)
         return True
 
-    def run(self, call: Callable[[Operations[Any]], Flow[T]], fallback: Any) -> Flow[T]:
+    def run(self, call: Callable[[Operations[Any]], Flow[Any]], fallback: Any) -> Flow[Any]:
         """``call``'s flow in the current generation; ``fallback`` when fail-silent absorbs."""
         flow = self._run(call)
         return flow if fallback is NO_FALLBACK else herd.absorbing(self._ops, flow, fallback)
 
-    def _run(self, call: Callable[[Operations[Any]], Flow[T]]) -> Flow[T]:
+    def _run(self, call: Callable[[Operations[Any]], Flow[Any]]) -> Flow[Any]:
         generation = yield from self.generation()
         return (yield from call(self._in_generation(generation)))
 
@@ -316,7 +314,7 @@ class NamespaceFlows:
         return self.run(lambda ops: ops.mark_stale(key, stale_ttl), False)
 
 
-def _one(step: Exchange, result: Callable[[Any], T]) -> Flow[T]:
+def _one(step: Exchange, result: Callable[[Any], Any]) -> Flow[Any]:
     """One exchange and what its reply means, as a flow."""
     reply = yield step
     return result(reply)

@@ -22,8 +22,8 @@ __all__ = ["CacheNamespace"]
 class CacheNamespace(MemcacheCache):
     """The keys of one namespace of a :class:`~layered_cache.django.MemcacheCache`.
 
-    Made by :meth:`MemcacheCache.namespace`. Every method of Django's cache API
-    works as on the cache, on the namespace's keys only; :meth:`clear` (and
+    Made by :meth:`~layered_cache.django.MemcacheCache.namespace`. Every method
+    of Django's cache API works as on the cache, on the namespace's keys only; :meth:`clear` (and
     :meth:`aclear`) invalidate the namespace: every key in it reads as a miss
     at once, fleet-wide, while the rest of the cache is untouched.
 

@@ -17,7 +17,8 @@ Key = str | bytes
 class Namespace:
     """A group of keys of a :class:`~layered_cache.Client`, invalidated at once.
 
-    Made by :meth:`Client.namespace`; see the :doc:`keys guide </guides/keys>`.
+    Made by :meth:`~layered_cache.Client.namespace`; see the
+    :doc:`keys guide </guides/keys>`.
     Each call first finds the namespace's generation (remembered in-process
     for ``namespace_cache_ttl`` seconds, else one ``get``), then runs as the
     client's method of the same name, with the same arguments, results and
@@ -59,19 +60,19 @@ class Namespace:
         return self._drive(self._flows.generation())  # type: ignore[no-any-return]
 
     def get(self, key: Key, default: Any = None) -> Any:
-        """:meth:`Client.get` in this namespace."""
+        """:meth:`~layered_cache.Client.get` in this namespace."""
         return self._drive(self._flows.get(key, default))
 
     def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
-        """:meth:`Client.get_many` in this namespace."""
+        """:meth:`~layered_cache.Client.get_many` in this namespace."""
         return self._drive(self._flows.get_many(keys))  # type: ignore[no-any-return]
 
     def gets(self, key: Key, default: Any = None, cas_default: Any = None) -> tuple[Any, Any]:
-        """:meth:`Client.gets` in this namespace."""
+        """:meth:`~layered_cache.Client.gets` in this namespace."""
         return self._drive(self._flows.gets(key, default, cas_default))  # type: ignore[no-any-return]
 
     def gets_many(self, keys: Iterable[Key]) -> dict[Key, tuple[Any, Any]]:
-        """:meth:`Client.gets_many` in this namespace."""
+        """:meth:`~layered_cache.Client.gets_many` in this namespace."""
         return self._drive(self._flows.gets_many(keys))  # type: ignore[no-any-return]
 
     def _store(
@@ -83,31 +84,31 @@ class Namespace:
     def set(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
-        """:meth:`Client.set` in this namespace."""
+        """:meth:`~layered_cache.Client.set` in this namespace."""
         return self._store(b"set", key, value, expire, noreply, flags)
 
     def add(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
-        """:meth:`Client.add` in this namespace."""
+        """:meth:`~layered_cache.Client.add` in this namespace."""
         return self._store(b"add", key, value, expire, noreply, flags)
 
     def replace(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
-        """:meth:`Client.replace` in this namespace."""
+        """:meth:`~layered_cache.Client.replace` in this namespace."""
         return self._store(b"replace", key, value, expire, noreply, flags)
 
     def append(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
-        """:meth:`Client.append` in this namespace."""
+        """:meth:`~layered_cache.Client.append` in this namespace."""
         return self._store(b"append", key, value, expire, noreply, flags)
 
     def prepend(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
     ) -> bool:
-        """:meth:`Client.prepend` in this namespace."""
+        """:meth:`~layered_cache.Client.prepend` in this namespace."""
         return self._store(b"prepend", key, value, expire, noreply, flags)
 
     def set_many(
@@ -117,7 +118,7 @@ class Namespace:
         noreply: bool = False,
         flags: int | None = None,
     ) -> list[Key]:
-        """:meth:`Client.set_many` in this namespace: the keys not stored."""
+        """:meth:`~layered_cache.Client.set_many` in this namespace: the keys not stored."""
         flow = self._flows.set_many(values, expire, noreply, flags)
         return self._drive(flow)  # type: ignore[no-any-return]
 
@@ -130,16 +131,16 @@ class Namespace:
         noreply: bool = False,
         flags: int | None = None,
     ) -> bool | None:
-        """:meth:`Client.cas` in this namespace."""
+        """:meth:`~layered_cache.Client.cas` in this namespace."""
         flow = self._flows.cas(key, value, cas, expire, noreply, flags)
         return self._drive(flow)  # type: ignore[no-any-return]
 
     def delete(self, key: Key, noreply: bool = False) -> bool:
-        """:meth:`Client.delete` in this namespace."""
+        """:meth:`~layered_cache.Client.delete` in this namespace."""
         return self._drive(self._flows.delete(key, noreply))  # type: ignore[no-any-return]
 
     def delete_many(self, keys: Iterable[Key], noreply: bool = False) -> bool:
-        """:meth:`Client.delete_many` in this namespace."""
+        """:meth:`~layered_cache.Client.delete_many` in this namespace."""
         return self._drive(self._flows.delete_many(keys, noreply))  # type: ignore[no-any-return]
 
     def incr(
@@ -151,7 +152,7 @@ class Namespace:
         initial: int | None = None,
         expire: int = 0,
     ) -> int | None:
-        """:meth:`Client.incr` in this namespace."""
+        """:meth:`~layered_cache.Client.incr` in this namespace."""
         flow = self._flows.count(key, value, noreply, initial, expire, decrement=False)
         return self._drive(flow)  # type: ignore[no-any-return]
 
@@ -164,12 +165,12 @@ class Namespace:
         initial: int | None = None,
         expire: int = 0,
     ) -> int | None:
-        """:meth:`Client.decr` in this namespace."""
+        """:meth:`~layered_cache.Client.decr` in this namespace."""
         flow = self._flows.count(key, value, noreply, initial, expire, decrement=True)
         return self._drive(flow)  # type: ignore[no-any-return]
 
     def touch(self, key: Key, expire: int = 0, noreply: bool = False) -> bool:
-        """:meth:`Client.touch` in this namespace."""
+        """:meth:`~layered_cache.Client.touch` in this namespace."""
         return self._drive(self._flows.touch(key, expire, noreply))  # type: ignore[no-any-return]
 
     def get_or_set(
@@ -182,7 +183,7 @@ class Namespace:
         lease_ttl: int = 30,
         refresh_ahead: int = 0,
     ) -> Any:
-        """:meth:`Client.get_or_set` in this namespace (herd-safe, once per generation)."""
+        """:meth:`~layered_cache.Client.get_or_set` in this namespace (herd-safe)."""
         flow = self._flows.get_or_set(
             key,
             default,
@@ -194,7 +195,7 @@ class Namespace:
         return self._drive(flow)
 
     def mark_stale(self, key: Key, stale_ttl: int = 30) -> bool:
-        """:meth:`Client.mark_stale` in this namespace."""
+        """:meth:`~layered_cache.Client.mark_stale` in this namespace."""
         return self._drive(self._flows.mark_stale(key, stale_ttl))  # type: ignore[no-any-return]
 
     # pymemcache's aliases, as Client has them.
