@@ -223,7 +223,7 @@ class NamespaceFlows:
 
     def gets(self, key: Key, default: Any, cas_default: Any) -> Flow[tuple[Any, Any]]:
         return self.run(
-            lambda ops: _one(
+            lambda ops: ops.ask(
                 ops.gets_step(key), lambda r: ops.gets_result(key, r, default, cas_default)
             ),
             (default, cas_default),
@@ -235,7 +235,12 @@ class NamespaceFlows:
     def store(
         self, command: bytes, key: Key, value: Any, expire: int, noreply: bool, flags: int | None
     ) -> Flow[bool]:
-        return self.run(lambda ops: ops.store(command, key, value, expire, noreply, flags), False)
+        return self.run(
+            lambda ops: ops.ask(
+                ops.store_step(command, key, value, expire, noreply, flags), ops.store_result
+            ),
+            False,
+        )
 
     def set_many(
         self, values: Mapping[Key, Any], expire: int, noreply: bool, flags: int | None
@@ -246,21 +251,23 @@ class NamespaceFlows:
         self, key: Key, value: Any, token: Any, expire: int, noreply: bool, flags: int | None
     ) -> Flow[bool | None]:
         return self.run(
-            lambda ops: _one(
+            lambda ops: ops.ask(
                 ops.cas_step(key, value, token, expire, noreply, flags), ops.cas_result
             ),
             False,
         )
 
     def delete(self, key: Key, noreply: bool) -> Flow[bool]:
-        return self.run(lambda ops: ops.delete(key, noreply), False)
+        return self.run(
+            lambda ops: ops.ask(ops.delete_step(key, noreply), ops.delete_result), False
+        )
 
     def delete_many(self, keys: Iterable[Key], noreply: bool) -> Flow[bool]:
         return self.run(lambda ops: ops.delete_many(keys, noreply), False)
 
     def touch(self, key: Key, expire: int, noreply: bool) -> Flow[bool]:
         return self.run(
-            lambda ops: _one(ops.touch_step(key, expire, noreply), ops.touch_result), False
+            lambda ops: ops.ask(ops.touch_step(key, expire, noreply), ops.touch_result), False
         )
 
     def count(
@@ -277,7 +284,7 @@ class NamespaceFlows:
             if initial is not None:
                 return ops.count_or_create(key, delta, initial, expire, decrement=decrement)
             step = ops.count_step(key, delta, noreply, decrement=decrement)
-            return _one(step, ops.count_result)
+            return ops.ask(step, ops.count_result)
 
         return self.run(call, None)
 
@@ -312,9 +319,3 @@ class NamespaceFlows:
 
     def mark_stale(self, key: Key, stale_ttl: int) -> Flow[bool]:
         return self.run(lambda ops: ops.mark_stale(key, stale_ttl), False)
-
-
-def _one(step: Exchange, result: Callable[[Any], Any]) -> Flow[Any]:
-    """One exchange and what its reply means, as a flow."""
-    reply = yield step
-    return result(reply)
