@@ -25,6 +25,7 @@ engines' namespace views drive them.
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
@@ -87,6 +88,10 @@ class GenerationCache:
         with self._lock:
             self._entries.pop((fleet, key), None)
 
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (the parent's may have been held at fork time)."""
+        self._lock = threading.Lock()
+
     def forget_fleet(self, fleet: Any) -> None:
         """Forget every generation of these servers (they were flushed)."""
         with self._lock:
@@ -96,6 +101,9 @@ class GenerationCache:
 
 #: The process's generations (see :class:`GenerationCache`).
 GENERATIONS: Final = GenerationCache()
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=GENERATIONS.after_fork)
 
 
 def fleet_of(ops: Operations[Any]) -> frozenset[str]:
