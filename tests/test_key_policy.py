@@ -272,3 +272,20 @@ def test_strict_still_refuses_before_sending(
         client.set("green tea", 1)
     with pytest.raises(InvalidKeyError):
         client.get_many(["ok", "x" * 251])
+
+
+@pytest.mark.parametrize("where", ["plain", "namespace"])
+def test_classic_get_or_set_leases_follow_the_policy(
+    memcached: MemcachedProcess, where: str
+) -> None:
+    """Without meta (older memcached, twemproxy) the lease key goes through the policy too."""
+    with Client(memcached.address, key_policy="hash") as client:
+        client._nodes[next(iter(client._nodes))].meta = False  # the add-based lease path
+        target: Any = client if where == "plain" else client.namespace("user:1")
+        key = "report for " + "a very long query " * 20
+        calls: list[int] = []
+        for _ in range(2):
+            assert target.get_or_set(key, lambda: calls.append(1) or "v") == "v"
+        assert calls == [1]
+        assert target.get(key) == "v"
+        assert target.get(key + ":lease") is None  # the lease was released
