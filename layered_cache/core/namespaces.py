@@ -126,7 +126,7 @@ class NamespaceFlows:
     generation's server or the key's).
 
     Args:
-        ops: the client's flows.
+        current: the client's flows (asked at every call: discovery may change them).
         name: the namespace's name: a valid memcached key of at most 100 bytes.
         ttl: seconds a generation read is used before it is read again.
 
@@ -134,24 +134,36 @@ class NamespaceFlows:
         InvalidKeyError: ``name`` is not a valid namespace name.
     """
 
-    def __init__(self, ops: Operations[Any], name: str | bytes, ttl: float) -> None:
-        self._ops = ops
+    def __init__(
+        self, current: Callable[[], Operations[Any]], name: str | bytes, ttl: float
+    ) -> None:
+        # The client's flows are asked for at each call: discovery may swap in
+        # other servers (and a new placement) at any time.
+        self._current_ops = current
         self._name = namespace_name(name)
         self._key = generation_key(self._name)
         self._ttl = ttl
-        # Clients of the same servers share generations.
-        self._fleet = fleet_of(ops)
-        self._current: tuple[bytes, Operations[Any]] | None = None
+        # (client flows, their fleet, generation, flows in that generation), last used.
+        self._last: tuple[Operations[Any], frozenset[str], bytes, Operations[Any]] | None = None
 
     # -- the generation -----------------------------------------------------------------
 
-    def _in_generation(self, generation: bytes) -> Operations[Any]:
-        current = self._current
-        if current is not None and current[0] == generation:
-            return current[1]
-        ops = self._ops.with_keys(self._ops.keys.within(*namespace_prefix(self._name, generation)))
-        self._current = (generation, ops)
-        return ops
+    @property
+    def _ops(self) -> Operations[Any]:
+        return self._current_ops()
+
+    def _fleet(self, ops: Operations[Any]) -> frozenset[str]:
+        last = self._last
+        return last[1] if last is not None and last[0] is ops else fleet_of(ops)
+
+    def _in_generation(self, ops: Operations[Any], generation: bytes) -> Operations[Any]:
+        last = self._last
+        if last is not None and last[0] is ops and last[2] == generation:
+            return last[3]
+        keys = ops.keys.within(*namespace_prefix(self._name, generation))
+        qualified = ops.with_keys(keys)
+        self._last = (ops, self._fleet(ops), generation, qualified)
+        return qualified
 
     def _exchange(self, request: bytes, expect: int, *, idempotent: bool) -> Exchange:
         node = self._ops.node(self._key)
@@ -163,7 +175,8 @@ class NamespaceFlows:
 
     def generation(self) -> Flow[bytes]:
         """The namespace's current generation (made, with ``add``, if it has none)."""
-        found = GENERATIONS.lookup(self._fleet, self._key, self._ttl)
+        fleet = self._fleet(self._ops)
+        found = GENERATIONS.lookup(fleet, self._key, self._ttl)
         if found is not None:
             return found
         for _ in range(_ATTEMPTS):
@@ -185,7 +198,7 @@ class NamespaceFlows:
                 "the namespace's generation kept disappearing between reading and making it",
                 server=self._ops.node(self._key).name,
             )
-        GENERATIONS.remember(self._fleet, self._key, found)
+        GENERATIONS.remember(fleet, self._key, found)
         return found
 
     def invalidate(self) -> Flow[bool]:
@@ -204,12 +217,13 @@ class NamespaceFlows:
         first, so that even when the move fails no call here uses it again
         without asking memcached.
         """
-        GENERATIONS.forget(self._fleet, self._key)
+        fleet = self._fleet(self._ops)
+        GENERATIONS.forget(fleet, self._key)
         fresh = _fresh_generation()
         reply = yield self._store(b"set", fresh)
         if reply != b"STORED":
             return False
-        GENERATIONS.remember(self._fleet, self._key, fresh)
+        GENERATIONS.remember(fleet, self._key, fresh)
         return True
 
     def run(self, call: Callable[[Operations[Any]], Flow[Any]], fallback: Any) -> Flow[Any]:
@@ -218,8 +232,9 @@ class NamespaceFlows:
         return flow if fallback is NO_FALLBACK else herd.absorbing(self._ops, flow, fallback)
 
     def _run(self, call: Callable[[Operations[Any]], Flow[Any]]) -> Flow[Any]:
+        ops = self._ops
         generation = yield from self.generation()
-        return (yield from call(self._in_generation(generation)))
+        return (yield from call(self._in_generation(ops, generation)))
 
     # -- the keyed methods -----------------------------------------------------------------
 
@@ -306,16 +321,17 @@ class NamespaceFlows:
         lease_ttl: int,
         refresh_ahead: int,
     ) -> Flow[Any]:
+        ops = self._ops
         try:
             generation = yield from self.generation()
         except CacheConnectionError as error:
             # As get_or_set does when its own server fails: compute, store nothing.
-            if not self._ops.fail_silent.absorb(error):
+            if not ops.fail_silent.absorb(error):
                 raise
             return (yield Compute(default))
         return (
             yield from herd.get_or_set(
-                self._in_generation(generation),
+                self._in_generation(ops, generation),
                 key,
                 default,
                 expire,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import weakref
@@ -13,7 +14,7 @@ from layered_cache._addresses import ServerSpec
 from layered_cache.auth._base import Authenticator
 from layered_cache.core import herd
 from layered_cache.core.client_base import BaseClient
-from layered_cache.core.config import client_config
+from layered_cache.core.config import ClientConfig, ServerEntry, client_config
 from layered_cache.core.namespaces import NamespaceFlows, forget_generations
 from layered_cache.core.operations import (
     FAILED,
@@ -25,9 +26,11 @@ from layered_cache.core.operations import (
     ProbeMeta,
     Sleep,
 )
-from layered_cache.errors import CacheConnectionError
+from layered_cache.discovery._base import Discovery
+from layered_cache.errors import CacheConnectionError, DiscoveryError
 from layered_cache.serialization._base import Serializer
 from layered_cache.sync.connection import Connection
+from layered_cache.sync.discovery import Refresher, run_lookup
 from layered_cache.sync.namespace import Namespace
 from layered_cache.sync.node import ServerNode
 from layered_cache.transport import format_address
@@ -93,6 +96,19 @@ class Client(BaseClient[ServerNode]):
             used without asking memcached again (0: read it on every call);
             also how long another process may use a generation after this one
             invalidated it (:meth:`namespace`).
+        discovery: where the nodes come from:
+            :class:`~layered_cache.discovery.StaticDiscovery` (default: the
+            ``servers`` are the nodes),
+            :class:`~layered_cache.discovery.ElastiCacheDiscovery` or
+            :class:`~layered_cache.discovery.MemorystoreDiscovery` (``servers``
+            is the configuration endpoint), or
+            :class:`~layered_cache.discovery.DNSDiscovery` (``servers`` are
+            names resolved again and again). With a background ``interval``,
+            the constructor looks the nodes up once (within the timeouts; if
+            that fails, the client starts on ``servers`` and logs a warning),
+            then a background thread looks again every ``interval`` seconds
+            and soon after a node fails; cache calls never wait for it (call
+            :meth:`refresh` to look up now). See the managed clusters guide.
 
     Connections are pooled per server and shared by threads; a process forked
     from this one (a gunicorn or Celery worker) starts with an empty pool and
@@ -104,7 +120,8 @@ class Client(BaseClient[ServerNode]):
     always means "not in the cache", never "could not ask".
 
     Raises:
-        ConfigurationError: an option is invalid; no connection is attempted.
+        ConfigurationError: an option is invalid; no connection is attempted
+            (the only connection a constructor makes is discovery's first lookup).
 
     Example:
         >>> client = Client(memcached_address)
@@ -132,6 +149,7 @@ class Client(BaseClient[ServerNode]):
         ignore_exceptions: bool = False,
         key_policy: str = "strict",
         namespace_cache_ttl: float = 1.0,
+        discovery: Discovery | None = None,
     ) -> None:
         config = client_config(
             servers,
@@ -148,29 +166,26 @@ class Client(BaseClient[ServerNode]):
             ignore_exceptions=ignore_exceptions,
             key_policy=key_policy,
             namespace_cache_ttl=namespace_cache_ttl,
+            discovery=discovery,
         )
+        self._refresher = Refresher(config.membership, self._refresh_in_background)
         nodes = {
-            entry.key: ServerNode(
-                entry.address,
-                entry.name,
-                _connection_factory(
-                    entry.address,
-                    transport=config.transport,
-                    auth=config.auth,
-                    connect_timeout=config.connect_timeout,
-                    timeout=config.timeout,
-                ),
-                entry.health,
-                timeout=config.timeout,
-                max_idle=config.max_pool_size,
-                idle_timeout=config.idle_timeout,
-            )
-            for entry in config.servers
+            entry.key: _server_node(entry, config, self._refresher) for entry in config.servers
         }
         super().__init__(config, nodes)
-        # Sockets of a client that is simply dropped are closed, not left to the GC.
-        weakref.finalize(self, _close_all, list(nodes.values()))
+        # Sockets of a client that is simply dropped are closed, not left to the GC
+        # (the list follows discovery's swaps: see _refresh_in_background).
+        self._owned = list(nodes.values())
+        weakref.finalize(self, _close_all, self._owned)
+        weakref.finalize(self, self._refresher.stop)
         _live_clients.add(self)
+        if config.membership.interval:
+            # The first lookup before any call, so that keys land on the real nodes
+            # from the first write on (bounded by the timeouts; on failure the client
+            # starts on the servers given and keeps looking in the background).
+            with contextlib.suppress(DiscoveryError):
+                self.refresh()
+        self._refresher.ensure_running()
 
     # -- the driver -------------------------------------------------------------
 
@@ -535,7 +550,7 @@ class Client(BaseClient[ServerNode]):
             InvalidKeyError: ``name`` is not a valid memcached key of at most
                 100 bytes (nothing is sent).
         """
-        flows = NamespaceFlows(self._ops, name, self.namespace_cache_ttl)
+        flows = NamespaceFlows(lambda: self._ops, name, self.namespace_cache_ttl)
         return Namespace(flows, self._drive, name, self.serializer)
 
     # -- servers ------------------------------------------------------------
@@ -553,13 +568,59 @@ class Client(BaseClient[ServerNode]):
         forget_generations(self._ops)  # namespaces start new generations
         return self._drive(self._ops.flush_all(delay, noreply))  # type: ignore[no-any-return]
 
+    # -- discovery ------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Look the nodes up now and swap them in if they changed; True when they did.
+
+        With static discovery there is nothing to look up (False). Nodes that
+        stay keep their connections; connections to nodes that left are closed.
+
+        Raises:
+            DiscoveryError: no endpoint gave a usable list; the nodes stay as they were.
+        """
+        self._membership.claim(force=True)
+        return self._refresh_in_background()
+
+    def _refresh_in_background(self) -> bool:
+        config = self._config
+        membership = self._membership
+
+        def connect(address: Address) -> Connection:
+            return _connection_factory(
+                address,
+                transport=config.transport,
+                auth=config.auth,
+                connect_timeout=config.connect_timeout,
+                timeout=config.timeout,
+            )()
+
+        with membership.recording():
+            found = run_lookup(
+                membership.discovery.lookup(membership.seeds), connect, config.timeout
+            )
+        changed = self._adopt(found)
+        if changed:
+            self._owned[:] = self._nodes.values()
+        return changed
+
+    def _new_node(self, entry: ServerEntry) -> ServerNode:
+        return _server_node(entry, self._config, self._refresher)
+
     def _after_fork(self) -> None:
         self._fail_silent.after_fork()
+        self._membership.after_fork()
+        self._refresher.after_fork()
         for node in self._nodes.values():
             node.after_fork()
 
     def close(self) -> None:
-        """Close idle connections. The client stays usable and reconnects when next used."""
+        """Close idle connections and stop background discovery.
+
+        The client stays usable: it reconnects when next used, and discovery
+        starts again with the first new connection.
+        """
+        self._refresher.stop()
         _close_all(list(self._nodes.values()))
 
     # pymemcache's aliases, so code (and Django's base backend) written for it works unchanged.
@@ -603,6 +664,34 @@ def _connection_factory(
         )
 
     return connect
+
+
+def _server_node(entry: ServerEntry, config: ClientConfig, refresher: Refresher) -> ServerNode:
+    connect = _connection_factory(
+        entry.address,
+        transport=config.transport,
+        auth=config.auth,
+        connect_timeout=config.connect_timeout,
+        timeout=config.timeout,
+    )
+    if config.membership.interval:
+        plain_connect = connect
+
+        def connect() -> Connection:
+            # A new connection is where a closed (or forked) client comes back to
+            # life: discovery restarts here, never on the hot path of a call.
+            refresher.ensure_running()
+            return plain_connect()
+
+    return ServerNode(
+        entry.address,
+        entry.name,
+        connect,
+        entry.health,
+        timeout=config.timeout,
+        max_idle=config.max_pool_size,
+        idle_timeout=config.idle_timeout,
+    )
 
 
 def _close_all(nodes: list[ServerNode]) -> None:
