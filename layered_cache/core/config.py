@@ -24,7 +24,18 @@ from layered_cache.serialization._base import Serializer
 from layered_cache.transport import TCPTransport, format_address
 from layered_cache.transport._base import Address, Transport
 
-__all__ = ["ClientConfig", "ServerEntry", "check_count", "check_timeout", "client_config"]
+__all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "ClientConfig",
+    "ServerEntry",
+    "check_count",
+    "check_timeout",
+    "client_config",
+]
+
+#: Connections per server (and, for the asyncio client, per event loop), unless
+#: ``max_connections`` says otherwise.
+DEFAULT_MAX_CONNECTIONS = 16
 
 
 def check_timeout(name: str, value: float | None) -> float | None:

@@ -13,7 +13,12 @@ from layered_cache._addresses import ServerSpec
 from layered_cache.auth._base import Authenticator
 from layered_cache.core import herd
 from layered_cache.core.client_base import BaseClient
-from layered_cache.core.config import client_config
+from layered_cache.core.config import (
+    DEFAULT_MAX_CONNECTIONS,
+    check_count,
+    check_timeout,
+    client_config,
+)
 from layered_cache.core.operations import (
     FAILED,
     NO_FALLBACK,
@@ -68,8 +73,17 @@ class Client(BaseClient[ServerNode]):
             ``retry_attempts`` failures): one call every ``dead_timeout``
             seconds tries it. The default (1 s) uses a restarted server again
             within about a second; raise it to try a long-dead server less often.
-        max_pool_size: idle connections kept per server (None: as many as
-            threads used them). Calls never wait for a connection.
+        max_connections: connections per server, at most (default
+            :data:`~layered_cache.core.config.DEFAULT_MAX_CONNECTIONS`, as for
+            :class:`~layered_cache.AsyncClient`); a call that finds them all
+            busy waits for one to come back. Threads share them: a thread holds
+            a connection only while it talks to the server.
+        pool_timeout: seconds a call waits for a free connection before
+            :class:`~layered_cache.errors.PoolTimeoutError` (naming the server);
+            None waits forever. Not a server failure: it does not count toward
+            the server's health.
+        max_pool_size: idle connections kept per server (None: every connection
+            that ``max_connections`` allows).
         pool_idle_timeout: seconds after which an idle connection is replaced
             instead of reused (0: never), for servers or proxies that drop idle
             connections.
@@ -114,6 +128,8 @@ class Client(BaseClient[ServerNode]):
         retry_attempts: int = 2,
         retry_timeout: float = 1.0,
         dead_timeout: float = 1.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        pool_timeout: float | None = 2.0,
         max_pool_size: int | None = None,
         pool_idle_timeout: float = 0.0,
         ignore_exceptions: bool = False,
@@ -132,6 +148,10 @@ class Client(BaseClient[ServerNode]):
             pool_idle_timeout=pool_idle_timeout,
             ignore_exceptions=ignore_exceptions,
         )
+        #: Connections per server, at most.
+        self.max_connections = int(check_count("max_connections", max_connections, minimum=1))
+        #: Seconds a call waits for a free connection (None: forever).
+        self.pool_timeout = check_timeout("pool_timeout", pool_timeout)
         nodes = {
             entry.key: ServerNode(
                 entry.address,
@@ -145,6 +165,8 @@ class Client(BaseClient[ServerNode]):
                 ),
                 entry.health,
                 timeout=config.timeout,
+                max_connections=self.max_connections,
+                pool_timeout=self.pool_timeout,
                 max_idle=config.max_pool_size,
                 idle_timeout=config.idle_timeout,
             )
