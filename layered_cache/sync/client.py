@@ -31,6 +31,7 @@ from layered_cache.core.operations import (
 )
 from layered_cache.errors import CacheConnectionError
 from layered_cache.serialization._base import Serializer
+from layered_cache.sync.batch import perform_batch
 from layered_cache.sync.connection import Connection
 from layered_cache.sync.node import ServerNode
 from layered_cache.transport import format_address
@@ -215,15 +216,7 @@ class Client(BaseClient[ServerNode]):
 
     def _perform(self, step: object) -> Any:
         if type(step) is Batch:
-            answers = []
-            for exchange in step.exchanges:
-                try:
-                    answers.append(exchange.node.exchange(exchange))
-                except CacheConnectionError as error:
-                    if not (step.absorb and self._fail_silent.absorb(error)):
-                        raise
-                    answers.append(FAILED)
-            return answers
+            return perform_batch(step, self._fail_silent.absorb)
         if type(step) is ProbeMeta:
             return step.node.probe_meta()
         if type(step) is Sleep:

@@ -122,6 +122,44 @@ class ServerNode:
             pool.give(conn)
         return reply
 
+    def checkout(self, step: Exchange) -> tuple[Connection, bool]:
+        """A connection to perform ``step`` on, and whether it came from the pool.
+
+        What :meth:`exchange` does before sending, for a caller that sends and
+        reads itself (a :class:`~layered_cache.core.operations.Batch`); give the
+        connection back with :meth:`checkin`, or to ``pool.discard`` if it failed.
+
+        Raises:
+            CacheConnectionError: the server is being skipped, the pool stayed
+                exhausted, or a new connection failed (counted toward health).
+        """
+        if self.health.down_until:
+            self.health.check()
+        pool = self.pool
+        conn = pool.take()
+        if conn is not None:
+            if not (
+                (pool.idle_timeout and pool.expired(conn))
+                or ((conn.quiet or not step.idempotent) and conn.peer_closed())
+            ):
+                conn.quiet = False
+                return conn, True
+            conn.close()  # (as in exchange: its slot is the new connection's)
+        try:
+            return self._connect(), False
+        except Exception as exc:
+            pool.forget()
+            raise self.failed(exc, first_use=True) from exc
+        except BaseException:
+            pool.forget()
+            raise
+
+    def checkin(self, conn: Connection) -> None:
+        """Give back a connection :meth:`checkout` lent, after a successful exchange."""
+        if self.health.failures:
+            self.health.recovered()
+        self.pool.give(conn)
+
     def stale(self, step: Exchange, exc: Exception) -> Any:
         """A pooled connection failed as one the server closed while it idled.
 

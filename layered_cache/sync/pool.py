@@ -16,6 +16,7 @@ outside the pool.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -122,10 +123,8 @@ class ConnectionPool:
 
     def wake(self) -> None:
         """Release the longest-waiting thread, if any (it then looks for a connection again)."""
-        try:
+        with contextlib.suppress(IndexError):
             self.waiters.popleft().release()
-        except IndexError:
-            pass
 
     def exhausted(self) -> PoolTimeoutError:
         """The error for a call that found every connection busy for ``pool_timeout``."""
