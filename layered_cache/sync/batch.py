@@ -27,6 +27,7 @@ full within it.
 from __future__ import annotations
 
 import select
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ __all__ = ["perform_batch"]
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _READABLE = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 _ANY = _READABLE | select.POLLOUT
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 
 class _InFlight:
@@ -52,6 +54,7 @@ class _InFlight:
 
     __slots__ = (
         "conn",
+        "flags",
         "index",
         "left",
         "node",
@@ -72,6 +75,9 @@ class _InFlight:
         self.conn = conn
         self.reused = reused
         self.request = memoryview(step.request)
+        # A kernel-timed (blocking) socket is asked not to wait, call by call;
+        # any other is made non-blocking for the batch.
+        self.flags = _DONTWAIT if conn.kernel_timed else 0
         self.offset = 0
         #: Replies still awaited.
         expect = step.expect
@@ -89,7 +95,7 @@ class _InFlight:
         sock = self.conn.sock
         while self.offset < len(request):
             try:
-                self.offset += sock.send(request[self.offset :])
+                self.offset += sock.send(request[self.offset :], self.flags)
             except _WOULD_BLOCK:
                 return False
         return True
@@ -101,7 +107,7 @@ class _InFlight:
         parser = conn.parser
         while True:
             try:
-                data = sock.recv(parser.wanted())
+                data = sock.recv(parser.wanted(), self.flags)
             except _WOULD_BLOCK:
                 return False
             if not data:
@@ -197,7 +203,8 @@ class _Exchanges:
         timeout = None
         for flight in flights:
             timeout = flight.conn.timeout
-            flight.conn.sock.settimeout(0.0)
+            if not flight.flags:
+                flight.conn.sock.settimeout(0.0)
         self.deadline = None if timeout is None else time.monotonic() + timeout
         for flight in flights:
             self.start(flight)
@@ -274,7 +281,8 @@ class _Exchanges:
             self.poller.unregister(fd)
         flight.settled = True
         if exc is None:
-            conn.sock.settimeout(conn.timeout)
+            if not flight.flags:
+                conn.sock.settimeout(conn.timeout)
             if flight.step.expect is None:
                 conn.quiet = True
             self.answers[flight.index] = flight.answer()

@@ -20,7 +20,6 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 
 from layered_cache.errors import PoolTimeoutError
 from layered_cache.sync.connection import Connection
@@ -134,14 +133,6 @@ class ConnectionPool:
             "lower the number of threads calling at once",
             server=self.name,
         )
-
-    def open(self, connect: Callable[[], Connection]) -> Connection:
-        """Open a connection in a slot :meth:`take` reserved (the slot is freed if that fails)."""
-        try:
-            return connect()
-        except BaseException:
-            self.forget()
-            raise
 
     def expired(self, conn: Connection) -> bool:
         """Whether an idle connection sat unused longer than ``idle_timeout``."""
