@@ -149,9 +149,9 @@ class Client(BaseClient[ServerNode]):
             pool_idle_timeout=pool_idle_timeout,
             ignore_exceptions=ignore_exceptions,
         )
-        #: Connections per server, at most.
+        #: The most connections open to each server at once.
         self.max_connections = int(check_count("max_connections", max_connections, minimum=1))
-        #: Seconds a call waits for a free connection (None: forever).
+        #: Seconds a call waits for a free connection, or None to wait forever.
         self.pool_timeout = check_timeout("pool_timeout", pool_timeout)
         nodes = {
             entry.key: ServerNode(

@@ -57,7 +57,7 @@ class ConnectionPool:
         #: Connections open or being opened (idle ones included).
         self.size = 0
         self._lock = threading.Lock()
-        #: Threads waiting for a connection: each parks on its own (held) lock.
+        # Threads waiting for a connection, each parked on a (held) lock of its own.
         self.waiters: deque[threading.Lock] = deque()
         #: Whether returned connections are put back as they are (no bound, no clock).
         self.plain = max_idle is None and not idle_timeout

@@ -119,8 +119,8 @@ class CacheConfig:
         client_options: the :class:`~layered_cache.Client` keyword arguments
             given in ``OPTIONS`` (the client's defaults apply to the rest).
         async_client_options: the keyword arguments given in ``OPTIONS`` that
-            only the :class:`~layered_cache.AsyncClient` takes (see
-            :data:`ASYNC_CLIENT_OPTIONS`).
+            only the :class:`~layered_cache.AsyncClient` takes (none at present:
+            both clients take ``max_connections`` and ``pool_timeout``).
         close_connections: ``close()`` disconnects (Django calls it after every
             request) instead of keeping the pooled connections.
         sources: where the servers and credentials came from, e.g.
