@@ -19,7 +19,7 @@ from typing import Any
 from layered_cache.auth._base import Authenticator
 from layered_cache.core.connection_flows import CLOSED, ConnectionFlow, handshake_flow
 from layered_cache.core.translate import ErrorReplyReceived, PeerClosedError
-from layered_cache.protocol import ErrorReply, ReplyParser
+from layered_cache.protocol import ErrorReply, ReplyParser, whole_reply
 from layered_cache.transport._base import Address, Transport
 
 __all__ = ["Connection"]
@@ -121,7 +121,7 @@ class Connection:
             raise
         return conn
 
-    def exchange(self, request: bytes, expect: int | None, count: int, keys: Any) -> Any:
+    def exchange(self, request: bytes, expect: int | None, count: int, keys: Any) -> Any:  # noqa: PLR0912 - the hot path, kept inline
         """Send ``request``; read ``count`` replies of kind ``expect`` (one reply, or a list).
 
         Raises:
@@ -143,8 +143,12 @@ class Connection:
             if count == 1:
                 # Right after a request nothing is buffered (an exchange ends with the
                 # parser empty, or the connection is closed): read before parsing.
-                parser.expect(expect, keys)
                 data = self.sock.recv(_RECV_SIZE)
+                if data:
+                    reply = whole_reply(expect, keys, data)  # the common case
+                    if reply is not None:
+                        return reply
+                parser.expect(expect, keys)
                 if data:
                     parser.feed(data)
                     reply = parser.next_reply()
