@@ -59,6 +59,8 @@ nitpick_ignore = [
     ("py:class", "layered_cache.core.operations.N"),
     # ... and the result type of a flow (Operations.ask), a type variable too.
     ("py:class", "layered_cache.core.operations.T"),
+    # The asyncio engine's connection class is internal (no page documents it).
+    ("py:class", "layered_cache.aio.connection.AsyncConnection"),
 ]
 
 default_role = "py:obj"

@@ -449,8 +449,10 @@ async def pump(
 ) -> None:
     """Copy ``source`` to ``sink`` until end of stream or a connection error.
 
-    At the end, ``half_close`` passes the end of stream on (``write_eof``) and ``close``
-    closes ``sink`` (for TLS, which cannot half-close).
+    At the end, ``half_close`` passes the end of stream on (``write_eof``; after a
+    connection error, such as a reset, ``sink`` is closed: nothing more can be delivered
+    to a peer that is gone) and ``close`` closes ``sink`` (for TLS, which cannot
+    half-close).
     """
     try:
         while chunk := await source.read(_CHUNK):
@@ -459,10 +461,32 @@ async def pump(
         if half_close and sink.can_write_eof() and not sink.is_closing():
             sink.write_eof()
     except (ConnectionError, OSError):
-        pass
+        if half_close:
+            sink.close()
     finally:
         if close:
             sink.close()
+
+
+async def pipe_both_ways(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    up_reader: asyncio.StreamReader,
+    up_writer: asyncio.StreamWriter,
+) -> None:
+    """Pipe a client and its upstream connection both ways until the upstream side ends.
+
+    Upstream EOF/error or a failed write to the client ends the session; a client EOF is
+    passed on (``write_eof``) and memcached then closes its side.
+    """
+    to_client = asyncio.create_task(pump(up_reader, writer))
+    to_upstream = asyncio.create_task(pump(reader, up_writer, half_close=True))
+    try:
+        await to_client
+    finally:
+        for task in (to_client, to_upstream):
+            task.cancel()
+        await asyncio.gather(to_client, to_upstream, return_exceptions=True)
 
 
 class ThreadedProxy(Closeable, Generic[LinkT]):

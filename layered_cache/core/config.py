@@ -18,6 +18,9 @@ from layered_cache.auth import NoAuth
 from layered_cache.auth._base import Authenticator
 from layered_cache.core.codec import ValueCodec
 from layered_cache.core.health import FailSilent, HealthPolicy, ServerHealth
+from layered_cache.core.membership import Membership
+from layered_cache.discovery import StaticDiscovery
+from layered_cache.discovery._base import Discovery
 from layered_cache.errors import ConfigurationError
 from layered_cache.serialization import PickleSerializer
 from layered_cache.serialization._base import Serializer
@@ -31,6 +34,7 @@ __all__ = [
     "check_count",
     "check_timeout",
     "client_config",
+    "server_entry",
 ]
 
 #: Connections per server (and, for the asyncio client, per event loop), unless
@@ -76,6 +80,19 @@ class ServerEntry:
     health: ServerHealth = attrs.field(eq=False)
 
 
+def server_entry(address: Address, policy: HealthPolicy, membership: Membership) -> ServerEntry:
+    """The entry of one server, with a fresh health record.
+
+    With background discovery, a failure of the server asks for a lookup soon
+    (the node may have been replaced).
+    """
+    name = format_address(address)
+    health = ServerHealth(name, policy)
+    if membership.interval:
+        health.on_failure = membership.hint
+    return ServerEntry(address, hash_name(address), name, health)
+
+
 @attrs.frozen
 class ClientConfig:
     """A client's checked options and servers (see :func:`client_config`)."""
@@ -91,6 +108,8 @@ class ClientConfig:
     servers: tuple[ServerEntry, ...]
     fail_silent: FailSilent = attrs.field(eq=False)
     codec: ValueCodec = attrs.field(eq=False)
+    #: The discovery strategy and its state (static discovery: the servers, for good).
+    membership: Membership = attrs.field(eq=False)
 
 
 def client_config(
@@ -107,6 +126,7 @@ def client_config(
     max_pool_size: int | None,
     pool_idle_timeout: float,
     ignore_exceptions: bool,
+    discovery: Discovery | None = None,
 ) -> ClientConfig:
     """Check the common constructor arguments and fill in the defaults.
 
@@ -120,6 +140,8 @@ def client_config(
     _check_strategy("auth", auth, "handshake")
     _check_strategy("serializer", serializer, "serialize")
     _check_strategy("serializer", serializer, "deserialize")
+    discovery = StaticDiscovery() if discovery is None else discovery
+    _check_strategy("discovery", discovery, "lookup")
     policy = HealthPolicy(
         retry_attempts=int(check_count("retry_attempts", retry_attempts, minimum=1)),
         retry_timeout=check_count("retry_timeout", retry_timeout, minimum=0),
@@ -127,13 +149,14 @@ def client_config(
     )
     if max_pool_size is not None:
         max_pool_size = int(check_count("max_pool_size", max_pool_size, minimum=1))
+    seeds = tuple(parse_servers(servers))
+    membership = Membership(discovery, seeds)
     entries: dict[str, ServerEntry] = {}
-    for address in parse_servers(servers):
-        key = hash_name(address)
-        if key in entries:
-            raise ConfigurationError(f"server {format_address(address)} is listed twice")
-        name = format_address(address)
-        entries[key] = ServerEntry(address, key, name, ServerHealth(name, policy))
+    for address in seeds:
+        entry = server_entry(address, policy, membership)
+        if entry.key in entries:
+            raise ConfigurationError(f"server {entry.name} is listed twice")
+        entries[entry.key] = entry
     return ClientConfig(
         transport=transport,
         auth=auth,
@@ -146,4 +169,5 @@ def client_config(
         servers=tuple(entries.values()),
         fail_silent=FailSilent(bool(ignore_exceptions)),
         codec=ValueCodec(serializer),
+        membership=membership,
     )

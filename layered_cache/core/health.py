@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from layered_cache.errors import (
     CacheConnectionError,
@@ -72,7 +73,7 @@ def counts_against_health(error: Exception) -> bool:
 class ServerHealth:
     """One server's health record, consulted before and updated after every exchange."""
 
-    __slots__ = ("_lock", "_policy", "_trying", "down_until", "failures", "name")
+    __slots__ = ("_lock", "_policy", "_trying", "down_until", "failures", "name", "on_failure")
 
     def __init__(self, name: str, policy: HealthPolicy) -> None:
         #: ``host:port``, for messages.
@@ -84,6 +85,8 @@ class ServerHealth:
         self.failures = 0
         #: A call is trying the skipped server (the half-open check); the rest fail fast.
         self._trying = False
+        #: Called after a failure that counted (discovery looks for a replacement node).
+        self.on_failure: Callable[[], None] | None = None
 
     @property
     def policy(self) -> HealthPolicy:
@@ -149,6 +152,8 @@ class ServerHealth:
                     window,
                     error,
                 )
+        if self.on_failure is not None:
+            self.on_failure()
         return True
 
     def recovered(self) -> None:

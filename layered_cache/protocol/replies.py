@@ -41,11 +41,17 @@ Item: TypeAlias = tuple[bytes, int, bytes, "bytes | None"]
 #: 250-byte key is under 300 bytes; ``stats`` lines are shorter still).
 MAX_LINE: Final = 8192
 
+#: The largest value any memcached can hold (its ``-I`` item size limit tops out at
+#: 1 GiB): a header announcing more is garbage, not a reason to wait for (or buffer) it.
+MAX_VALUE: Final = 1 << 30
+
 # Bodies larger than this are gathered as a list of chunks and joined once,
 # instead of growing one buffer chunk by chunk.
 _GATHER_ABOVE: Final = 1 << 18
 
 _VALUE = re.compile(rb"VALUE (\S{1,250}) (\d{1,10}) (\d{1,10})(?: (\d{1,20}))?\r\n")
+_CONFIG = re.compile(rb"CONFIG (\S{1,250}) (\d{1,10}) (\d{1,10})\r\n")
+_CONFIG_END: Final = b"END\r\n"
 _ERROR_CODES: Final = frozenset({b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR"})
 _META_CODES: Final = frozenset({b"VA", b"HD", b"EN", b"NF", b"NS", b"EX"})
 
@@ -83,6 +89,9 @@ class Expect:
     META: Final = 9
     #: Meta replies up to ``MN`` (quiet commands then ``mn``): a list of :class:`MetaReply`.
     META_BATCH: Final = 10
+    #: ``CONFIG <key> <flags> <bytes>``, its body, ``END`` (a configuration endpoint's
+    #: ``config get``): the body as bytes; a bare ``END`` (no such key) is ``b""``.
+    CONFIG: Final = 11
 
 
 _ONE_LINE: Final[dict[int, frozenset[bytes]]] = {
@@ -194,6 +203,10 @@ def _unexpected(line: bytes, what: str) -> ProtocolError:
     return ProtocolError(f"unexpected reply {line[:40]!r} to {what}")
 
 
+def _oversized(length: int) -> ProtocolError:
+    return ProtocolError(f"a value of {length} bytes announced, over any memcached's limit")
+
+
 def _meta_flags(tokens: list[bytes]) -> dict[str, bytes]:
     flags: dict[str, bytes] = {}
     for token in tokens:
@@ -298,7 +311,9 @@ class ReplyParser:
         Args:
             kind: an :class:`Expect` constant.
             keys: for ``VALUES``, the keys asked for; a value for any other key
-                is a :class:`ProtocolError`. None accepts any key.
+                is a :class:`ProtocolError`. For ``META_BATCH`` of commands sent
+                with the ``k`` flag, the same for the ``k`` each reply returns.
+                None accepts any key.
         """
         # One-line kinds are read by one reader, told which lines are allowed.
         self._expected.append((kind, _ONE_LINE.get(kind, keys)))
@@ -455,8 +470,11 @@ class ReplyParser:
             key, flags, size, cas = match.groups()
             if keys is not None and key not in keys:
                 raise ProtocolError("a value for a key that was not asked for")
+            length = int(size)
+            if length > MAX_VALUE:
+                raise _oversized(length)
             start = match.end()
-            stop = start + int(size)
+            stop = start + length
             if size_now < stop + 2:
                 self._pos = pos
                 self._partial = items
@@ -485,6 +503,36 @@ class ReplyParser:
             self._partial = None
             return _error_reply(line) or self._fail(_unexpected(line, "stats"))
 
+    def _read_config(self, _keys: object) -> Any:
+        buf = self._buf
+        pos = self._pos
+        match = _CONFIG.match(buf, pos)
+        if match is None:
+            end = _line_end(buf, pos)
+            if end < 0:
+                return _NEED
+            line = buf[pos:end]
+            self._pos = end + 2
+            if line == b"END":
+                return b""
+            return _error_reply(line) or self._fail(_unexpected(line, "config get"))
+        start = match.end()
+        stop = start + int(match.group(3))
+        # The body ends with LF, then CRLF and END. Whether the stated length
+        # counts that last LF (or the CRLF) is read leniently: up to three
+        # line-end bytes may come between the body and END.
+        end = buf.find(_CONFIG_END, stop, stop + 3 + len(_CONFIG_END))
+        if end < 0:
+            if len(buf) < stop + 3 + len(_CONFIG_END):
+                self._await_body(stop + len(_CONFIG_END) - len(buf))
+                return _NEED
+            raise ProtocolError("a configuration longer than its header says, or no END after it")
+        if buf[stop:end].strip(b"\r\n"):
+            raise ProtocolError("a configuration longer than its header says")
+        self._pos = end + len(_CONFIG_END)
+        self._want = 0
+        return buf[start:stop]
+
     def _meta(self, batch: bool) -> Any:
         """One meta reply, an ``MN`` (only in a batch, as the marker ``b"MN"``), or an error."""
         buf = self._buf
@@ -498,8 +546,11 @@ class ReplyParser:
         if code == b"VA":
             if len(parts) < 2 or not parts[1].isdigit() or len(parts[1]) > 10:
                 raise _unexpected(line, "a meta command")
+            length = int(parts[1])
+            if length > MAX_VALUE:
+                raise _oversized(length)
             start = end + 2
-            stop = start + int(parts[1])
+            stop = start + length
             if len(buf) < stop + 2:
                 self._await_body(stop + 2 - len(buf))
                 return _NEED
@@ -523,7 +574,7 @@ class ReplyParser:
     def _read_meta(self, _keys: object) -> Any:
         return self._meta(batch=False)
 
-    def _read_meta_batch(self, _keys: object) -> Any:
+    def _read_meta_batch(self, keys: Container[bytes] | None) -> Any:
         replies: list[MetaReply] = self._partial if self._partial is not None else []
         while True:
             reply = self._meta(batch=True)
@@ -536,6 +587,10 @@ class ReplyParser:
             if isinstance(reply, ErrorReply):
                 self._partial = None
                 return reply
+            if keys is not None and reply.flags.get("k") not in keys:
+                # Quiet commands sent with ``k`` answer with their key: a reply
+                # without one, or for another key, belongs to no request sent here.
+                raise ProtocolError("a meta reply for a key that was not asked for")
             replies.append(reply)
 
     # -- helpers ----------------------------------------------------------------------
@@ -567,4 +622,5 @@ _READERS: Final[dict[int, Callable[[ReplyParser, Any], Any]]] = {
     Expect.STATS: ReplyParser._read_stats,
     Expect.META: ReplyParser._read_meta,
     Expect.META_BATCH: ReplyParser._read_meta_batch,
+    Expect.CONFIG: ReplyParser._read_config,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import weakref
@@ -15,6 +16,8 @@ from layered_cache.core import herd
 from layered_cache.core.client_base import BaseClient
 from layered_cache.core.config import (
     DEFAULT_MAX_CONNECTIONS,
+    ClientConfig,
+    ServerEntry,
     check_count,
     check_timeout,
     client_config,
@@ -29,10 +32,12 @@ from layered_cache.core.operations import (
     ProbeMeta,
     Sleep,
 )
-from layered_cache.errors import CacheConnectionError
+from layered_cache.discovery._base import Discovery
+from layered_cache.errors import CacheConnectionError, DiscoveryError
 from layered_cache.serialization._base import Serializer
 from layered_cache.sync.batch import perform_batch
 from layered_cache.sync.connection import Connection
+from layered_cache.sync.discovery import Refresher, run_lookup
 from layered_cache.sync.node import ServerNode
 from layered_cache.transport import format_address
 from layered_cache.transport._base import Address, Transport
@@ -95,6 +100,19 @@ class Client(BaseClient[ServerNode]):
             once per server on the ``layered_cache`` logger. Bad keys, values,
             credentials and TLS refusals still raise: they are mistakes to fix,
             not outages to ride out.
+        discovery: where the nodes come from:
+            :class:`~layered_cache.discovery.StaticDiscovery` (default: the
+            ``servers`` are the nodes),
+            :class:`~layered_cache.discovery.ElastiCacheDiscovery` or
+            :class:`~layered_cache.discovery.MemorystoreDiscovery` (``servers``
+            is the configuration endpoint), or
+            :class:`~layered_cache.discovery.DNSDiscovery` (``servers`` are
+            names resolved again and again). With a background ``interval``,
+            the constructor looks the nodes up once (within the timeouts; if
+            that fails, the client starts on ``servers`` and logs a warning),
+            then a background thread looks again every ``interval`` seconds
+            and soon after a node fails; cache calls never wait for it (call
+            :meth:`refresh` to look up now). See the managed clusters guide.
 
     Connections are pooled per server and shared by threads; a process forked
     from this one (a gunicorn or Celery worker) starts with an empty pool and
@@ -106,7 +124,8 @@ class Client(BaseClient[ServerNode]):
     always means "not in the cache", never "could not ask".
 
     Raises:
-        ConfigurationError: an option is invalid; no connection is attempted.
+        ConfigurationError: an option is invalid; no connection is attempted
+            (the only connection a constructor makes is discovery's first lookup).
 
     Example:
         >>> client = Client(memcached_address)
@@ -134,6 +153,7 @@ class Client(BaseClient[ServerNode]):
         max_pool_size: int | None = None,
         pool_idle_timeout: float = 0.0,
         ignore_exceptions: bool = False,
+        discovery: Discovery | None = None,
     ) -> None:
         config = client_config(
             servers,
@@ -148,35 +168,31 @@ class Client(BaseClient[ServerNode]):
             max_pool_size=max_pool_size,
             pool_idle_timeout=pool_idle_timeout,
             ignore_exceptions=ignore_exceptions,
+            discovery=discovery,
         )
         #: The most connections open to each server at once.
         self.max_connections = int(check_count("max_connections", max_connections, minimum=1))
         #: Seconds a call waits for a free connection, or None to wait forever.
         self.pool_timeout = check_timeout("pool_timeout", pool_timeout)
+        self._refresher = Refresher(config.membership, self._refresh_in_background)
         nodes = {
-            entry.key: ServerNode(
-                entry.address,
-                entry.name,
-                _connection_factory(
-                    entry.address,
-                    transport=config.transport,
-                    auth=config.auth,
-                    connect_timeout=config.connect_timeout,
-                    timeout=config.timeout,
-                ),
-                entry.health,
-                timeout=config.timeout,
-                max_connections=self.max_connections,
-                pool_timeout=self.pool_timeout,
-                max_idle=config.max_pool_size,
-                idle_timeout=config.idle_timeout,
-            )
+            entry.key: _server_node(entry, config, self._refresher, self._pool_bounds())
             for entry in config.servers
         }
         super().__init__(config, nodes)
-        # Sockets of a client that is simply dropped are closed, not left to the GC.
-        weakref.finalize(self, _close_all, list(nodes.values()))
+        # Sockets of a client that is simply dropped are closed, not left to the GC
+        # (the list follows discovery's swaps: see _refresh_in_background).
+        self._owned = list(nodes.values())
+        weakref.finalize(self, _close_all, self._owned)
+        weakref.finalize(self, self._refresher.stop)
         _live_clients.add(self)
+        if config.membership.interval:
+            # The first lookup before any call, so that keys land on the real nodes
+            # from the first write on (bounded by the timeouts; on failure the client
+            # starts on the servers given and keeps looking in the background).
+            with contextlib.suppress(DiscoveryError):
+                self.refresh()
+        self._refresher.ensure_running()
 
     # -- the driver -------------------------------------------------------------
 
@@ -535,13 +551,63 @@ class Client(BaseClient[ServerNode]):
         """Invalidate every item on every server (after ``delay`` seconds); True when all agreed."""
         return self._drive(self._ops.flush_all(delay, noreply))  # type: ignore[no-any-return]
 
+    # -- discovery ------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Look the nodes up now and swap them in if they changed; True when they did.
+
+        With static discovery there is nothing to look up (False). Nodes that
+        stay keep their connections; connections to nodes that left are closed.
+
+        Raises:
+            DiscoveryError: no endpoint gave a usable list; the nodes stay as they were.
+        """
+        self._membership.claim(force=True)
+        return self._refresh_in_background()
+
+    def _refresh_in_background(self) -> bool:
+        config = self._config
+        membership = self._membership
+
+        def connect(address: Address) -> Connection:
+            return _connection_factory(
+                address,
+                transport=config.transport,
+                auth=config.auth,
+                connect_timeout=config.connect_timeout,
+                timeout=config.timeout,
+            )()
+
+        with membership.recording():
+            found = run_lookup(
+                membership.discovery.lookup(membership.seeds), connect, config.timeout
+            )
+        changed = self._adopt(found)
+        if changed:
+            self._owned[:] = self._nodes.values()
+        return changed
+
+    def _new_node(self, entry: ServerEntry) -> ServerNode:
+        return _server_node(entry, self._config, self._refresher, self._pool_bounds())
+
+    def _pool_bounds(self) -> tuple[int, float | None]:
+        """``(max_connections, pool_timeout)`` of each server's pool."""
+        return self.max_connections, self.pool_timeout
+
     def _after_fork(self) -> None:
         self._fail_silent.after_fork()
+        self._membership.after_fork()
+        self._refresher.after_fork()
         for node in self._nodes.values():
             node.after_fork()
 
     def close(self) -> None:
-        """Close idle connections. The client stays usable and reconnects when next used."""
+        """Close idle connections and stop background discovery.
+
+        The client stays usable: it reconnects when next used, and discovery
+        starts again with the first new connection.
+        """
+        self._refresher.stop()
         _close_all(list(self._nodes.values()))
 
     # pymemcache's aliases, so code (and Django's base backend) written for it works unchanged.
@@ -585,6 +651,38 @@ def _connection_factory(
         )
 
     return connect
+
+
+def _server_node(
+    entry: ServerEntry, config: ClientConfig, refresher: Refresher, bounds: tuple[int, float | None]
+) -> ServerNode:
+    connect = _connection_factory(
+        entry.address,
+        transport=config.transport,
+        auth=config.auth,
+        connect_timeout=config.connect_timeout,
+        timeout=config.timeout,
+    )
+    if config.membership.interval:
+        plain_connect = connect
+
+        def connect() -> Connection:
+            # A new connection is where a closed (or forked) client comes back to
+            # life: discovery restarts here, never on the hot path of a call.
+            refresher.ensure_running()
+            return plain_connect()
+
+    return ServerNode(
+        entry.address,
+        entry.name,
+        connect,
+        entry.health,
+        timeout=config.timeout,
+        max_connections=bounds[0],
+        pool_timeout=bounds[1],
+        max_idle=config.max_pool_size,
+        idle_timeout=config.idle_timeout,
+    )
 
 
 def _close_all(nodes: list[ServerNode]) -> None:

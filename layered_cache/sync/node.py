@@ -241,6 +241,11 @@ class ServerNode:
         self.health.after_fork()
         self.pool.reset()
 
+    def retire(self) -> None:
+        """Discovery removed this server: close its idle connections, and each busy one as it
+        comes back (see :meth:`ConnectionPool.retire`)."""
+        self.pool.retire()
+
     def discard_idle(self) -> None:
         """Close every idle connection (in-flight ones are closed when they come back broken)."""
         self.pool.close_idle()

@@ -175,6 +175,12 @@ class ConnectionPool:
                 return
             self.discard(conn)
 
+    def retire(self) -> None:
+        """Keep no connection from now on: close the idle ones, and each busy one as it comes back."""
+        self.max_idle = 0
+        self.plain = False
+        self.close_idle()
+
     def reset(self) -> None:
         """In a forked child: forget the parent's connections, slots and waiters."""
         self._lock = threading.Lock()
