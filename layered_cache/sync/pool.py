@@ -176,7 +176,7 @@ class ConnectionPool:
             self.discard(conn)
 
     def retire(self) -> None:
-        """Keep no connection from now on: close the idle ones, and each busy one as it comes back."""
+        """Keep no connection from now on: close the idle ones, and busy ones as they come back."""
         self.max_idle = 0
         self.plain = False
         self.close_idle()
