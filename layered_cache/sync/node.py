@@ -243,7 +243,7 @@ class ServerNode:
 
     def retire(self) -> None:
         """Discovery removed this server: close its idle connections, and each busy one as it
-        comes back (see :meth:`ConnectionPool.retire`)."""
+        comes back (see :meth:`~layered_cache.sync.pool.ConnectionPool.retire`)."""
         self.pool.retire()
 
     def discard_idle(self) -> None:

@@ -21,6 +21,7 @@ import threading
 import time
 from collections import deque
 
+from layered_cache.core.translate import pool_exhausted
 from layered_cache.errors import PoolTimeoutError
 from layered_cache.sync.connection import Connection
 
@@ -127,11 +128,8 @@ class ConnectionPool:
 
     def exhausted(self) -> PoolTimeoutError:
         """The error for a call that found every connection busy for ``pool_timeout``."""
-        return PoolTimeoutError(
-            f"{self.name}: all {self.max_connections} connections (max_connections) stayed "
-            f"busy for {self.pool_timeout:g} s (pool_timeout); raise max_connections, or "
-            "lower the number of threads calling at once",
-            server=self.name,
+        return pool_exhausted(
+            self.name, self.max_connections, self.pool_timeout, "threads calling at once"
         )
 
     def expired(self, conn: Connection) -> bool:
