@@ -157,6 +157,12 @@ def _classic(
     poll = _FIRST_POLL
     while True:
         if (yield from add(lease, b"1", lease_ttl)):
+            # The lease is ours, but the previous holder may have stored the value
+            # and released the lease since we last looked: look once more.
+            value = yield from absorbing(ops, ops.get(key, _MISSING), _MISSING)
+            if value is not _MISSING:
+                yield from release()
+                return value
             try:
                 value = yield Compute(default)
             except Exception:
