@@ -48,7 +48,11 @@ class BaseClient(Generic[N]):
         self.ignore_exceptions = config.fail_silent.enabled
         self._fail_silent = config.fail_silent
         self._nodes = nodes
-        self._ops: Operations[N] = Operations(config.codec, nodes, config.fail_silent)
+        #: None unless something listens: the engines test it once per call.
+        self._observer = config.observer
+        self._ops: Operations[N] = Operations(
+            config.codec, nodes, config.fail_silent, config.observer
+        )
 
     @property
     def servers(self) -> list[str]:

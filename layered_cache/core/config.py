@@ -10,6 +10,7 @@ objects from it. Nothing here does I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
@@ -18,6 +19,7 @@ from layered_cache.auth import NoAuth
 from layered_cache.auth._base import Authenticator
 from layered_cache.core.codec import ValueCodec
 from layered_cache.core.health import FailSilent, HealthPolicy, ServerHealth
+from layered_cache.core.observer import Observer, make_observer
 from layered_cache.errors import ConfigurationError
 from layered_cache.serialization import PickleSerializer
 from layered_cache.serialization._base import Serializer
@@ -80,6 +82,8 @@ class ClientConfig:
     servers: tuple[ServerEntry, ...]
     fail_silent: FailSilent = attrs.field(eq=False)
     codec: ValueCodec = attrs.field(eq=False)
+    #: None when nothing listens (see :mod:`layered_cache.core.observer`).
+    observer: Observer | None = attrs.field(default=None, eq=False)
 
 
 def client_config(
@@ -96,6 +100,9 @@ def client_config(
     max_pool_size: int | None,
     pool_idle_timeout: float,
     ignore_exceptions: bool,
+    listeners: Iterable[Any] | None = None,
+    include_keys: bool = False,
+    on_write_failure: Any = None,
 ) -> ClientConfig:
     """Check the common constructor arguments and fill in the defaults.
 
@@ -116,13 +123,19 @@ def client_config(
     )
     if max_pool_size is not None:
         max_pool_size = int(check_count("max_pool_size", max_pool_size, minimum=1))
+    observer = make_observer(
+        listeners,
+        include_keys=include_keys,
+        on_write_failure=on_write_failure,
+        fail_silent=bool(ignore_exceptions),
+    )
     entries: dict[str, ServerEntry] = {}
     for address in parse_servers(servers):
         key = hash_name(address)
         if key in entries:
             raise ConfigurationError(f"server {format_address(address)} is listed twice")
         name = format_address(address)
-        entries[key] = ServerEntry(address, key, name, ServerHealth(name, policy))
+        entries[key] = ServerEntry(address, key, name, ServerHealth(name, policy, observer))
     return ClientConfig(
         transport=transport,
         auth=auth,
@@ -135,4 +148,5 @@ def client_config(
         servers=tuple(entries.values()),
         fail_silent=FailSilent(bool(ignore_exceptions)),
         codec=ValueCodec(serializer),
+        observer=observer,
     )

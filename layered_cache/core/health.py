@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from layered_cache.errors import (
     CacheConnectionError,
@@ -20,6 +21,10 @@ from layered_cache.errors import (
     TLSError,
     UpstreamUnavailableError,
 )
+from layered_cache.observability.events import ServerDownEvent, ServerUpEvent
+
+if TYPE_CHECKING:
+    from layered_cache.core.observer import Observer
 
 __all__ = ["FailSilent", "HealthPolicy", "ServerHealth", "counts_against_health"]
 
@@ -72,12 +77,13 @@ def counts_against_health(error: Exception) -> bool:
 class ServerHealth:
     """One server's health record, consulted before and updated after every exchange."""
 
-    __slots__ = ("_lock", "_policy", "_trying", "down_until", "failures", "name")
+    __slots__ = ("_lock", "_observer", "_policy", "_trying", "down_until", "failures", "name")
 
-    def __init__(self, name: str, policy: HealthPolicy) -> None:
+    def __init__(self, name: str, policy: HealthPolicy, observer: Observer | None = None) -> None:
         #: ``host:port``, for messages.
         self.name = name
         self._policy = policy
+        self._observer = observer
         self._lock = threading.Lock()
         #: monotonic time before which calls fail fast; 0.0 while healthy.
         self.down_until = 0.0
@@ -149,16 +155,30 @@ class ServerHealth:
                     window,
                     error,
                 )
+            failures = self.failures
+        if self._observer is not None:
+            self._observer.emit(
+                ServerDownEvent(
+                    self.name,
+                    failures,
+                    down=failures >= policy.retry_attempts,
+                    retry_in=window,
+                    error=type(error).__name__,
+                )
+            )
         return True
 
     def recovered(self) -> None:
         """Record a successful exchange after failures (engines test ``failures`` first)."""
         with self._lock:
-            if self.failures:
+            failures = self.failures
+            if failures:
                 logger.warning("memcached server %s is answering again", self.name)
             self.failures = 0
             self.down_until = 0.0
             self._trying = False
+        if failures and self._observer is not None:
+            self._observer.emit(ServerUpEvent(self.name, failures))
 
     def unavailable(self) -> ServerUnavailableError:
         """The error for a call refused because the server is being skipped."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from layered_cache.core.connection_flows import meta_probe_flow
 from layered_cache.core.health import ServerHealth
+from layered_cache.core.observer import Observer
 from layered_cache.core.operations import Exchange
 from layered_cache.core.translate import (
     STALE_ERRORS,
@@ -26,6 +27,7 @@ from layered_cache.core.translate import (
     unsupported_command,
 )
 from layered_cache.errors import LayeredCacheError
+from layered_cache.observability.events import StaleConnectionEvent
 from layered_cache.sync.connection import Connection
 from layered_cache.transport._base import Address
 
@@ -49,6 +51,7 @@ class ServerNode:
         timeout: float | None,
         max_idle: int | None,
         idle_timeout: float,
+        observer: Observer | None = None,
     ) -> None:
         self.address = address
         #: ``host:port`` as shown in errors and logs.
@@ -59,6 +62,7 @@ class ServerNode:
         self._max_idle = max_idle
         self._idle_timeout = idle_timeout
         self._idle: deque[Connection] = deque()
+        self._observer = observer
         #: Whether the server speaks the meta protocol; None until asked.
         self.meta: bool | None = None
 
@@ -100,6 +104,8 @@ class ServerNode:
                 # The server closed a pooled connection (a restart, an idle
                 # timeout at a proxy); its siblings idled through the same event.
                 self.discard_idle()
+                if self._observer is not None:
+                    self._observer.emit(StaleConnectionEvent(self.name, type(exc).__name__))
                 if step.idempotent:
                     return self._fresh(step)
                 # Not an outage, and not safe to repeat: report it as it is.
