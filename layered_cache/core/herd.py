@@ -82,34 +82,44 @@ def get_or_set(
                 raise
             return (yield Compute(default))
         if reply.won:
-            if observer is not None:
-                observer.herd(HERD_LEASE_WON, node, encoded)
+            _report(observer, HERD_LEASE_WON, node, encoded)
             return (yield from _recompute(ops, node, key, encoded, default, expire, reply.cas))
         value = MISS
         if reply.value is not None:
             value = ops.codec.decode(key, reply.value, reply.client_flags)
         if value is not MISS:
-            if observer is not None:
-                _report_hit(observer, node, encoded, reply, waited, started)
+            _served(observer, node, encoded, reply, started if waited else None)
             return value  # a hit, or a stale value another caller is refreshing
         if not reply.win_taken or time.monotonic() >= deadline:
-            if observer is not None and waited:
-                observer.herd(HERD_LEASE_WAITED, node, encoded, time.monotonic() - started)
+            _served(observer, node, encoded, None, started if waited else None)
             # Unreadable and nobody recomputing it, or the winner is slow or
             # gone: compute, but only fill the placeholder (CAS).
             return (yield from _recompute(ops, node, key, encoded, default, expire, reply.cas))
         yield Sleep(poll)
         poll = min(poll * 2, _MAX_POLL)
-        waited = observer is not None
+        waited = True
 
 
-def _report_hit(
-    observer: Observer, node: Any, encoded: bytes, reply: MetaReply, waited: bool, started: float
+def _report(
+    observer: Observer | None, kind: str, node: Any, encoded: bytes, since: float | None = None
 ) -> None:
-    if waited:
-        observer.herd(HERD_LEASE_WAITED, node, encoded, time.monotonic() - started)
-    if reply.stale or reply.win_taken:
-        observer.herd(HERD_STALE_SERVED, node, encoded)
+    """Tell the observer (if any) what this caller did; ``since``: when its wait began."""
+    if observer is not None:
+        observer.herd(kind, node, encoded, 0.0 if since is None else time.monotonic() - since)
+
+
+def _served(
+    observer: Observer | None,
+    node: Any,
+    encoded: bytes,
+    reply: MetaReply | None,
+    waited_since: float | None,
+) -> None:
+    """After a wait (``waited_since``), or on a value being refreshed (``reply``): report it."""
+    if waited_since is not None:
+        _report(observer, HERD_LEASE_WAITED, node, encoded, waited_since)
+    if reply is not None and (reply.stale or reply.win_taken):
+        _report(observer, HERD_STALE_SERVED, node, encoded)
 
 
 def _recompute(

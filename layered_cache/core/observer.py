@@ -240,7 +240,9 @@ class Observer:
         if not self._guards:
             return
         refused = _is_refusal(error)
-        self.emit(ConnectEvent(server, duration, None if error is None or refused else _kind(error)))
+        self.emit(
+            ConnectEvent(server, duration, None if error is None or refused else _kind(error))
+        )
         user = getattr(auth, "username", None)
         if user is not None and (error is None or refused):
             self.emit(
@@ -253,7 +255,9 @@ class Observer:
                 )
             )
 
-    def observed_connect(self, connect: Callable[[], T], server: str, auth: object) -> Callable[[], T]:
+    def observed_connect(
+        self, connect: Callable[[], T], server: str, auth: object
+    ) -> Callable[[], T]:
         """``connect`` (a sync connection factory), reporting each attempt."""
 
         def observed() -> T:
@@ -323,8 +327,10 @@ def make_observer(
     """
     if listeners is None:
         chosen: tuple[Listener, ...] = ()
-    elif callable(listeners) or isinstance(listeners, str | bytes) or not isinstance(
-        listeners, Iterable
+    elif (
+        callable(listeners)
+        or isinstance(listeners, str | bytes)
+        or not isinstance(listeners, Iterable)
     ):
         raise ConfigurationError(
             f"listeners must be a list of callables, not {type(listeners).__name__}"
@@ -341,6 +347,6 @@ def make_observer(
     return Observer(
         chosen,
         include_keys=bool(include_keys),
-        on_write_failure=on_write_failure,  # type: ignore[arg-type]
+        on_write_failure=on_write_failure,
         fail_silent=fail_silent,
     )

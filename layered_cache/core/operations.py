@@ -398,11 +398,7 @@ class Operations(Generic[N]):
                 try:
                     yield ProbeMeta(node)
                 except CacheConnectionError as error:
-                    if not self.fail_silent.absorb(error):
-                        raise
-                    failed.extend(group.values())
-                    if self.observer is not None:
-                        self.observer.write_failed("set_many", node.name, list(group), error)
+                    self._unreachable(node, group, error, failed)
                     continue
             usable.append((node, group))
         exchanges = []
@@ -443,6 +439,16 @@ class Operations(Generic[N]):
                     if line != b"STORED"
                 )
         return failed
+
+    def _unreachable(
+        self, node: N, group: dict[bytes, Key], error: CacheConnectionError, failed: list[Key]
+    ) -> None:
+        """A set_many server could not be asked: raise, or (fail-silent) count its keys failed."""
+        if not self.fail_silent.absorb(error):
+            raise error
+        failed.extend(group.values())
+        if self.observer is not None:
+            self.observer.write_failed("set_many", node.name, list(group), error)
 
     def delete_step(self, key: Key, noreply: bool) -> Exchange:
         """``delete <key>``."""

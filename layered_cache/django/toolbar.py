@@ -68,7 +68,7 @@ def _ms(value: float) -> str:
     return f"{value:.3f}"
 
 
-class LayeredCachePanel(Panel):  # type: ignore[misc]
+class LayeredCachePanel(Panel):
     """Exchanges, per-server timings, herd and connection events of the request."""
 
     is_async = True
@@ -139,7 +139,7 @@ class LayeredCachePanel(Panel):  # type: ignore[misc]
                         "details": _details(event),
                     }
                 )
-        self.record_stats(
+        self.record_stats(  # type: ignore[no-untyped-call]
             {
                 "operations": operations,
                 "servers": [{"server": name, **totals} for name, totals in servers.items()],
@@ -152,14 +152,14 @@ class LayeredCachePanel(Panel):  # type: ignore[misc]
     @property
     def nav_subtitle(self) -> str:
         """``"N exchanges in X ms"``."""
-        stats = self.get_stats()
+        stats = self.get_stats()  # type: ignore[no-untyped-call]
         count = len(stats.get("operations", []))
         return f"{count} exchange{'s' if count != 1 else ''} in {stats.get('total_ms', 0):.2f} ms"
 
     @property
     def content(self) -> str:
         """The panel's tables, as HTML (every value escaped)."""
-        stats = self.get_stats()
+        stats = self.get_stats()  # type: ignore[no-untyped-call]
         servers = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

@@ -28,6 +28,7 @@ from typing import Any, Final
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from layered_cache import __version__
 from layered_cache.observability.events import OperationEvent
 
 __all__ = ["DURATION_BUCKETS", "OpenTelemetryListener"]
@@ -76,8 +77,6 @@ class OpenTelemetryListener:
     """
 
     def __init__(self, tracer_provider: Any = None, meter_provider: Any = None) -> None:
-        from layered_cache import __version__
-
         self._tracer = trace.get_tracer(_SCOPE, __version__, tracer_provider)
         meter = metrics.get_meter(_SCOPE, __version__, meter_provider)
         self._duration = meter.create_histogram(

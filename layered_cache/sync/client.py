@@ -259,10 +259,7 @@ class Client(BaseClient[ServerNode]):
         step = self._ops.get_step(key)
         observer = self._observer
         try:  # (self._ask, inline: this is the hot path)
-            if observer is None:
-                reply = step.node.exchange(step)
-            else:
-                reply = observer.exchange(step, "get")
+            reply = step.node.exchange(step) if observer is None else observer.exchange(step, "get")
         except CacheConnectionError as error:
             if not self._fail_silent.absorb(error):
                 raise
@@ -324,10 +321,7 @@ class Client(BaseClient[ServerNode]):
         step = self._ops.store_step(b"set", key, value, expire, noreply, flags)
         observer = self._observer
         try:  # (self._write and self._ask, inline: this is the hot path)
-            if observer is None:
-                reply = step.node.exchange(step)
-            else:
-                reply = observer.exchange(step, "set")
+            reply = step.node.exchange(step) if observer is None else observer.exchange(step, "set")
         except CacheConnectionError as error:
             if not self._fail_silent.absorb(error):
                 raise

@@ -209,9 +209,15 @@ def test_our_panel_shows_exchanges_servers_and_herd_events(
     assert names[:4] == ["set", "get", "get", "get_many"]
     assert set(names[4:]) == {"get_or_set"}
     get_many = operations[3]
-    assert (get_many[1], get_many[2], get_many[4], get_many[5]) == (memcached.address, "3", "1", "2")
+    assert (get_many[1], get_many[2], get_many[4], get_many[5]) == (
+        memcached.address,
+        "3",
+        "1",
+        "2",
+    )
     (server,) = _rows(html, "layered-cache-servers")
-    assert server[0] == memcached.address and int(server[1]) == len(operations)
+    assert server[0] == memcached.address
+    assert int(server[1]) == len(operations)
     assert [row[0] for row in _rows(html, "layered-cache-herd")] == ["lease_won"]
     assert "greeting" not in "".join(map(str, operations))  # no key without include_keys
 

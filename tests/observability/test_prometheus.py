@@ -30,9 +30,13 @@ def test_counts_operations_hits_misses_and_durations(
     other.get("a")
     server = memcached.address
     value = registry.get_sample_value
-    assert value(
-        "layered_cache_operations_total", {"operation": "set", "server": server, "outcome": "ok"}
-    ) == 1
+    assert (
+        value(
+            "layered_cache_operations_total",
+            {"operation": "set", "server": server, "outcome": "ok"},
+        )
+        == 1
+    )
     assert value("layered_cache_hits_total", {"operation": "get_many", "server": server}) == 1
     assert value("layered_cache_misses_total", {"operation": "get_many", "server": server}) == 2
     assert value("layered_cache_hits_total", {"operation": "get", "server": server}) == 1
@@ -89,11 +93,7 @@ def test_multiprocess_mode_adds_up_the_workers(memcached: MemcachedProcess, tmp_
     labels = {"operation": "get", "server": memcached.address}
     assert registry.get_sample_value("layered_cache_misses_total", labels) == 6
     assert (
-        registry.get_sample_value(
-            "layered_cache_operations_total", {**labels, "outcome": "ok"}
-        )
+        registry.get_sample_value("layered_cache_operations_total", {**labels, "outcome": "ok"})
         == 6
     )
-    assert (
-        registry.get_sample_value("layered_cache_operation_duration_seconds_count", labels) == 6
-    )
+    assert registry.get_sample_value("layered_cache_operation_duration_seconds_count", labels) == 6

@@ -263,7 +263,10 @@ def parse_cache_config(
         unused_environment=unused_environment,
         share_key=_share_key(
             # As written: two entries naming the same listener class share a client.
-            servers.servers, choices, {**given_options, **async_options}, close_connections
+            servers.servers,
+            choices,
+            {**given_options, **async_options},
+            close_connections,
         ),
     )
 
