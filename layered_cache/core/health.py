@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
 
+from layered_cache.core.observer import Observer
 from layered_cache.errors import (
     CacheConnectionError,
     PoolTimeoutError,
@@ -22,9 +22,6 @@ from layered_cache.errors import (
     UpstreamUnavailableError,
 )
 from layered_cache.observability.events import ServerDownEvent, ServerUpEvent
-
-if TYPE_CHECKING:
-    from layered_cache.core.observer import Observer
 
 __all__ = ["FailSilent", "HealthPolicy", "ServerHealth", "counts_against_health"]
 

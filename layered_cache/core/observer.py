@@ -1,7 +1,7 @@
 """The events policy: who listens, what one exchange reports, and listeners that fail.
 
-Both engines call one :class:`Observer` (built by
-:func:`~layered_cache.core.config.client_config` only when the client has
+Both engines call one :class:`Observer` (built by the clients' shared option
+checks, ``core.config.client_config``, only when the client has
 listeners or an ``on_write_failure`` hook; otherwise every engine sees None
 and pays one ``is None`` test per call). The engines hand it each exchange
 with the public method's name (:meth:`Observer.exchange`,
@@ -80,7 +80,7 @@ class Observer:
     Args:
         listeners: callables, each called with every event.
         include_keys: put the keys in ``key_names`` of the events that carry them.
-        on_write_failure: called with a :class:`WriteFailureEvent` (keys always
+        on_write_failure: called with a :class:`~layered_cache.observability.WriteFailureEvent` (keys always
             filled in) when fail-silent mode answers a failed write with False.
         fail_silent: whether the client absorbs outages (write failures are
             reported only then: otherwise the caller gets the error).
@@ -284,7 +284,7 @@ class Observer:
         return conn
 
     def herd(self, kind: str, node: Any, encoded: bytes, waited: float = 0.0) -> None:
-        """Report what ``get_or_set`` did about a miss (a :class:`HerdEvent` of ``kind``)."""
+        """Report what ``get_or_set`` did about a miss (a :class:`~layered_cache.observability.HerdEvent` of ``kind``)."""
         if self._guards:
             names = _decode((encoded,)) if self.include_keys else None
             self.emit(HerdEvent(kind, node.name, waited=waited, key_names=names))

@@ -5,7 +5,7 @@ event (:mod:`layered_cache.observability.events`) for every exchange with a
 server and every connection, health and herd happening. Adapters, each an
 optional extra:
 
-- :class:`~layered_cache.observability.logging.LoggingListener` (no extra):
+- :class:`~layered_cache.observability.LoggingListener` (no extra):
   slow and failed calls on the ``layered_cache.events`` logger;
 - :mod:`layered_cache.observability.opentelemetry` (``[otel]``): spans and the
   ``db.client.operation.duration`` histogram;

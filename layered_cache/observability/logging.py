@@ -28,7 +28,11 @@ class LoggingListener:
             decisions (server down, back up).
 
     Example:
+        >>> from layered_cache import Client
         >>> client = Client(memcached_address, listeners=[LoggingListener(slow=0.05)])
+        >>> client.get("anything") is None
+        True
+        >>> client.close()
     """
 
     def __init__(
