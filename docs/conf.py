@@ -40,7 +40,7 @@ copyright = "layered_cache contributors"
 release = layered_cache.__version__
 version = ".".join(release.split(".")[:2])
 
-# layered_cache.django.toolbar subclasses django-debug-toolbar's Panel, whose module reads
+# layered_cache.django.toolbar.panel subclasses django-debug-toolbar's Panel, whose module reads
 # Django's settings when it is imported: default settings let autodoc import it.
 try:
     from django.conf import settings as _django_settings

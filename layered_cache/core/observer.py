@@ -51,18 +51,22 @@ STORE_NAMES: Final = {
     command: command.decode() for command in (b"set", b"add", b"replace", b"append", b"prepend")
 }
 
+_clock: Final = time.perf_counter
+_VALUES: Final = Expect.VALUES
+# Builds an OperationEvent (a named tuple) without a Python frame.
+_new_event: Final = tuple.__new__
+
 # A failing listener is logged again after this long even if it never recovered.
 _RELOG_AFTER: Final = 60.0
 
 
-class _Guard:
-    """One listener and the state of its current burst of failures."""
+class _Burst:
+    """A listener's current burst of failures: when it was last logged, how many since."""
 
-    __slots__ = ("failing_since", "listener", "suppressed")
+    __slots__ = ("logged_at", "suppressed")
 
-    def __init__(self, listener: Listener) -> None:
-        self.listener = listener
-        self.failing_since = 0.0
+    def __init__(self, logged_at: float) -> None:
+        self.logged_at = logged_at
         self.suppressed = 0
 
 
@@ -80,13 +84,14 @@ class Observer:
     Args:
         listeners: callables, each called with every event.
         include_keys: put the keys in ``key_names`` of the events that carry them.
-        on_write_failure: called with a :class:`~layered_cache.observability.WriteFailureEvent` (keys always
+        on_write_failure: called with a
+            :class:`~layered_cache.observability.WriteFailureEvent` (keys always
             filled in) when fail-silent mode answers a failed write with False.
         fail_silent: whether the client absorbs outages (write failures are
             reported only then: otherwise the caller gets the error).
     """
 
-    __slots__ = ("_guards", "fail_silent", "include_keys", "listeners", "on_write_failure")
+    __slots__ = ("_bursts", "fail_silent", "include_keys", "listeners", "on_write_failure")
 
     def __init__(
         self,
@@ -100,58 +105,63 @@ class Observer:
         self.include_keys = include_keys
         self.on_write_failure = on_write_failure
         self.fail_silent = fail_silent
-        self._guards = tuple(_Guard(listener) for listener in listeners)
+        # id(listener) -> its burst of failures; only touched when a listener raises.
+        self._bursts: dict[int, _Burst] = {}
 
     # -- dispatch -----------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
         """Call every listener with ``event``; a listener that raises is logged, not raised."""
-        for guard in self._guards:
-            self._call(guard, event)
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                self._listener_failed(listener, event)
 
-    @staticmethod
-    def _call(guard: _Guard, event: object) -> None:
-        try:
-            guard.listener(event)
-        except Exception:
-            now = time.monotonic()
-            if guard.failing_since and now - guard.failing_since < _RELOG_AFTER:
-                guard.suppressed += 1
-                return
-            guard.failing_since = now
-            more = f" ({guard.suppressed} more failures since)" if guard.suppressed else ""
-            guard.suppressed = 0
-            # The event's repr never holds keys; the listener's own traceback is its own.
-            logger.exception(
-                "layered_cache listener %s raised on %s%s; the call went on, and "
-                "further failures of this listener are not logged for %g s",
-                _name(guard.listener),
-                type(event).__name__,
-                more,
-                _RELOG_AFTER,
-            )
-        else:
-            if guard.failing_since:
-                guard.failing_since = 0.0
-                if guard.suppressed:
-                    logger.warning(
-                        "layered_cache listener %s works again after %d more failures",
-                        _name(guard.listener),
-                        guard.suppressed,
-                    )
-                    guard.suppressed = 0
+    def _listener_failed(self, listener: Listener, event: object) -> None:
+        """Log a listener's failure, at most once a minute per listener (with a count)."""
+        now = time.monotonic()
+        burst = self._bursts.get(id(listener))
+        if burst is not None and now - burst.logged_at < _RELOG_AFTER:
+            burst.suppressed += 1
+            return
+        more = f" ({burst.suppressed} more failures since)" if burst and burst.suppressed else ""
+        self._bursts[id(listener)] = _Burst(now)
+        # The event's repr never holds keys; the listener's own traceback is its own.
+        logger.exception(
+            "layered_cache listener %s raised on %s%s; the call went on, and "
+            "further failures of this listener are not logged for %g s",
+            _name(listener),
+            type(event).__name__,
+            more,
+            _RELOG_AFTER,
+        )
 
     # -- exchanges ------------------------------------------------------------------------
 
     def exchange(self, step: Any, operation: str) -> Any:
         """Perform ``step`` (an Exchange) on its node, reporting it as ``operation``."""
-        start = time.perf_counter()
+        start = _clock()
         try:
             reply = step.node.exchange(step)
         except Exception as error:
             self.exchanged(step, operation, start, None, error)
             raise
-        self.exchanged(step, operation, start, reply, None)
+        if step.expect != _VALUES or self.include_keys:
+            self.exchanged(step, operation, start, reply, None)
+            return reply
+        # A successful read without keys, the common case, inline: one tuple, no frame.
+        count = len(step.keys)
+        hits = len(reply)
+        event = _new_event(
+            OperationEvent,
+            (operation, step.node.name, count, hits, count - hits, _clock() - start, None, None),
+        )
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                self._listener_failed(listener, event)
         return reply
 
     async def aexchange(self, step: Any, operation: str) -> Any:
@@ -169,7 +179,7 @@ class Observer:
         self, step: Any, operation: str, start: float, reply: Any, error: Exception | None
     ) -> None:
         """Report one finished exchange (begun at ``start``, a perf_counter time)."""
-        duration = time.perf_counter() - start
+        duration = _clock() - start
         hits = misses = 0
         keys = step.keys
         commands = None
@@ -193,7 +203,7 @@ class Observer:
                 if commands is None
                 else tuple(n.decode("utf-8", "replace") for _, ks in commands for n in ks)
             )
-        if self._guards:
+        if self.listeners:
             self.emit(
                 OperationEvent(
                     operation,
@@ -223,7 +233,7 @@ class Observer:
         """Report writes of ``keys`` that failed and that fail-silent mode answers with False."""
         names = _decode(keys)
         event = WriteFailureEvent(operation, server, len(names), type(error).__name__, names)
-        if self._guards:
+        if self.listeners:
             self.emit(event if self.include_keys else _without_keys(event))
         hook = self.on_write_failure
         if hook is not None:
@@ -237,7 +247,7 @@ class Observer:
     def connected(self, server: str, auth: object, start: float, error: Exception | None) -> None:
         """Report a connection attempt begun at ``start`` (and its handshake, if it logs in)."""
         duration = time.perf_counter() - start
-        if not self._guards:
+        if not self.listeners:
             return
         refused = _is_refusal(error)
         self.emit(
@@ -284,8 +294,11 @@ class Observer:
         return conn
 
     def herd(self, kind: str, node: Any, encoded: bytes, waited: float = 0.0) -> None:
-        """Report what ``get_or_set`` did about a miss (a :class:`~layered_cache.observability.HerdEvent` of ``kind``)."""
-        if self._guards:
+        """Report what ``get_or_set`` did about a miss.
+
+        (A :class:`~layered_cache.observability.HerdEvent` of ``kind``.)
+        """
+        if self.listeners:
             names = _decode((encoded,)) if self.include_keys else None
             self.emit(HerdEvent(kind, node.name, waited=waited, key_names=names))
 

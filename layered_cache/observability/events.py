@@ -1,6 +1,6 @@
 """The events a client reports to its listeners: immutable values, safe to keep and share.
 
-Every event is frozen (hashable, thread-safe). None carries a password, and
+Every event is immutable (hashable, thread-safe). None carries a password, and
 none carries a cache key unless the client was built with
 ``include_keys=True`` (keys can be session ids): then ``key_names`` holds them,
 and it never shows in the event's repr.
@@ -21,7 +21,7 @@ and it never shows in the event's repr.
 
 from __future__ import annotations
 
-from typing import Final, TypeAlias
+from typing import Final, NamedTuple, TypeAlias
 
 import attrs
 
@@ -48,9 +48,11 @@ HERD_LEASE_WAITED: Final = "lease_waited"
 HERD_STALE_SERVED: Final = "stale_served"
 
 
-@attrs.frozen
-class OperationEvent:
+class OperationEvent(NamedTuple):
     """One exchange with one server, as a public method made it.
+
+    A named tuple (immutable and hashable, like the other events, and the
+    cheapest object Python builds: there is one per exchange).
 
     Attributes:
         operation: the public method's name (``"get"``, ``"get_many"``,
@@ -72,7 +74,15 @@ class OperationEvent:
     misses: int
     duration: float
     error: str | None = None
-    key_names: tuple[str, ...] | None = attrs.field(default=None, repr=False)
+    key_names: tuple[str, ...] | None = None
+
+    def __repr__(self) -> str:
+        # Never the key names, even when the client was asked to include them.
+        return (
+            f"OperationEvent(operation={self.operation!r}, server={self.server!r}, "
+            f"keys={self.keys}, hits={self.hits}, misses={self.misses}, "
+            f"duration={self.duration!r}, error={self.error!r})"
+        )
 
 
 @attrs.frozen

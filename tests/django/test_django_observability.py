@@ -132,7 +132,7 @@ def toolbar_site(memcached: MemcachedProcess) -> Iterator[None]:
         ],
         "DEBUG_TOOLBAR_PANELS": [
             "debug_toolbar.panels.cache.CachePanel",
-            "layered_cache.django.toolbar.LayeredCachePanel",
+            "layered_cache.django.toolbar.panel.LayeredCachePanel",
         ],
         "DEBUG_TOOLBAR_CONFIG": {
             "SHOW_TOOLBAR_CALLBACK": lambda request: True,
@@ -148,8 +148,15 @@ def toolbar_site(memcached: MemcachedProcess) -> Iterator[None]:
         },
     }
     apps = settings.pop("INSTALLED_APPS")
-    # Apps are loaded before the other settings apply: those come first.
-    with override_settings(**settings), override_settings(INSTALLED_APPS=apps):
+    toolbar = {name: settings.pop(name) for name in list(settings) if "TOOLBAR" in name}
+    # Apps are loaded before the other settings of their override apply, so the settings
+    # staticfiles needs come first; the toolbar's settings, which make it load its
+    # models, come once it is installed.
+    with (
+        override_settings(**settings),
+        override_settings(INSTALLED_APPS=apps),
+        override_settings(**toolbar),
+    ):
         yield
 
 

@@ -1,54 +1,24 @@
-"""A django-debug-toolbar panel of what layered_cache did during a request.
-
-django-debug-toolbar's own cache panel shows the sync cache methods a view
-called. This panel shows what went over the wire, from the clients' events:
-every exchange (async calls included), timings per server, ``get_or_set``
-herd decisions, connections, health changes and write failures. Keys are
-shown only if the cache was built with ``include_keys``.
-
-Enable it with the toolbar's settings and the cache's listener::
-
-    DEBUG_TOOLBAR_PANELS = [
-        # ... the toolbar's default panels ...
-        "layered_cache.django.toolbar.LayeredCachePanel",
-    ]
-    CACHES = {
-        "default": {
-            "BACKEND": "layered_cache.django.MemcacheCache",
-            "LOCATION": "127.0.0.1:11211",
-            "OPTIONS": {"listeners": ["layered_cache.django.toolbar.ToolbarListener"]},
-        }
-    }
-
-The listener does nothing (one context-local lookup per event) unless a
-request with the toolbar enabled is running in the same thread or task.
-"""
+"""The panel itself: it subclasses django-debug-toolbar's Panel (see the package docstring)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
-from asgiref.local import Local
-from debug_toolbar.panels import Panel
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.html import format_html, format_html_join
 
+try:
+    from debug_toolbar.panels import Panel
+except ImproperlyConfigured as exc:  # debug_toolbar reads Django's settings on import
+    raise ImportError(
+        f"layered_cache.django.toolbar.panel is imported by Django once its settings are set: {exc}"
+    ) from exc
+
+from layered_cache.django.toolbar import set_current_panel
 from layered_cache.observability.events import HerdEvent, OperationEvent
 
-__all__ = ["LayeredCachePanel", "ToolbarListener"]
-
-
-class ToolbarListener:
-    """A listener that hands each event to the request's :class:`LayeredCachePanel`, if any."""
-
-    def __call__(self, event: object) -> None:
-        """Record ``event`` in the current request's panel (nothing outside such a request)."""
-        panel = LayeredCachePanel.current_instance()
-        if panel is not None:
-            panel.record(event)
-
-    def __repr__(self) -> str:
-        return "ToolbarListener()"
+__all__ = ["LayeredCachePanel"]
 
 
 def _details(event: object) -> str:
@@ -75,24 +45,17 @@ class LayeredCachePanel(Panel):
     nav_title = "layered_cache"
     title = "layered_cache: exchanges with memcached"
 
-    _context_locals: ClassVar[Local] = Local()
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.events: list[object] = []
 
-    @classmethod
-    def current_instance(cls) -> LayeredCachePanel | None:
-        """The panel of the request running in this thread or task, or None."""
-        return getattr(cls._context_locals, "current_instance", None)
-
     def enable_instrumentation(self) -> None:
-        """Start collecting this request's events."""
-        self._context_locals.current_instance = self
+        """Start collecting this request's events (:class:`ToolbarListener` hands them over)."""
+        set_current_panel(self)
 
     def disable_instrumentation(self) -> None:
         """Stop collecting."""
-        self._context_locals.current_instance = None
+        set_current_panel(None)
 
     def record(self, event: object) -> None:
         """Keep ``event`` for the panel (listeners run inline: a list append)."""
