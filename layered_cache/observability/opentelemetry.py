@@ -29,33 +29,11 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from layered_cache import __version__
+from layered_cache.observability.buckets import DURATION_BUCKETS
 from layered_cache.observability.events import OperationEvent
 
 __all__ = ["DURATION_BUCKETS", "OpenTelemetryListener"]
 
-#: ``db.client.operation.duration`` bucket boundaries (seconds): from 50 µs (a
-#: loopback get) to 10 s, instead of the convention's default, whose first bucket
-#: (1 ms) would hold nearly every memcached call.
-DURATION_BUCKETS: Final = (
-    0.00005,
-    0.0001,
-    0.00025,
-    0.0005,
-    0.00075,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
 
 _SCOPE: Final = "layered_cache"
 

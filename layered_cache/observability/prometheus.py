@@ -7,7 +7,7 @@ Metrics (Grafana-ready names; ``server`` is ``host:port``):
 - ``layered_cache_hits_total{operation,server}`` and
   ``layered_cache_misses_total{operation,server}``: keys found and not found;
 - ``layered_cache_operation_duration_seconds{operation,server}``: a histogram
-  with sub-millisecond buckets;
+  with sub-millisecond buckets (:data:`~layered_cache.observability.buckets.DURATION_BUCKETS`);
 - ``layered_cache_errors_total{operation,server,error}``: failed exchanges by
   exception class;
 - ``layered_cache_connections_total{server,outcome}``: connections opened;
@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any, Final
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
+from layered_cache.observability.buckets import DURATION_BUCKETS
 from layered_cache.observability.events import (
     ConnectEvent,
     HerdEvent,
@@ -40,26 +41,6 @@ from layered_cache.observability.events import (
 )
 
 __all__ = ["DURATION_BUCKETS", "PrometheusListener"]
-
-#: Bucket boundaries of ``layered_cache_operation_duration_seconds``.
-DURATION_BUCKETS: Final = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
 
 
 class _Metrics:
