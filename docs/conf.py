@@ -67,6 +67,8 @@ nitpick_ignore = [
     ("py:class", "django.core.cache.backends.base.InvalidCacheKey"),
     # The type variable of Operations (an engine's server type) is not an object to link.
     ("py:class", "layered_cache.core.operations.N"),
+    # ... and the result type of a flow (Operations.ask), a type variable too.
+    ("py:class", "layered_cache.core.operations.T"),
     # The type variable of the observer's connection wrappers (an engine's connection).
     ("py:class", "layered_cache.core.observer.T"),
     # prometheus-client publishes no Sphinx inventory.

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
-from typing import Protocol, TypeAlias
+from collections.abc import Callable, Generator
+from typing import Any, Protocol, TypeAlias
 
 from layered_cache.errors import AuthenticationError, CacheConnectionError, ConfigurationError
+from layered_cache.protocol import requests
 
-__all__ = ["Authenticator", "HandshakeFlow", "expect_stored", "refuse_unsafe_username"]
+__all__ = [
+    "Authenticator",
+    "HandshakeFlow",
+    "SetCredentials",
+    "expect_stored",
+    "password_check",
+    "refuse_unsafe_password",
+    "refuse_unsafe_username",
+    "set_handshake",
+    "set_request",
+    "username_check",
+]
+
+#: An attrs field validator: ``(instance, attribute, value) -> None``.
+Validator: TypeAlias = Callable[[object, object, Any], None]
 
 #: A handshake: yields the bytes to send, receives each reply line (without CRLF).
 HandshakeFlow: TypeAlias = Generator[bytes, bytes, None]
@@ -73,6 +88,49 @@ def refuse_unsafe_password(scheme: str, password: object, *, forbidden: str = ""
             "(carriage return, line feed or NUL)"
         )
     return password
+
+
+def username_check(scheme: str, *, extra: str = "") -> Validator:
+    """An attrs validator running :func:`refuse_unsafe_username` for ``scheme``."""
+
+    def check(_instance: object, _attribute: object, value: Any) -> None:
+        refuse_unsafe_username(scheme, value, extra=extra)
+
+    return check
+
+
+def password_check(scheme: str, *, forbidden: str = "") -> Validator:
+    """An attrs validator running :func:`refuse_unsafe_password` for ``scheme``."""
+
+    def check(_instance: object, _attribute: object, value: Any) -> None:
+        refuse_unsafe_password(scheme, value, forbidden=forbidden)
+
+    return check
+
+
+def set_request(key: str, data: bytes) -> bytes:
+    """The ``set <key> 0 0 <n>`` both ASCII schemes authenticate with, encoded like any set."""
+    return requests.store(b"set", key.encode("utf-8"), 0, 0, data, False)
+
+
+class SetCredentials(Protocol):
+    """An authenticator whose handshake is one ``set`` (:func:`set_request`)."""
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def set_request(self) -> bytes: ...
+
+
+def set_handshake(auth: SetCredentials, *, scheme: str, server: str) -> HandshakeFlow:
+    """Send ``auth.set_request``; anything but ``STORED`` is a refusal.
+
+    The request (it holds the password) is never a local of this frame, so a
+    traceback rendered with its locals cannot show it.
+    """
+    reply = yield auth.set_request
+    expect_stored(reply, scheme=scheme, server=server, username=auth.username)
 
 
 def expect_stored(reply: bytes, *, scheme: str, server: str, username: str) -> None:

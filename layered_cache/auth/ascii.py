@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from layered_cache.auth._base import (
     HandshakeFlow,
-    expect_stored,
-    refuse_unsafe_password,
-    refuse_unsafe_username,
+    password_check,
+    set_handshake,
+    set_request,
+    username_check,
 )
 
 __all__ = ["AsciiAuth"]
@@ -18,13 +17,9 @@ __all__ = ["AsciiAuth"]
 _SCHEME = "AsciiAuth"
 
 
-def _check_username(_instance: object, _attribute: object, value: Any) -> None:
-    # The authfile holds "user:password" lines, so a colon cannot be part of a name.
-    refuse_unsafe_username(_SCHEME, value, extra=":")
-
-
-def _check_password(_instance: object, _attribute: object, value: Any) -> None:
-    refuse_unsafe_password(_SCHEME, value, forbidden="\r\n\x00")
+# The authfile holds "user:password" lines, so a colon cannot be part of a name.
+_check_username = username_check(_SCHEME, extra=":")
+_check_password = password_check(_SCHEME, forbidden="\r\n\x00")
 
 
 @attrs.frozen
@@ -51,14 +46,13 @@ class AsciiAuth:
     username: str = attrs.field(validator=_check_username)
     password: str = attrs.field(repr=False, validator=_check_password)
     key: str = attrs.field(default="auth", validator=_check_username)
-    _request: bytes = attrs.field(init=False, repr=False, eq=False)
+    #: The handshake's ``set`` request (it holds the password: never shown).
+    set_request: bytes = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         data = f"{self.username} {self.password}".encode()
-        request = b"set %s 0 0 %d\r\n%s\r\n" % (self.key.encode("utf-8"), len(data), data)
-        object.__setattr__(self, "_request", request)
+        object.__setattr__(self, "set_request", set_request(self.key, data))
 
     def handshake(self, server: str) -> HandshakeFlow:
         """Send ``username password`` as a ``set``; anything but ``STORED`` is a refusal."""
-        reply = yield self._request
-        expect_stored(reply, scheme=_SCHEME, server=server, username=self.username)
+        return set_handshake(self, scheme=_SCHEME, server=server)

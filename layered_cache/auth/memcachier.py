@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from layered_cache.auth._base import (
     HandshakeFlow,
-    expect_stored,
-    refuse_unsafe_password,
-    refuse_unsafe_username,
+    password_check,
+    set_handshake,
+    set_request,
+    username_check,
 )
 
 __all__ = ["MemCachierAuth"]
@@ -18,12 +17,8 @@ __all__ = ["MemCachierAuth"]
 _SCHEME = "MemCachierAuth"
 
 
-def _check_username(_instance: object, _attribute: object, value: Any) -> None:
-    refuse_unsafe_username(_SCHEME, value)
-
-
-def _check_password(_instance: object, _attribute: object, value: Any) -> None:
-    refuse_unsafe_password(_SCHEME, value)
+_check_username = username_check(_SCHEME)
+_check_password = password_check(_SCHEME)
 
 
 @attrs.frozen
@@ -48,14 +43,13 @@ class MemCachierAuth:
 
     username: str = attrs.field(validator=_check_username)
     password: str = attrs.field(repr=False, validator=_check_password)
-    _request: bytes = attrs.field(init=False, repr=False, eq=False)
+    #: The handshake's ``set`` request (it holds the password: never shown).
+    set_request: bytes = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
-        secret = self.password.encode("utf-8")
-        request = b"set %s 0 0 %d\r\n%s\r\n" % (self.username.encode("utf-8"), len(secret), secret)
-        object.__setattr__(self, "_request", request)
+        request = set_request(self.username, self.password.encode("utf-8"))
+        object.__setattr__(self, "set_request", request)
 
     def handshake(self, server: str) -> HandshakeFlow:
         """Send the credentials as a ``set``; anything but ``STORED`` is a refusal."""
-        reply = yield self._request
-        expect_stored(reply, scheme=_SCHEME, server=server, username=self.username)
+        return set_handshake(self, scheme=_SCHEME, server=server)

@@ -175,7 +175,14 @@ def _classic(
     lease = _lease_key(encoded)
 
     def add(name: Key, item: Any, ttl: int) -> Flow[bool]:
-        return _absorbing(ops, ops.store(b"add", name, item, ttl, False, None), False)
+        return _absorbing(
+            ops,
+            ops.ask(ops.store_step(b"add", name, item, ttl, False, None), ops.store_result),
+            False,
+        )
+
+    def release() -> Flow[bool]:
+        return _absorbing(ops, ops.ask(ops.delete_step(lease, False), ops.delete_result), False)
 
     started = time.monotonic()
     deadline = started + wait_timeout
@@ -189,11 +196,11 @@ def _classic(
             try:
                 value = yield Compute(default)
             except Exception:
-                yield from _absorbing(ops, ops.delete(lease, False), False)
+                yield from release()
                 raise
             # add, not set: a value written while we computed is newer than ours.
             yield from add(key, value, expire)
-            yield from _absorbing(ops, ops.delete(lease, False), False)
+            yield from release()
             return value
         yield Sleep(poll)
         poll = min(poll * 2, _MAX_POLL)

@@ -15,7 +15,7 @@ before the first step, so a bad call never reaches the wire.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any, Final, Generic, Protocol, TypeAlias, TypeVar
 
 from layered_cache._keys import encode_key, encode_keys
@@ -249,6 +249,12 @@ class Operations(Generic[N]):
         reply = yield self.get_step(key)
         return self.get_result(key, reply, default)
 
+    @staticmethod
+    def ask(step: Exchange, result: Callable[[Any], T]) -> Flow[T]:
+        """One exchange as a flow answering ``result(reply)`` (``store_result``, ...)."""
+        reply = yield step
+        return result(reply)
+
     def get_many(self, keys: Iterable[Key]) -> Flow[dict[Key, Any]]:
         """``get`` of many keys, one request per server: ``{key: value}`` of the hits."""
         found: dict[Key, Any] = yield from self._fetch_many(keys, cas=False)
@@ -332,19 +338,6 @@ class Operations(Generic[N]):
     def store_result(reply: Any) -> bool:
         """True when stored (a ``noreply`` write, with no reply, counts as stored)."""
         return reply is None or reply == b"STORED"
-
-    def store(
-        self,
-        command: bytes,
-        key: Key,
-        value: Any,
-        expire: int,
-        noreply: bool,
-        flags: int | None,
-    ) -> Flow[bool]:
-        """A storage command as a flow: True when stored."""
-        reply = yield self.store_step(command, key, value, expire, noreply, flags)
-        return self.store_result(reply)
 
     def cas_step(
         self,
@@ -460,11 +453,6 @@ class Operations(Generic[N]):
     def delete_result(reply: Any) -> bool:
         """True when the key was in the cache (a ``noreply`` delete counts as True)."""
         return reply is None or reply == b"DELETED"
-
-    def delete(self, key: Key, noreply: bool) -> Flow[bool]:
-        """``delete <key>`` as a flow."""
-        reply = yield self.delete_step(key, noreply)
-        return self.delete_result(reply)
 
     def delete_many(self, keys: Iterable[Key], noreply: bool) -> Flow[bool]:
         """``delete`` of many keys, pipelined per server: True once every server acknowledged."""

@@ -26,6 +26,9 @@ __all__ = [
     "FLAG_TEXT",
     "Serialized",
     "Serializer",
+    "UNPLAIN",
+    "read_plain",
+    "store_plain",
     "unreadable",
 ]
 
@@ -81,6 +84,39 @@ class Serialized:
 
     data: bytes
     flags: int
+
+
+#: What :func:`read_plain` answers for flags that are not a plain value's.
+UNPLAIN: Any = object()
+
+
+def store_plain(value: Any) -> tuple[bytes, int] | None:
+    """``(bytes, flags)`` for non-empty bytes, str and int, stored as pymemcache stores them.
+
+    Every client that shares pymemcache's flag convention (Django's
+    ``PyMemcacheCache`` among them) reads these back, and ``incr``/``decr``
+    work on the integers. None for any other value (empty bytes included: an
+    empty unflagged item is memcached's "being recomputed" placeholder).
+    """
+    kind = type(value)
+    if kind is bytes:
+        return (value, FLAG_BYTES) if value else None
+    if kind is str:
+        return value.encode("utf-8"), FLAG_TEXT
+    if kind is int:
+        return b"%d" % value, FLAG_INTEGER
+    return None
+
+
+def read_plain(value: bytes, flags: int) -> Any:
+    """The value :func:`store_plain` stored with ``flags``, or :data:`UNPLAIN` for other flags."""
+    if flags == FLAG_BYTES:
+        return value
+    if flags == FLAG_TEXT:
+        return value.decode("utf-8")
+    if flags in (FLAG_INTEGER, FLAG_LONG):
+        return int(value)
+    return UNPLAIN
 
 
 def unreadable(serializer: str, flags: int, why: str) -> SerializationError:

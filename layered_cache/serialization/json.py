@@ -9,12 +9,11 @@ import attrs
 
 from layered_cache.errors import SerializationError
 from layered_cache.serialization._base import (
-    FLAG_BYTES,
-    FLAG_INTEGER,
     FLAG_JSON,
-    FLAG_LONG,
     FLAG_PICKLE,
-    FLAG_TEXT,
+    UNPLAIN,
+    read_plain,
+    store_plain,
     unreadable,
 )
 
@@ -51,21 +50,18 @@ class JSONSerializer:
 
     def serialize(self, key: Any, value: Any) -> tuple[bytes, int]:
         """Return ``(bytes, flags)`` for ``value``; see the class description."""
+        stored = store_plain(value)
+        if stored is not None:
+            return stored
         kind = type(value)
         if kind is bytes:
-            if not value:
-                # An empty unflagged item is memcached's "being recomputed"
-                # placeholder, which every reader treats as a miss; JSON has no
-                # other way to hold bytes, so refuse rather than lose the value.
-                raise SerializationError(
-                    "JSONSerializer cannot store empty bytes (they would read back as a "
-                    'miss); store "" or None instead'
-                )
-            return value, FLAG_BYTES
-        if kind is str:
-            return value.encode("utf-8"), FLAG_TEXT
-        if kind is int:
-            return b"%d" % value, FLAG_INTEGER
+            # An empty unflagged item is memcached's "being recomputed"
+            # placeholder, which every reader treats as a miss; JSON has no
+            # other way to hold bytes, so refuse rather than lose the value.
+            raise SerializationError(
+                "JSONSerializer cannot store empty bytes (they would read back as a "
+                'miss); store "" or None instead'
+            )
         try:
             text = json.dumps(
                 value, separators=(",", ":"), allow_nan=False, sort_keys=self.sort_keys
@@ -85,12 +81,9 @@ class JSONSerializer:
                 return json.loads(value)
             except ValueError as exc:
                 raise unreadable("JSONSerializer", flags, f"invalid JSON: {exc}") from exc
-        if flags == FLAG_BYTES:
-            return value
-        if flags == FLAG_TEXT:
-            return value.decode("utf-8")
-        if flags in (FLAG_INTEGER, FLAG_LONG):
-            return int(value)
+        plain = read_plain(value, flags)
+        if plain is not UNPLAIN:
+            return plain
         if flags & FLAG_PICKLE:
             raise unreadable(
                 "JSONSerializer", flags, "it is a pickle, and this serializer never unpickles"

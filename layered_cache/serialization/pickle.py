@@ -9,13 +9,12 @@ import attrs
 
 from layered_cache.errors import SerializationError
 from layered_cache.serialization._base import (
-    FLAG_BYTES,
     FLAG_COMPRESSED,
-    FLAG_INTEGER,
     FLAG_JSON,
-    FLAG_LONG,
     FLAG_PICKLE,
-    FLAG_TEXT,
+    UNPLAIN,
+    read_plain,
+    store_plain,
     unreadable,
 )
 from layered_cache.serialization.json import JSONSerializer
@@ -66,33 +65,27 @@ class PickleSerializer:
 
     def serialize(self, key: Any, value: Any) -> tuple[bytes, int]:
         """Return ``(bytes, flags)`` for ``value``; see the class description."""
-        kind = type(value)
-        if kind is bytes and value:
-            return value, FLAG_BYTES
-        if kind is str:
-            return value.encode("utf-8"), FLAG_TEXT
-        if kind is int:
-            return b"%d" % value, FLAG_INTEGER
+        stored = store_plain(value)
+        if stored is not None:
+            return stored
         try:
             return pickle.dumps(value, self.protocol), FLAG_PICKLE
         except Exception as exc:
+            kind = type(value)
             raise UnpicklableValueError(
                 f"cannot pickle a {kind.__module__}.{kind.__qualname__} value: {exc}"
             ) from exc
 
     def deserialize(self, key: Any, value: bytes, flags: int) -> Any:
         """Return the value stored as ``value`` with ``flags``."""
-        if flags == FLAG_BYTES:
-            return value
         if flags == FLAG_PICKLE:
             try:
                 return pickle.loads(value)
             except Exception as exc:
                 raise unreadable("PickleSerializer", flags, f"unpickling failed: {exc!r}") from exc
-        if flags == FLAG_TEXT:
-            return value.decode("utf-8")
-        if flags in (FLAG_INTEGER, FLAG_LONG):
-            return int(value)
+        plain = read_plain(value, flags)
+        if plain is not UNPLAIN:
+            return plain
         if flags == FLAG_JSON:
             # Written by a JSONSerializer client sharing the cache; JSON is safe to read.
             return JSONSerializer().deserialize(key, value, flags)
