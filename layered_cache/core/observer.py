@@ -91,7 +91,15 @@ class Observer:
             reported only then: otherwise the caller gets the error).
     """
 
-    __slots__ = ("_bursts", "fail_silent", "include_keys", "listeners", "on_write_failure")
+    __slots__ = (
+        "_bursts",
+        "_one",
+        "fail_silent",
+        "include_keys",
+        "listeners",
+        "on_write_failure",
+        "read",
+    )
 
     def __init__(
         self,
@@ -102,7 +110,12 @@ class Observer:
         fail_silent: bool,
     ) -> None:
         self.listeners = listeners
+        # What the read path calls: the one listener itself (the usual case), or emit.
+        self._one: Callable[[Any], object] = listeners[0] if len(listeners) == 1 else self.emit
         self.include_keys = include_keys
+        #: ``read(step, operation)``: :meth:`exchange` for a single-key read, chosen
+        #: once (the lean :meth:`_read` unless keys go into the events).
+        self.read: Callable[[Any, str], Any] = self.exchange if include_keys else self._read
         self.on_write_failure = on_write_failure
         self.fail_silent = fail_silent
         # id(listener) -> its burst of failures; only touched when a listener raises.
@@ -147,21 +160,31 @@ class Observer:
         except Exception as error:
             self.exchanged(step, operation, start, None, error)
             raise
-        if step.expect != _VALUES or self.include_keys:
-            self.exchanged(step, operation, start, reply, None)
-            return reply
-        # A successful read without keys, the common case, inline: one tuple, no frame.
-        count = len(step.keys)
+        self.exchanged(step, operation, start, reply, None)
+        return reply
+
+    def _read(self, step: Any, operation: str) -> Any:
+        """:meth:`exchange` for a single-key read (``get``): the hot path, kept lean.
+
+        One tuple for the event and no frame beyond the listener's own; the
+        general :meth:`exchanged` runs only for failures.
+        """
+        node = step.node
+        start = _clock()
+        try:
+            reply = node.exchange(step)
+        except Exception as error:
+            self.exchanged(step, operation, start, None, error)
+            raise
         hits = len(reply)
         event = _new_event(
-            OperationEvent,
-            (operation, step.node.name, count, hits, count - hits, _clock() - start, None, None),
+            OperationEvent, (operation, node.name, 1, hits, 1 - hits, _clock() - start, None, None)
         )
-        for listener in self.listeners:
-            try:
-                listener(event)
-            except Exception:
-                self._listener_failed(listener, event)
+        one = self._one
+        try:
+            one(event)
+        except Exception:  # (never from emit, which guards each listener itself)
+            self._listener_failed(one, event)
         return reply
 
     async def aexchange(self, step: Any, operation: str) -> Any:

@@ -259,7 +259,7 @@ class Client(BaseClient[ServerNode]):
         step = self._ops.get_step(key)
         observer = self._observer
         try:  # (self._ask, inline: this is the hot path)
-            reply = step.node.exchange(step) if observer is None else observer.exchange(step, "get")
+            reply = step.node.exchange(step) if observer is None else observer.read(step, "get")
         except CacheConnectionError as error:
             if not self._fail_silent.absorb(error):
                 raise

@@ -336,3 +336,17 @@ def test_logging_listener_logs_slow_and_failed_calls_without_keys(
     assert "stale value" in text
     assert "skipped" in text
     assert "secret-session-id" not in text
+
+
+def test_a_lone_raising_listener_never_breaks_a_get(
+    memcached: MemcachedProcess, make: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(event: object) -> None:
+        raise ValueError("listener bug")
+
+    client = make(memcached.address, listeners=[broken])
+    caplog.set_level(logging.ERROR, logger="layered_cache")
+    client.set("lone", 1)
+    assert [client.get("lone") for _ in range(3)] == [1, 1, 1]
+    logged = [r for r in caplog.records if "listener" in r.getMessage()]
+    assert len(logged) == 1
