@@ -17,7 +17,6 @@ prints the connections it accepted and the handshakes it completed.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import subprocess
@@ -30,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.harness import pump  # noqa: E402 - needs the repo root on sys.path
+from tests.harness import pipe_both_ways  # noqa: E402 - needs the repo root on sys.path
 from tests.servers import (  # noqa: E402
     LOOPBACK,
     MemCachierGateway,
@@ -46,14 +45,7 @@ class PassThroughProxy(MemCachierGateway):
 
     async def serve(self, link: _GatewayLink) -> None:
         up_reader, up_writer = await self.connect_upstream(link, self.upstream_connect_timeout)
-        to_client = asyncio.create_task(pump(up_reader, link.client))
-        to_upstream = asyncio.create_task(pump(link.client_reader, up_writer, half_close=True))
-        try:
-            await to_client
-        finally:
-            for task in (to_client, to_upstream):
-                task.cancel()
-            await asyncio.gather(to_client, to_upstream, return_exceptions=True)
+        await pipe_both_ways(link.client_reader, link.client, up_reader, up_writer)
 
 
 class _Upstream:

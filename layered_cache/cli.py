@@ -52,12 +52,14 @@ from layered_cache.auth import AsciiAuth, Authenticator, MemCachierAuth, NoAuth
 from layered_cache.diagnostics import (
     CHECK_EXPIRE,
     CheckResult,
+    DiscoveryResult,
     Probe,
     check_server,
     classify_error,
     quiet_library_log,
     server_summary,
 )
+from layered_cache.discovery import ALIASES as DISCOVERIES
 from layered_cache.errors import ConfigurationError
 from layered_cache.serialization import JSONSerializer, PickleSerializer, Serializer
 from layered_cache.transport import Address, TCPTransport, TLSTransport, Transport, format_address
@@ -102,6 +104,8 @@ class _Connection:
 
     servers: list[Address]
     probe: Probe
+    #: What discovery listed behind the servers given (None: static).
+    discovered: DiscoveryResult | None = None
 
 
 @attrs.frozen
@@ -145,7 +149,11 @@ class _Resolver:
             connect_timeout=args.connect_timeout,
             timeout=args.timeout,
         )
-        return _Connection(servers, probe)
+        discovered = probe.discover(servers, DISCOVERIES[args.discovery]())
+        if discovered is not None:
+            # The servers given are configuration endpoints (or names): check what they list.
+            servers = list(discovered.nodes)
+        return _Connection(servers, probe, discovered)
 
     def servers(self, env: Environment) -> list[Address]:
         """The SERVER arguments, else the environment's; each server once."""
@@ -230,6 +238,17 @@ class _Resolver:
 
 
 def _run_check(args: argparse.Namespace, connection: _Connection, out: TextIO) -> int:
+    discovered = connection.discovered
+    if discovered is not None and not args.json:
+        status = _paint(
+            "NODES" if discovered.ok else "FAIL", "32" if discovered.ok else "31", _use_color(out)
+        )
+        print(f"{status}  {', '.join(discovered.seeds)}  {discovered.summary()}", file=out)
+    if discovered is not None and not discovered.ok:
+        if args.json:
+            json.dump({"discovery": discovered.to_json(), "servers": []}, out, indent=2)
+            print(file=out)
+        return EXIT_FAILED
     names = [format_address(address) for address in connection.servers]
     width = max(len(name) for name in names)
     results: list[CheckResult] = []
@@ -413,6 +432,14 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     )
     auth.add_argument("--password", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS)
     client = parser.add_argument_group("client")
+    client.add_argument(
+        "--discovery",
+        choices=tuple(DISCOVERIES),
+        default="static",
+        help="the servers given are a configuration endpoint (elasticache, memorystore) "
+        "or names to resolve (dns): ask it for the nodes, and check those "
+        "(default: static, the servers themselves)",
+    )
     client.add_argument(
         "--serializer",
         choices=("pickle", "json"),

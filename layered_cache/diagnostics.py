@@ -34,6 +34,7 @@ import attrs
 
 from layered_cache import Client
 from layered_cache.auth import Authenticator, NoAuth
+from layered_cache.discovery import Discovery, StaticDiscovery
 from layered_cache.errors import (
     AuthenticationError,
     CacheConnectionError,
@@ -44,11 +45,14 @@ from layered_cache.errors import (
     TLSError,
 )
 from layered_cache.serialization import PickleSerializer, Serializer
+from layered_cache.sync.connection import Connection
+from layered_cache.sync.discovery import run_lookup
 from layered_cache.transport import Address, TCPTransport, Transport, format_address
 
 __all__ = [
     "CHECK_EXPIRE",
     "CheckResult",
+    "DiscoveryResult",
     "HINTS",
     "Hint",
     "Probe",
@@ -123,6 +127,52 @@ class CheckResult:
             )
         details = f"{self.kind}: {self.reason}"
         return f"{details} [hint: {self.hint}]" if self.hint else details
+
+
+@attrs.frozen
+class DiscoveryResult:
+    """What discovery listed behind the servers given, before they are checked.
+
+    Attributes:
+        strategy: the discovery strategy's repr.
+        seeds: the configuration endpoints or names that were asked.
+        nodes: the nodes found (empty when the lookup failed).
+        version: the configuration version the endpoint reported, if any.
+        source: the endpoint that answered (or the names resolved).
+        error: why no node list came back, or None.
+    """
+
+    strategy: str
+    seeds: tuple[str, ...]
+    nodes: tuple[Address, ...] = ()
+    version: int | None = None
+    source: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether a node list came back."""
+        return self.error is None
+
+    def summary(self) -> str:
+        """``3 node(s) from cfg:11211 (version 12): a:11211, b:11211, c:11211``, or the error."""
+        if self.error is not None:
+            return f"discovery failed: {self.error}"
+        version = "" if self.version is None else f" (version {self.version})"
+        listed = ", ".join(format_address(node) for node in self.nodes)
+        return f"{len(self.nodes)} node(s) from {self.source}{version}: {listed}"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (nodes as ``host:port`` strings)."""
+        return {
+            "strategy": self.strategy,
+            "seeds": list(self.seeds),
+            "ok": self.ok,
+            "nodes": [format_address(node) for node in self.nodes],
+            "version": self.version,
+            "source": self.source,
+            "error": self.error,
+        }
 
 
 def classify_error(exc: BaseException) -> tuple[str, str]:
@@ -383,6 +433,35 @@ class Probe:
                 **found,
             )
         return CheckResult(name, ok=True, latency_ms=statistics.median(timings), **found)
+
+    def discover(self, seeds: list[Address], discovery: Discovery) -> DiscoveryResult | None:
+        """Ask ``discovery`` once which nodes stand behind ``seeds`` (None for static discovery).
+
+        The lookup runs as a client's would (its own connection per endpoint,
+        this probe's transport, authenticator and timeouts); its failure is
+        reported in the result, never raised.
+        """
+        if isinstance(discovery, StaticDiscovery):
+            return None
+
+        def connect(address: Address) -> Connection:
+            return Connection.open(
+                address,
+                name=format_address(address),
+                transport=self.transport,
+                auth=self.auth,
+                connect_timeout=self.connect_timeout,
+                timeout=self.timeout,
+            )
+
+        names = tuple(format_address(seed) for seed in seeds)
+        try:
+            found = run_lookup(discovery.lookup(tuple(seeds)), connect, self.timeout)
+        except LayeredCacheError as exc:
+            return DiscoveryResult(repr(discovery), names, error=str(exc))
+        return DiscoveryResult(
+            repr(discovery), names, found.nodes, version=found.version, source=found.source
+        )
 
     def stats(self, address: Address, *group: str) -> dict[str, Any]:
         """``stats [group]`` of one server, as the client returns it.

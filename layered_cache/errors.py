@@ -8,6 +8,7 @@ Everything derives from :class:`LayeredCacheError`::
     ├── InvalidArgumentError (also ValueError) an expire, delta or cas memcached cannot take
     ├── SerializationError                     a value the serializer cannot (de)serialize
     ├── AuthenticationError                    the server refused the credentials
+    ├── DiscoveryError                         no node list from the discovery endpoint(s)
     └── ServerError                            a failure tied to one server
         ├── ServerResponseError                the server answered with an error
         │   └── UnsupportedCommandError        a proxy (twemproxy) refused an admin command
@@ -29,6 +30,7 @@ __all__ = [
     "CacheConnectionError",
     "CacheTimeoutError",
     "ConfigurationError",
+    "DiscoveryError",
     "InvalidArgumentError",
     "InvalidKeyError",
     "LayeredCacheError",
@@ -85,6 +87,21 @@ class AuthenticationError(LayeredCacheError):
         super().__init__(message)
         self.server = server
         self.username = username
+
+
+class DiscoveryError(LayeredCacheError):
+    """Discovery could not produce a node list: no endpoint answered, or none made sense.
+
+    Raised only by an explicit ``refresh()``; the background refresh logs it
+    and keeps the last good node list.
+
+    Attributes:
+        endpoints: the endpoints (``host:port``) or names that were asked.
+    """
+
+    def __init__(self, message: str, *, endpoints: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.endpoints = endpoints
 
 
 class ServerError(LayeredCacheError):

@@ -15,6 +15,10 @@ Placeholders
       ``localhost:11211`` become the address of a local server;
     - ``127.0.0.1:22121`` / ``localhost:22121`` (twemproxy's usual port) becomes a local
       twemproxy in front of the plain servers;
+    - an ElastiCache configuration endpoint (``<name>.<id>.cfg.<region>.cache.amazonaws.com:11211``)
+      and ``10.0.0.100:11211`` (a Memorystore discovery endpoint) become a local
+      configuration endpoint (:class:`tests.cluster_endpoint.ConfigEndpoint`) listing the
+      local servers (TLS ones, named ``localhost``, for TLS samples);
     - a string literal naming ``ca.pem``, ``other-ca.pem``, ``client.pem`` or
       ``client.key`` (in any directory) becomes the test CA, an unrelated CA, or the
       client certificate and key.
@@ -248,10 +252,13 @@ class World:
     files: dict[str, str]
     #: the local twemproxy that ``127.0.0.1:22121`` stands for
     twemproxy: str = ""
+    #: the local configuration endpoints that cluster endpoints stand for, by profile
+    config_endpoints: dict[Profile, str] = field(default_factory=dict)
 
 
 _HOST = re.compile(
-    r"\b(?:mc(?P<n>[1-3])\.example\.com(?::11211)?|10\.0\.0\.(?P<ip>[1-3]):11211"
+    r"\b(?:(?P<cfg>[\w-]+\.\w+\.cfg\.\w+\.cache\.amazonaws\.com:11211|10\.0\.0\.100:11211)"
+    r"|mc(?P<n>[1-3])\.example\.com(?::11211)?|10\.0\.0\.(?P<ip>[1-3]):11211"
     r"|(?:127\.0\.0\.1|localhost):(?P<port>11211|22121))(?![\w.])"
 )
 _FILE = re.compile(
@@ -263,6 +270,11 @@ def rewrite(text: str, profile: Profile, world: World) -> str:
     """Replace the placeholder hosts and files of ``text`` for a ``profile`` sample."""
 
     def host(match: re.Match[str]) -> str:
+        if match["cfg"]:
+            endpoint = world.config_endpoints.get(profile)
+            if endpoint is None:
+                raise SampleError(f"no test configuration endpoint for a {profile} sample")
+            return endpoint
         if match["port"] == "22121":
             if not world.twemproxy:
                 raise SampleError("no test twemproxy for a 127.0.0.1:22121 sample")

@@ -465,6 +465,27 @@ async def pump(
             sink.close()
 
 
+async def pipe_both_ways(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    up_reader: asyncio.StreamReader,
+    up_writer: asyncio.StreamWriter,
+) -> None:
+    """Pipe a client and its upstream connection both ways until the upstream side ends.
+
+    Upstream EOF/error or a failed write to the client ends the session; a client EOF is
+    passed on (``write_eof``) and memcached then closes its side.
+    """
+    to_client = asyncio.create_task(pump(up_reader, writer))
+    to_upstream = asyncio.create_task(pump(reader, up_writer, half_close=True))
+    try:
+        await to_client
+    finally:
+        for task in (to_client, to_upstream):
+            task.cancel()
+        await asyncio.gather(to_client, to_upstream, return_exceptions=True)
+
+
 class ThreadedProxy(Closeable, Generic[LinkT]):
     """A loopback TCP server on its own event loop thread, one :class:`Link` per connection.
 

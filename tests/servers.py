@@ -76,7 +76,7 @@ from tests.harness import (
     counter,
     find_program,
     free_port,
-    pump,
+    pipe_both_ways,
 )
 
 MEMCACHED_ENV_VAR = "MEMCACHED_BIN"
@@ -728,16 +728,7 @@ class MemCachierGateway(ThreadedProxy[_GatewayLink]):
             up_writer.write(leftover)
             await up_writer.drain()
 
-        to_client = asyncio.create_task(pump(up_reader, writer))
-        to_upstream = asyncio.create_task(pump(reader, up_writer, half_close=True))
-        try:
-            # Upstream EOF/error or a failed write to the client ends the session; a client
-            # EOF is passed on (write_eof) and memcached then closes its side.
-            await to_client
-        finally:
-            for task in (to_client, to_upstream):
-                task.cancel()
-            await asyncio.gather(to_client, to_upstream, return_exceptions=True)
+        await pipe_both_ways(reader, writer, up_reader, up_writer)
 
     async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.count("failed_handshakes")

@@ -38,6 +38,7 @@ import io
 import os
 import pkgutil
 import re
+import ssl
 import tokenize
 import types
 import zlib
@@ -49,6 +50,7 @@ import pytest
 
 import layered_cache
 from layered_cache import Client
+from tests.cluster_endpoint import ConfigEndpoint
 from tests.docs_support import (
     DOCS_ASCII_CREDENTIALS,
     DOCS_MEMCACHIER_CREDENTIALS,
@@ -119,9 +121,12 @@ def _rel(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def docs_servers(
-    tls_material: TLSMaterial, three_memcached_session: list[MemcachedProcess]
+    tls_material: TLSMaterial,
+    three_memcached_session: list[MemcachedProcess],
+    tls_memcached_session: MemcachedProcess,
 ) -> Iterator[dict[str, Any]]:
-    """The servers that accept the documentation's own credentials, and a twemproxy."""
+    """The servers that accept the documentation's own credentials, a twemproxy, and
+    configuration endpoints in front of the plain and the TLS servers."""
     group = ServerGroup()
     tls_args = tls_server_args(tls_material.server_cert_file, tls_material.server_key_file)
     with group:
@@ -148,6 +153,12 @@ def docs_servers(
                 cert_file=tls_material.server_cert_file,
                 key_file=tls_material.server_key_file,
             ) as terminator,
+            ConfigEndpoint(three_memcached_session) as endpoint,
+            ConfigEndpoint(
+                [("localhost", tls_memcached_session.host, tls_memcached_session.port)],
+                ssl_context=_server_context(tls_material),
+                upstream=(three_memcached_session[0].host, three_memcached_session[0].port),
+            ) as tls_endpoint,
         ):
             yield {
                 "processes": group.processes,
@@ -156,7 +167,15 @@ def docs_servers(
                 "memcachier": gateway.address,
                 "tls_memcachier": terminator.address,
                 "twemproxy": proxy,
+                "config_endpoint": endpoint.address,
+                "tls_config_endpoint": f"localhost:{tls_endpoint.port}",
             }
+
+
+def _server_context(material: TLSMaterial) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(material.server_cert_file, material.server_key_file)
+    return context
 
 
 @pytest.fixture
@@ -195,6 +214,10 @@ def world(
             "client.key": tls_material.client_key_file,
         },
         twemproxy=docs_servers["twemproxy"].address,
+        config_endpoints={
+            Profile(): docs_servers["config_endpoint"],
+            Profile(tls=True): docs_servers["tls_config_endpoint"],
+        },
     )
 
 

@@ -9,11 +9,19 @@ from types import TracebackType
 from typing import Any, Self
 
 from layered_cache._addresses import ServerSpec
+from layered_cache.aio.connection import AsyncConnection
+from layered_cache.aio.discovery import LoopRefreshers, run_lookup
 from layered_cache.aio.node import AsyncServer
 from layered_cache.auth._base import Authenticator
 from layered_cache.core import herd
 from layered_cache.core.client_base import BaseClient
-from layered_cache.core.config import check_count, check_timeout, client_config
+from layered_cache.core.config import (
+    ClientConfig,
+    ServerEntry,
+    check_count,
+    check_timeout,
+    client_config,
+)
 from layered_cache.core.observer import STORE_NAMES
 from layered_cache.core.operations import (
     FAILED,
@@ -25,10 +33,12 @@ from layered_cache.core.operations import (
     ProbeMeta,
     Sleep,
 )
+from layered_cache.discovery._base import Discovery
 from layered_cache.errors import CacheConnectionError, ConfigurationError
 from layered_cache.observability.events import WriteFailureEvent
 from layered_cache.serialization._base import Serializer
-from layered_cache.transport._base import Transport
+from layered_cache.transport import format_address
+from layered_cache.transport._base import Address, Transport
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "AsyncClient"]
 
@@ -67,6 +77,11 @@ class AsyncClient(BaseClient[AsyncServer]):
             :class:`~layered_cache.errors.PoolTimeoutError`; None waits forever.
         pool_idle_timeout: as for :class:`~layered_cache.Client`.
         ignore_exceptions: fail-silent mode, as for :class:`~layered_cache.Client`.
+        discovery: where the nodes come from, as for :class:`~layered_cache.Client`.
+            Lookups run on the event loop (a resolver in a worker thread), in
+            one background task per loop, started by the loop's first new
+            connection; cache calls never wait for them. ``await``
+            :meth:`refresh` to wait for a lookup (e.g. at start-up).
         listeners, include_keys, on_write_failure: events, as for
             :class:`~layered_cache.Client` (listeners are called inline, in the
             calling task: they must not block the loop).
@@ -106,6 +121,7 @@ class AsyncClient(BaseClient[AsyncServer]):
         pool_timeout: float | None = 2.0,
         pool_idle_timeout: float = 0.0,
         ignore_exceptions: bool = False,
+        discovery: Discovery | None = None,
         listeners: Iterable[Callable[[Any], object]] | None = None,
         include_keys: bool = False,
         on_write_failure: Callable[[WriteFailureEvent], object] | None = None,
@@ -123,6 +139,7 @@ class AsyncClient(BaseClient[AsyncServer]):
             max_pool_size=None,
             pool_idle_timeout=pool_idle_timeout,
             ignore_exceptions=ignore_exceptions,
+            discovery=discovery,
             listeners=listeners,
             include_keys=include_keys,
             on_write_failure=on_write_failure,
@@ -137,22 +154,61 @@ class AsyncClient(BaseClient[AsyncServer]):
         self.max_connections = int(check_count("max_connections", max_connections, minimum=1))
         #: Seconds a call waits for a free connection.
         self.pool_timeout = check_timeout("pool_timeout", pool_timeout)
-        nodes = {
-            entry.key: AsyncServer(
-                plan(entry.address),
-                entry.name,
-                entry.health,
+        self._plan = plan
+        self._refreshers = LoopRefreshers(config.membership, self._refresh_in_background)
+        self._on_open = self._refreshers.ensure_running if config.membership.interval else None
+        super().__init__(
+            config, {entry.key: self._server(entry, config) for entry in config.servers}
+        )
+
+    def _server(self, entry: ServerEntry, config: ClientConfig) -> AsyncServer:
+        return AsyncServer(
+            self._plan(entry.address),
+            entry.name,
+            entry.health,
+            auth=config.auth,
+            connect_timeout=config.connect_timeout,
+            timeout=config.timeout,
+            max_connections=self.max_connections,
+            pool_timeout=self.pool_timeout,
+            idle_timeout=config.idle_timeout,
+            on_open=self._on_open,
+            observer=config.observer,
+        )
+
+    def _new_node(self, entry: ServerEntry) -> AsyncServer:
+        return self._server(entry, self._config)
+
+    # -- discovery --------------------------------------------------------------
+
+    async def refresh(self) -> bool:
+        """Look the nodes up now and swap them in if they changed (:meth:`Client.refresh`).
+
+        Raises:
+            DiscoveryError: no endpoint gave a usable list; the nodes stay as they were.
+        """
+        self._membership.claim(force=True)
+        self._refreshers.ensure_running()  # this loop uses the client: keep it up to date
+        return await self._refresh_in_background()
+
+    async def _refresh_in_background(self) -> bool:
+        config = self._config
+        membership = self._membership
+        plan = self._plan
+
+        async def connect(address: Address) -> AsyncConnection:
+            return await AsyncConnection.open(
+                plan(address),
+                name=format_address(address),
                 auth=config.auth,
                 connect_timeout=config.connect_timeout,
-                timeout=config.timeout,
-                max_connections=self.max_connections,
-                pool_timeout=self.pool_timeout,
-                idle_timeout=config.idle_timeout,
-                observer=config.observer,
             )
-            for entry in config.servers
-        }
-        super().__init__(config, nodes)
+
+        with membership.recording():
+            found = await run_lookup(
+                membership.discovery.lookup(membership.seeds), connect, config.timeout
+            )
+        return self._adopt(found)
 
     # -- the driver -------------------------------------------------------------
 
@@ -420,7 +476,12 @@ class AsyncClient(BaseClient[AsyncServer]):
         return await self._drive(self._ops.flush_all(delay, noreply), NO_FALLBACK, "flush_all")  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
-        """Close this event loop's idle connections; the client stays usable."""
+        """Close this event loop's idle connections and stop its background discovery task.
+
+        The client stays usable: it reconnects when next used, and the loop's
+        discovery task starts again with its first new connection.
+        """
+        await self._refreshers.stop()
         for node in self._nodes.values():
             node.close_idle()
 

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import weakref
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from layered_cache.aio.connection import AsyncConnection
@@ -144,6 +144,22 @@ class LoopPool:
             self.idle.pop().close()
             self.size -= 1
 
+    def retire(self) -> None:
+        """Keep nothing from now on: connections coming back are closed (see :class:`_Retired`).
+
+        Changing the class, rather than testing a flag in :meth:`release`, keeps
+        the pool of every server in service exactly as fast as before.
+        """
+        self.__class__ = _Retired
+        self.close_idle()
+
+
+class _Retired(LoopPool):
+    """The pool of a server discovery removed: every connection that comes back is closed."""
+
+    def release(self, conn: AsyncConnection) -> None:
+        self.discard(conn)
+
 
 class AsyncServer:
     """A server's identity, health and connection recipe, shared by every event loop."""
@@ -160,6 +176,7 @@ class AsyncServer:
         max_connections: int,
         pool_timeout: float | None,
         idle_timeout: float,
+        on_open: Callable[[], None] | None = None,
         observer: Observer | None = None,
     ) -> None:
         self.plan = plan
@@ -175,6 +192,10 @@ class AsyncServer:
         self._observer = observer
         #: Whether the server speaks the meta protocol; None until asked.
         self.meta: bool | None = None
+        #: Discovery removed the server: its connections are closed as they come back.
+        self.retired = False
+        #: Called before each new connection (discovery starts this loop's refresh task).
+        self.on_open = on_open
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopPool] = (
             weakref.WeakKeyDictionary()
         )
@@ -189,6 +210,8 @@ class AsyncServer:
                 # connections cannot be closed through it any more, only forgotten.
                 del self._pools[old]
             pool = self._pools[loop] = LoopPool(self)
+            if self.retired:
+                pool.retire()
         return pool
 
     def idle_expired(self, conn: AsyncConnection) -> bool:
@@ -203,6 +226,8 @@ class AsyncServer:
         )
 
     async def _open(self) -> AsyncConnection:
+        if self.on_open is not None:
+            self.on_open()
         opening = AsyncConnection.open(
             self.plan, name=self.name, auth=self.auth, connect_timeout=self.connect_timeout
         )
@@ -308,6 +333,22 @@ class AsyncServer:
         if self.health.failed(error) and pool is not None:
             pool.close_idle()
         return error
+
+    def retire(self) -> None:
+        """Discovery removed this server: close every loop's idle connections, and each busy
+        one as it comes back."""
+        self.retired = True
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for loop, pool in list(self._pools.items()):
+            if loop is running:
+                pool.retire()
+            elif not loop.is_closed():
+                # Another loop's connections are closed by that loop, in its own thread.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(pool.retire)
 
     def close_idle(self) -> None:
         """Close this loop's idle connections (other loops close theirs when they next run)."""

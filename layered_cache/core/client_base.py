@@ -12,10 +12,12 @@ from __future__ import annotations
 from typing import Generic
 
 from layered_cache.auth._base import Authenticator
-from layered_cache.core.config import ClientConfig
+from layered_cache.core.config import ClientConfig, ServerEntry, server_entry
+from layered_cache.core.membership import DiscoveryStatus, Membership, reconcile
 from layered_cache.core.operations import N, Operations
+from layered_cache.discovery._base import Found
 from layered_cache.serialization._base import Serializer
-from layered_cache.transport._base import Transport
+from layered_cache.transport._base import Address, Transport
 
 __all__ = ["BaseClient"]
 
@@ -53,6 +55,46 @@ class BaseClient(Generic[N]):
         self._ops: Operations[N] = Operations(
             config.codec, nodes, config.fail_silent, config.observer
         )
+        self._membership: Membership = config.membership
+
+    # -- discovery ------------------------------------------------------------------
+
+    @property
+    def discovery(self) -> DiscoveryStatus:
+        """What discovery has found so far (nodes, version, last lookup, last error)."""
+        return self._membership.status(self.servers)
+
+    def _new_node(self, entry: ServerEntry) -> N:
+        """The engine's server object for a node discovery found."""
+        raise NotImplementedError
+
+    def _adopt(self, found: Found) -> bool:
+        """Swap in the nodes ``found`` lists, retire the nodes that left; True if they changed.
+
+        A retired node closes its idle connections at once, and each busy one when
+        its call ends.
+
+        The swap is one assignment of the client's flows (placement included), so
+        a call sees either the old ring or the new one, never a mix; calls in
+        flight finish on the node they started on.
+        """
+        membership = self._membership
+        config = self._config
+
+        def build(address: Address) -> N:
+            return self._new_node(server_entry(address, config.policy, membership, config.observer))
+
+        with membership.lock:
+            change = reconcile(self._nodes, found.nodes, build)
+            membership.succeeded(found, changed=change is not None)
+            if change is None:
+                return False
+            nodes, removed = change
+            self._nodes = nodes
+            self._ops = Operations(config.codec, nodes, config.fail_silent, config.observer)
+        for node in removed:
+            node.retire()
+        return True
 
     @property
     def servers(self) -> list[str]:

@@ -19,14 +19,24 @@ from layered_cache.auth import NoAuth
 from layered_cache.auth._base import Authenticator
 from layered_cache.core.codec import ValueCodec
 from layered_cache.core.health import FailSilent, HealthPolicy, ServerHealth
+from layered_cache.core.membership import Membership
 from layered_cache.core.observer import Observer, make_observer
+from layered_cache.discovery import StaticDiscovery
+from layered_cache.discovery._base import Discovery
 from layered_cache.errors import ConfigurationError
 from layered_cache.serialization import PickleSerializer
 from layered_cache.serialization._base import Serializer
 from layered_cache.transport import TCPTransport, format_address
 from layered_cache.transport._base import Address, Transport
 
-__all__ = ["ClientConfig", "ServerEntry", "check_count", "check_timeout", "client_config"]
+__all__ = [
+    "ClientConfig",
+    "ServerEntry",
+    "check_count",
+    "check_timeout",
+    "client_config",
+    "server_entry",
+]
 
 
 def check_timeout(name: str, value: float | None) -> float | None:
@@ -67,6 +77,24 @@ class ServerEntry:
     health: ServerHealth = attrs.field(eq=False)
 
 
+def server_entry(
+    address: Address,
+    policy: HealthPolicy,
+    membership: Membership,
+    observer: Observer | None = None,
+) -> ServerEntry:
+    """The entry of one server, with a fresh health record (reporting to ``observer``).
+
+    With background discovery, a failure of the server asks for a lookup soon
+    (the node may have been replaced).
+    """
+    name = format_address(address)
+    health = ServerHealth(name, policy, observer)
+    if membership.interval:
+        health.on_failure = membership.hint
+    return ServerEntry(address, hash_name(address), name, health)
+
+
 @attrs.frozen
 class ClientConfig:
     """A client's checked options and servers (see :func:`client_config`)."""
@@ -82,6 +110,8 @@ class ClientConfig:
     servers: tuple[ServerEntry, ...]
     fail_silent: FailSilent = attrs.field(eq=False)
     codec: ValueCodec = attrs.field(eq=False)
+    #: The discovery strategy and its state (static discovery: the servers, for good).
+    membership: Membership = attrs.field(eq=False)
     #: None when nothing listens (see :mod:`layered_cache.core.observer`).
     observer: Observer | None = attrs.field(default=None, eq=False)
 
@@ -100,6 +130,7 @@ def client_config(
     max_pool_size: int | None,
     pool_idle_timeout: float,
     ignore_exceptions: bool,
+    discovery: Discovery | None = None,
     listeners: Iterable[Any] | None = None,
     include_keys: bool = False,
     on_write_failure: Any = None,
@@ -116,6 +147,8 @@ def client_config(
     _check_strategy("auth", auth, "handshake")
     _check_strategy("serializer", serializer, "serialize")
     _check_strategy("serializer", serializer, "deserialize")
+    discovery = StaticDiscovery() if discovery is None else discovery
+    _check_strategy("discovery", discovery, "lookup")
     policy = HealthPolicy(
         retry_attempts=int(check_count("retry_attempts", retry_attempts, minimum=1)),
         retry_timeout=check_count("retry_timeout", retry_timeout, minimum=0),
@@ -129,13 +162,14 @@ def client_config(
         on_write_failure=on_write_failure,
         fail_silent=bool(ignore_exceptions),
     )
+    seeds = tuple(parse_servers(servers))
+    membership = Membership(discovery, seeds)
     entries: dict[str, ServerEntry] = {}
-    for address in parse_servers(servers):
-        key = hash_name(address)
-        if key in entries:
-            raise ConfigurationError(f"server {format_address(address)} is listed twice")
-        name = format_address(address)
-        entries[key] = ServerEntry(address, key, name, ServerHealth(name, policy, observer))
+    for address in seeds:
+        entry = server_entry(address, policy, membership, observer)
+        if entry.key in entries:
+            raise ConfigurationError(f"server {entry.name} is listed twice")
+        entries[entry.key] = entry
     return ClientConfig(
         transport=transport,
         auth=auth,
@@ -148,5 +182,6 @@ def client_config(
         servers=tuple(entries.values()),
         fail_silent=FailSilent(bool(ignore_exceptions)),
         codec=ValueCodec(serializer),
+        membership=membership,
         observer=observer,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from layered_cache.core.observer import Observer
 from layered_cache.errors import (
@@ -74,7 +75,16 @@ def counts_against_health(error: Exception) -> bool:
 class ServerHealth:
     """One server's health record, consulted before and updated after every exchange."""
 
-    __slots__ = ("_lock", "_observer", "_policy", "_trying", "down_until", "failures", "name")
+    __slots__ = (
+        "_lock",
+        "_observer",
+        "_policy",
+        "_trying",
+        "down_until",
+        "failures",
+        "name",
+        "on_failure",
+    )
 
     def __init__(self, name: str, policy: HealthPolicy, observer: Observer | None = None) -> None:
         #: ``host:port``, for messages.
@@ -87,6 +97,8 @@ class ServerHealth:
         self.failures = 0
         #: A call is trying the skipped server (the half-open check); the rest fail fast.
         self._trying = False
+        #: Called after a failure that counted (discovery looks for a replacement node).
+        self.on_failure: Callable[[], None] | None = None
 
     @property
     def policy(self) -> HealthPolicy:
@@ -163,6 +175,8 @@ class ServerHealth:
                     error=type(error).__name__,
                 )
             )
+        if self.on_failure is not None:
+            self.on_failure()
         return True
 
     def recovered(self) -> None:

@@ -66,6 +66,10 @@ class Node(Protocol):
     #: Whether the server speaks the meta protocol; None until asked (:class:`ProbeMeta`).
     meta: bool | None
 
+    def retire(self) -> None:
+        """Discovery removed the server: close its connections (busy ones as they come back)."""
+        ...
+
 
 N = TypeVar("N", bound=Node)
 

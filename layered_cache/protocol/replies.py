@@ -45,6 +45,8 @@ MAX_LINE: Final = 8192
 _GATHER_ABOVE: Final = 1 << 18
 
 _VALUE = re.compile(rb"VALUE (\S{1,250}) (\d{1,10}) (\d{1,10})(?: (\d{1,20}))?\r\n")
+_CONFIG = re.compile(rb"CONFIG (\S{1,250}) (\d{1,10}) (\d{1,10})\r\n")
+_CONFIG_END: Final = b"END\r\n"
 _ERROR_CODES: Final = frozenset({b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR"})
 _META_CODES: Final = frozenset({b"VA", b"HD", b"EN", b"NF", b"NS", b"EX"})
 
@@ -82,6 +84,9 @@ class Expect:
     META: Final = 9
     #: Meta replies up to ``MN`` (quiet commands then ``mn``): a list of :class:`MetaReply`.
     META_BATCH: Final = 10
+    #: ``CONFIG <key> <flags> <bytes>``, its body, ``END`` (a configuration endpoint's
+    #: ``config get``): the body as bytes; a bare ``END`` (no such key) is ``b""``.
+    CONFIG: Final = 11
 
 
 _ONE_LINE: Final[dict[int, frozenset[bytes]]] = {
@@ -446,6 +451,36 @@ class ReplyParser:
             self._partial = None
             return _error_reply(line) or self._fail(_unexpected(line, "stats"))
 
+    def _read_config(self, _keys: object) -> Any:
+        buf = self._buf
+        pos = self._pos
+        match = _CONFIG.match(buf, pos)
+        if match is None:
+            end = _line_end(buf, pos)
+            if end < 0:
+                return _NEED
+            line = buf[pos:end]
+            self._pos = end + 2
+            if line == b"END":
+                return b""
+            return _error_reply(line) or self._fail(_unexpected(line, "config get"))
+        start = match.end()
+        stop = start + int(match.group(3))
+        # The body ends with LF, then CRLF and END. Whether the stated length
+        # counts that last LF (or the CRLF) is read leniently: up to three
+        # line-end bytes may come between the body and END.
+        end = buf.find(_CONFIG_END, stop, stop + 3 + len(_CONFIG_END))
+        if end < 0:
+            if len(buf) < stop + 3 + len(_CONFIG_END):
+                self._await_body(stop + len(_CONFIG_END) - len(buf))
+                return _NEED
+            raise ProtocolError("a configuration longer than its header says, or no END after it")
+        if buf[stop:end].strip(b"\r\n"):
+            raise ProtocolError("a configuration longer than its header says")
+        self._pos = end + len(_CONFIG_END)
+        self._want = 0
+        return buf[start:stop]
+
     def _meta(self, batch: bool) -> Any:
         """One meta reply, an ``MN`` (only in a batch, as the marker ``b"MN"``), or an error."""
         buf = self._buf
@@ -528,4 +563,5 @@ _READERS: Final[dict[int, Callable[[ReplyParser, Any], Any]]] = {
     Expect.STATS: ReplyParser._read_stats,
     Expect.META: ReplyParser._read_meta,
     Expect.META_BATCH: ReplyParser._read_meta_batch,
+    Expect.CONFIG: ReplyParser._read_config,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import weakref
@@ -13,7 +14,7 @@ from layered_cache._addresses import ServerSpec
 from layered_cache.auth._base import Authenticator
 from layered_cache.core import herd
 from layered_cache.core.client_base import BaseClient
-from layered_cache.core.config import client_config
+from layered_cache.core.config import ClientConfig, ServerEntry, client_config
 from layered_cache.core.observer import STORE_NAMES as _STORE_NAMES
 from layered_cache.core.observer import Observer
 from layered_cache.core.operations import (
@@ -26,10 +27,12 @@ from layered_cache.core.operations import (
     ProbeMeta,
     Sleep,
 )
-from layered_cache.errors import CacheConnectionError
+from layered_cache.discovery._base import Discovery
+from layered_cache.errors import CacheConnectionError, DiscoveryError
 from layered_cache.observability.events import WriteFailureEvent
 from layered_cache.serialization._base import Serializer
 from layered_cache.sync.connection import Connection
+from layered_cache.sync.discovery import Refresher, run_lookup
 from layered_cache.sync.node import ServerNode
 from layered_cache.transport import format_address
 from layered_cache.transport._base import Address, Transport
@@ -83,6 +86,19 @@ class Client(BaseClient[ServerNode]):
             once per server on the ``layered_cache`` logger. Bad keys, values,
             credentials and TLS refusals still raise: they are mistakes to fix,
             not outages to ride out.
+        discovery: where the nodes come from:
+            :class:`~layered_cache.discovery.StaticDiscovery` (default: the
+            ``servers`` are the nodes),
+            :class:`~layered_cache.discovery.ElastiCacheDiscovery` or
+            :class:`~layered_cache.discovery.MemorystoreDiscovery` (``servers``
+            is the configuration endpoint), or
+            :class:`~layered_cache.discovery.DNSDiscovery` (``servers`` are
+            names resolved again and again). With a background ``interval``,
+            the constructor looks the nodes up once (within the timeouts; if
+            that fails, the client starts on ``servers`` and logs a warning),
+            then a background thread looks again every ``interval`` seconds
+            and soon after a node fails; cache calls never wait for it (call
+            :meth:`refresh` to look up now). See the managed clusters guide.
         listeners: callables called with an event for every exchange with a
             server (:class:`~layered_cache.observability.OperationEvent`) and
             every connection, health and herd happening (see
@@ -106,7 +122,8 @@ class Client(BaseClient[ServerNode]):
     always means "not in the cache", never "could not ask".
 
     Raises:
-        ConfigurationError: an option is invalid; no connection is attempted.
+        ConfigurationError: an option is invalid; no connection is attempted
+            (the only connection a constructor makes is discovery's first lookup).
 
     Example:
         >>> client = Client(memcached_address)
@@ -132,6 +149,7 @@ class Client(BaseClient[ServerNode]):
         max_pool_size: int | None = None,
         pool_idle_timeout: float = 0.0,
         ignore_exceptions: bool = False,
+        discovery: Discovery | None = None,
         listeners: Iterable[Callable[[Any], object]] | None = None,
         include_keys: bool = False,
         on_write_failure: Callable[[WriteFailureEvent], object] | None = None,
@@ -149,35 +167,29 @@ class Client(BaseClient[ServerNode]):
             max_pool_size=max_pool_size,
             pool_idle_timeout=pool_idle_timeout,
             ignore_exceptions=ignore_exceptions,
+            discovery=discovery,
             listeners=listeners,
             include_keys=include_keys,
             on_write_failure=on_write_failure,
         )
-        observer = config.observer
+        self._refresher = Refresher(config.membership, self._refresh_in_background)
         nodes = {
-            entry.key: ServerNode(
-                entry.address,
-                entry.name,
-                _connection_factory(
-                    entry.address,
-                    transport=config.transport,
-                    auth=config.auth,
-                    connect_timeout=config.connect_timeout,
-                    timeout=config.timeout,
-                    observer=observer,
-                ),
-                entry.health,
-                timeout=config.timeout,
-                max_idle=config.max_pool_size,
-                idle_timeout=config.idle_timeout,
-                observer=observer,
-            )
-            for entry in config.servers
+            entry.key: _server_node(entry, config, self._refresher) for entry in config.servers
         }
         super().__init__(config, nodes)
-        # Sockets of a client that is simply dropped are closed, not left to the GC.
-        weakref.finalize(self, _close_all, list(nodes.values()))
+        # Sockets of a client that is simply dropped are closed, not left to the GC
+        # (the list follows discovery's swaps: see _refresh_in_background).
+        self._owned = list(nodes.values())
+        weakref.finalize(self, _close_all, self._owned)
+        weakref.finalize(self, self._refresher.stop)
         _live_clients.add(self)
+        if config.membership.interval:
+            # The first lookup before any call, so that keys land on the real nodes
+            # from the first write on (bounded by the timeouts; on failure the client
+            # starts on the servers given and keeps looking in the background).
+            with contextlib.suppress(DiscoveryError):
+                self.refresh()
+        self._refresher.ensure_running()
 
     # -- the driver -------------------------------------------------------------
 
@@ -559,13 +571,60 @@ class Client(BaseClient[ServerNode]):
         """Invalidate every item on every server (after ``delay`` seconds); True when all agreed."""
         return self._drive(self._ops.flush_all(delay, noreply), NO_FALLBACK, "flush_all")  # type: ignore[no-any-return]
 
+    # -- discovery ------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Look the nodes up now and swap them in if they changed; True when they did.
+
+        With static discovery there is nothing to look up (False). Nodes that
+        stay keep their connections; connections to nodes that left are closed.
+
+        Raises:
+            DiscoveryError: no endpoint gave a usable list; the nodes stay as they were.
+        """
+        self._membership.claim(force=True)
+        return self._refresh_in_background()
+
+    def _refresh_in_background(self) -> bool:
+        config = self._config
+        membership = self._membership
+
+        def connect(address: Address) -> Connection:
+            return _connection_factory(
+                address,
+                transport=config.transport,
+                auth=config.auth,
+                connect_timeout=config.connect_timeout,
+                timeout=config.timeout,
+                observer=None,  # the configuration endpoint is not a cache server
+            )()
+
+        with membership.recording():
+            found = run_lookup(
+                membership.discovery.lookup(membership.seeds), connect, config.timeout
+            )
+        changed = self._adopt(found)
+        if changed:
+            self._owned[:] = self._nodes.values()
+        return changed
+
+    def _new_node(self, entry: ServerEntry) -> ServerNode:
+        return _server_node(entry, self._config, self._refresher)
+
     def _after_fork(self) -> None:
         self._fail_silent.after_fork()
+        self._membership.after_fork()
+        self._refresher.after_fork()
         for node in self._nodes.values():
             node.after_fork()
 
     def close(self) -> None:
-        """Close idle connections. The client stays usable and reconnects when next used."""
+        """Close idle connections and stop background discovery.
+
+        The client stays usable: it reconnects when next used, and discovery
+        starts again with the first new connection.
+        """
+        self._refresher.stop()
         _close_all(list(self._nodes.values()))
 
     # pymemcache's aliases, so code (and Django's base backend) written for it works unchanged.
@@ -610,6 +669,36 @@ def _connection_factory(
         )
 
     return connect if observer is None else observer.observed_connect(connect, name, auth)
+
+
+def _server_node(entry: ServerEntry, config: ClientConfig, refresher: Refresher) -> ServerNode:
+    connect = _connection_factory(
+        entry.address,
+        transport=config.transport,
+        auth=config.auth,
+        connect_timeout=config.connect_timeout,
+        timeout=config.timeout,
+        observer=config.observer,
+    )
+    if config.membership.interval:
+        plain_connect = connect
+
+        def connect() -> Connection:
+            # A new connection is where a closed (or forked) client comes back to
+            # life: discovery restarts here, never on the hot path of a call.
+            refresher.ensure_running()
+            return plain_connect()
+
+    return ServerNode(
+        entry.address,
+        entry.name,
+        connect,
+        entry.health,
+        timeout=config.timeout,
+        max_idle=config.max_pool_size,
+        idle_timeout=config.idle_timeout,
+        observer=config.observer,
+    )
 
 
 def _close_all(nodes: list[ServerNode]) -> None:

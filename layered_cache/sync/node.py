@@ -190,6 +190,12 @@ class ServerNode:
         self.health.after_fork()
         self.discard_idle()
 
+    def retire(self) -> None:
+        """Discovery removed this server: close its idle connections, and each busy one as it
+        comes back (a pool of size 0 keeps nothing; see ``_release``)."""
+        self._max_idle = 0
+        self.discard_idle()
+
     def discard_idle(self) -> None:
         """Close every idle connection (in-flight ones are closed when they come back broken)."""
         while True:

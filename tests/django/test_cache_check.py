@@ -141,6 +141,7 @@ def test_json(
         "ok": None,
         "skipped": f"{LOCMEM} is not a layered_cache backend",
         "error": None,
+        "discovery": None,
         "servers": [],
     }
 

@@ -5,8 +5,9 @@ the environment. It produces a :class:`CacheConfig` whose transport, authenticat
 serializer are ordinary :mod:`layered_cache` strategy objects: strategies never see
 Django or the raw ``OPTIONS`` dict.
 
-``OPTIONS["transport"]``, ``OPTIONS["auth"]`` and ``OPTIONS["serializer"]`` each take
-an alias (:data:`TRANSPORTS`, :data:`AUTHENTICATORS`, :data:`SERIALIZERS`), a dotted
+``OPTIONS["transport"]``, ``OPTIONS["auth"]``, ``OPTIONS["serializer"]`` and
+``OPTIONS["discovery"]`` each take an alias (:data:`TRANSPORTS`, :data:`AUTHENTICATORS`,
+:data:`SERIALIZERS`, :data:`DISCOVERIES`), a dotted
 path to a class, factory or instance, a ready instance, or a dict
 ``{"class": <alias, path or class>, **arguments}``. The other keys of ``OPTIONS``
 are, in this order: the client's own options (:data:`CLIENT_OPTIONS`), those of
@@ -50,11 +51,17 @@ from layered_cache.django.options._parser import (
     cached_cache_config,
     parse_cache_config,
 )
-from layered_cache.django.options._strategies import AUTHENTICATORS, SERIALIZERS, TRANSPORTS
+from layered_cache.django.options._strategies import (
+    AUTHENTICATORS,
+    DISCOVERIES,
+    SERIALIZERS,
+    TRANSPORTS,
+)
 
 __all__ = [
     "ASYNC_CLIENT_OPTIONS",
     "AUTHENTICATORS",
+    "DISCOVERIES",
     "BACKEND_OPTIONS",
     "CLIENT_OPTIONS",
     "SERIALIZERS",

@@ -117,6 +117,8 @@ class CacheConfig:
         transport: the transport strategy object.
         auth: the authenticator strategy object.
         serializer: the serializer strategy object.
+        discovery: the discovery strategy object (``StaticDiscovery()`` unless
+            ``OPTIONS["discovery"]`` names another).
         client_options: the :class:`~layered_cache.Client` keyword arguments
             given in ``OPTIONS`` (the client's defaults apply to the rest).
         async_client_options: the keyword arguments given in ``OPTIONS`` that
@@ -141,6 +143,7 @@ class CacheConfig:
     transport: Any
     auth: Any
     serializer: Any
+    discovery: Any = None
     client_options: Mapping[str, Any] = attrs.field(factory=dict)
     async_client_options: Mapping[str, Any] = attrs.field(factory=dict)
     close_connections: bool = False
@@ -182,6 +185,7 @@ class CacheConfig:
                 transport=self.transport,
                 auth=self.auth,
                 serializer=self.serializer,
+                discovery=self.discovery,
                 **options,
             )
         except ConfigurationError as exc:
@@ -256,6 +260,7 @@ def parse_cache_config(
         transport=built["transport"],
         auth=built["auth"],
         serializer=built["serializer"],
+        discovery=built["discovery"],
         client_options=client_options,
         async_client_options=async_options,
         close_connections=close_connections,

@@ -1,7 +1,8 @@
-"""Choosing and building the strategies: ``OPTIONS["transport"]``, ``["auth"]``, ``["serializer"]``.
+"""Choosing and building the strategies: ``OPTIONS["transport"]``, ``["auth"]``, ``["serializer"]``,
+``["discovery"]``.
 
 Each takes an alias (:data:`TRANSPORTS`, :data:`AUTHENTICATORS`,
-:data:`SERIALIZERS`), a dotted path to a class, factory or instance, a ready
+:data:`SERIALIZERS`, :data:`DISCOVERIES`), a dotted path to a class, factory or instance, a ready
 instance, or a dict ``{"class": <alias, path or class>, **arguments}``. A
 strategy is first *chosen* (:class:`Choice`: what it is and which arguments it
 takes, nothing built), then given its arguments by the parser, then built.
@@ -22,6 +23,7 @@ from django.utils.module_loading import import_string
 from django.views.decorators.debug import sensitive_variables
 
 from layered_cache.auth import AsciiAuth, MemCachierAuth, NoAuth
+from layered_cache.discovery import ALIASES as DISCOVERY_ALIASES
 from layered_cache.django.options._errors import (
     E_STRATEGY,
     E_STRATEGY_ARGUMENTS,
@@ -35,6 +37,7 @@ from layered_cache.transport import Keepalive, TCPTransport, TLSTransport
 
 __all__ = [
     "AUTHENTICATORS",
+    "DISCOVERIES",
     "SERIALIZERS",
     "STRATEGY_OPTIONS",
     "TRANSPORTS",
@@ -59,6 +62,10 @@ AUTHENTICATORS: Final[Mapping[str, Callable[..., Any]]] = MappingProxyType(
 SERIALIZERS: Final[Mapping[str, Callable[..., Any]]] = MappingProxyType(
     {"pickle": PickleSerializer, "json": JSONSerializer, "signed_pickle": SignedPickleSerializer}
 )
+
+#: ``OPTIONS["discovery"]`` aliases; LOCATION is then the configuration endpoint
+#: (``"elasticache"``, ``"memorystore"``) or the names to resolve (``"dns"``).
+DISCOVERIES: Final[Mapping[str, Callable[..., Any]]] = DISCOVERY_ALIASES
 
 
 @attrs.frozen
@@ -88,7 +95,8 @@ _AUTH = _Family("auth", "authenticator", AUTHENTICATORS, ("handshake",), "none")
 _SERIALIZER = _Family(
     "serializer", "serializer", SERIALIZERS, ("serialize", "deserialize"), "pickle"
 )
-_FAMILIES: Final = (_TRANSPORT, _AUTH, _SERIALIZER)
+_DISCOVERY = _Family("discovery", "discovery strategy", DISCOVERIES, ("lookup",), "static")
+_FAMILIES: Final = (_TRANSPORT, _AUTH, _SERIALIZER, _DISCOVERY)
 #: The ``OPTIONS`` keys that name a strategy, in the order they are handled.
 STRATEGY_OPTIONS: Final = tuple(family.option for family in _FAMILIES)
 

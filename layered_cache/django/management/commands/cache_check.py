@@ -12,6 +12,12 @@ server::
     FAIL  sessions  127.0.0.1:11212  refused: 127.0.0.1:11212 refused the connection
     SKIP  local     django.core.cache.backends.locmem.LocMemCache is not a layered_cache backend
 
+With ``OPTIONS["discovery"]`` (LOCATION a configuration endpoint), the endpoint is
+asked for the nodes first, as the client asks it, and the nodes it lists are checked::
+
+    NODES default   mycluster.cfg...:11211  2 node(s) from mycluster.cfg...:11211 (version 12): ...
+    OK    default   mycluster.0001...:11211  version 1.6.22  connect 0.52 ms  latency 0.20 ms
+
 Caches of other backends are skipped with a note; a cache whose configuration is
 wrong is reported (``FAIL  <alias>  config: ...``) without contacting anything.
 Fail-silent mode (``ignore_exceptions``) does not hide failures here. Passwords
@@ -35,7 +41,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.module_loading import import_string
 
 from layered_cache._addresses import parse_servers
-from layered_cache.diagnostics import CheckResult, Probe, quiet_library_log
+from layered_cache.diagnostics import CheckResult, DiscoveryResult, Probe, quiet_library_log
 from layered_cache.django.cache import MemcacheCache
 
 __all__ = ["EXIT_FAILED", "EXIT_USAGE", "Command"]
@@ -54,15 +60,18 @@ class _Cache:
     backend: str
     servers: tuple[str, ...] = ()
     probe: Probe | None = None
+    discovery: Any = None
     skipped: str | None = None
     error: str | None = None
+    discovered: DiscoveryResult | None = None
     results: list[CheckResult] = attrs.field(factory=list)
 
     @property
     def ok(self) -> bool | None:
         if self.skipped is not None:
             return None
-        return self.error is None and all(result.ok for result in self.results)
+        discovered = self.discovered is None or self.discovered.ok
+        return self.error is None and discovered and all(result.ok for result in self.results)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +79,7 @@ class _Cache:
             "ok": self.ok,
             "skipped": self.skipped,
             "error": self.error,
+            "discovery": None if self.discovered is None else self.discovered.to_json(),
             "servers": [result.to_json() for result in self.results],
         }
 
@@ -108,13 +118,24 @@ def _inspect(alias: str, params: dict[str, Any]) -> _Cache:
         timeout=cache.client.timeout,
         terms="settings",
     )
-    return _Cache(alias, name, servers=config.servers, probe=probe)
+    return _Cache(alias, name, servers=config.servers, probe=probe, discovery=config.discovery)
 
 
-def _check(cache: _Cache, report: Callable[[CheckResult], None]) -> None:
+def _check(
+    cache: _Cache,
+    report: Callable[[CheckResult], None],
+    report_discovery: Callable[[DiscoveryResult], None] = lambda result: None,
+) -> None:
     if cache.probe is None:
         return
-    for address in parse_servers(list(cache.servers)):
+    addresses = parse_servers(list(cache.servers))
+    if cache.discovery is not None:
+        # LOCATION is a configuration endpoint (or names): check the nodes behind it.
+        cache.discovered = cache.probe.discover(addresses, cache.discovery)
+        if cache.discovered is not None:
+            report_discovery(cache.discovered)
+            addresses = list(cache.discovered.nodes)
+    for address in addresses:
         result = cache.probe.check(address)
         cache.results.append(result)
         report(result)
@@ -192,7 +213,12 @@ class Command(BaseCommand):
                     self.stdout.write(self._line(alias, result, server_width))
                     self.stdout.flush()
 
-                _check(cache, report)
+                def report_discovery(result: DiscoveryResult, alias: str = alias) -> None:
+                    status = self.style.SUCCESS("NODES") if result.ok else self.style.ERROR("FAIL")
+                    seeds = ", ".join(result.seeds)
+                    self.stdout.write(f"{status}  {alias}  {seeds}  {result.summary()}")
+
+                _check(cache, report, report_discovery)
 
     def _line(self, alias: str, result: CheckResult, server_width: int) -> str:
         status = self.style.SUCCESS("OK  ") if result.ok else self.style.ERROR("FAIL")
@@ -208,7 +234,13 @@ class Command(BaseCommand):
         results = [result for cache in checked for result in cache.results]
         failed_servers = sum(1 for result in results if not result.ok)
         failed_configs = [cache.alias for cache in checked if cache.error is not None]
+        undiscovered = [
+            cache.alias for cache in checked if cache.discovered and not cache.discovered.ok
+        ]
         problems = []
+        if undiscovered:
+            names = ", ".join(repr(alias) for alias in undiscovered)
+            problems.append(f"discovery found no node list for {names}")
         if failed_servers:
             problems.append(f"{failed_servers} of {len(results)} server(s) failed the check")
         if failed_configs:

@@ -1,0 +1,139 @@
+"""Discovery for the asyncio engine: lookups on the event loop, one background task per loop.
+
+:func:`run_lookup` drives a discovery strategy's flow: each
+:class:`~layered_cache.discovery.Ask` on a new asyncio connection of its own
+(through the client's transport and authenticator), each
+:class:`~layered_cache.discovery.Call` (a resolver, which may block) in a
+worker thread, so the loop never waits on it.
+
+:class:`LoopRefreshers` keeps one task per event loop that uses the client,
+started by the loop's first new connection (the client has no loop of its
+own when it is made, and may be used from several). Each task sleeps until
+the next lookup is due and runs it; when several loops share the client,
+the first one due does the lookup (the membership hands it to one caller),
+and all of them see the new ring. ``aclose()`` stops the task of the loop it
+runs in; the loop's next new connection starts it again. A loop that ends
+(:func:`asyncio.run` returning) cancels its task with the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from layered_cache.aio.connection import AsyncConnection
+from layered_cache.core.membership import LookupRun, Membership
+from layered_cache.core.translate import translate
+from layered_cache.discovery._base import Ask, DiscoveryFlow, Found
+from layered_cache.errors import LayeredCacheError
+from layered_cache.transport import format_address
+from layered_cache.transport._base import Address
+
+__all__ = ["LoopRefreshers", "run_lookup"]
+
+logger = logging.getLogger("layered_cache")
+
+
+async def run_lookup(
+    flow: DiscoveryFlow,
+    connect: Callable[[Address], Coroutine[Any, Any, AsyncConnection]],
+    timeout: float | None,
+) -> Found:
+    """Drive a lookup flow to its result (see the module docstring).
+
+    Raises:
+        DiscoveryError: the flow found no usable node list.
+    """
+    run = LookupRun(flow)
+    answer: Any = None
+    error: BaseException | None = None
+    while run.advance(answer, error):
+        answer = error = None
+        step = run.step
+        if isinstance(step, Ask):
+            conn: AsyncConnection | None = None
+            try:
+                conn = await connect(step.address)
+                async with asyncio.timeout(timeout):
+                    answer = await conn.run_flow(step.conversation)
+            except Exception as exc:
+                error = translate(exc, format_address(step.address), timeout, first_use=True)
+            finally:
+                if conn is not None:
+                    conn.close()
+        elif step is not None:
+            try:
+                answer = await asyncio.to_thread(step.function)
+            except Exception as exc:
+                error = exc
+    return run.result()
+
+
+class LoopRefreshers:
+    """A client's background lookups, one task per event loop (see the module docstring)."""
+
+    def __init__(
+        self, membership: Membership, refresh: Callable[[], Coroutine[Any, Any, object]]
+    ) -> None:
+        self._membership = membership
+        self._refresh = weakref.WeakMethod(refresh)
+        self._tasks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._events: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
+            weakref.WeakKeyDictionary()
+        )
+        membership.add_waker(self._wake_all)
+
+    def ensure_running(self) -> None:
+        """Start this loop's task unless it runs (or the strategy never refreshes)."""
+        if not self._membership.interval:
+            return
+        loop = asyncio.get_running_loop()
+        task = self._tasks.get(loop)
+        if task is not None and not task.done():
+            return
+        event = self._events[loop] = asyncio.Event()
+        self._tasks[loop] = loop.create_task(self._run(event), name="layered_cache-discovery")
+
+    async def stop(self) -> None:
+        """Stop this loop's task (and wait until it ended)."""
+        loop = asyncio.get_running_loop()
+        task = self._tasks.pop(loop, None)
+        self._events.pop(loop, None)
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _wake_all(self) -> None:
+        # Called from whichever thread saw a node fail.
+        for loop, event in list(self._events.items()):
+            if not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(event.set)
+
+    async def _run(self, event: asyncio.Event) -> None:
+        membership = self._membership
+        while True:
+            delay = membership.due_in()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), delay)
+                event.clear()
+                continue
+            refresh = self._refresh()
+            if refresh is None:
+                return  # the client is gone
+            if membership.claim():
+                try:
+                    await refresh()
+                except LayeredCacheError:
+                    pass  # recorded and logged by the membership; the last good list stays
+                except Exception:  # pragma: no cover - a bug must not end the task silently
+                    logger.exception("discovery: the background lookup failed")
+            del refresh
