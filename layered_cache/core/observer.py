@@ -114,7 +114,7 @@ class Observer:
         self._one: Callable[[Any], object] = listeners[0] if len(listeners) == 1 else self.emit
         self.include_keys = include_keys
         #: ``read(step, operation)``: :meth:`exchange` for a single-key read, chosen
-        #: once (the lean :meth:`_read` unless keys go into the events).
+        #: once (the lean ``_read`` unless keys go into the events).
         self.read: Callable[[Any, str], Any] = self.exchange if include_keys else self._read
         self.on_write_failure = on_write_failure
         self.fail_silent = fail_silent
