@@ -24,6 +24,17 @@ them all):
     sides of that connection are closed (FIN).  The server has executed the command; the
     client sees a truncated reply and then end-of-stream.  Calls arm more cuts.
 
+``trickle(interval)``
+    Forward server->client bytes one byte every ``interval`` seconds, on every connection
+    (bytes already on their way included).  Every single read the client makes completes
+    quickly; only the whole reply takes ``interval`` seconds per byte: a congested link or
+    a misbehaving proxy, which a per-read timeout does not bound.
+
+``garble(replacement=GARBAGE)``
+    Replace every server->client chunk with ``replacement`` (bytes no memcached sends), on
+    every connection.  The server has executed the command; the client reads nonsense: a
+    misbehaving proxy, a desynchronised stream, a corrupting middlebox.
+
 ``reset()``
     Reset every open connection now: the client side is closed with ``SO_LINGER`` 0 (the
     kernel sends RST, the client's next ``recv``/``send`` fails with ECONNRESET), the
@@ -41,13 +52,15 @@ them all):
     a stalled server or a network partition: the client's only way out is its timeout.
 
 ``restore()``
-    Back to a transparent proxy: delay 0 (held bytes flow at once), blackhole off, armed
-    cuts disarmed.  Connections that swallowed bytes while black-holed lost requests, so
-    they are closed (FIN); a well-behaved client has discarded them anyway.
+    Back to a transparent proxy: delay 0 (held bytes flow at once), no trickle, no
+    garbling, blackhole off, armed cuts disarmed.  Connections that swallowed bytes
+    while black-holed lost requests, so they are closed (FIN); a well-behaved client has
+    discarded them anyway.
 
 Counters (readable from any thread): ``connections`` (accepted), ``active_connections``
 (open now), ``upstream_failures`` (accepted but the upstream could not be reached: the
 client connection is reset), ``resets``, ``drops``, ``cuts``, ``swallowed_bytes``,
+``trickled_bytes``, ``garbled_chunks``,
 ``refused`` (over ``max_connections``); :meth:`FaultProxy.reset_counts`.
 
 Example::
@@ -78,12 +91,15 @@ from dataclasses import dataclass, field
 
 from tests.harness import STOP_TIMEOUT, HarnessError, Link, ThreadedProxy, Upstream, counter
 
-__all__ = ["CONTROL_TIMEOUT", "FaultProxy"]
+__all__ = ["CONTROL_TIMEOUT", "GARBAGE", "FaultProxy"]
 
 #: The longest a control call waits for the proxy's loop.
 CONTROL_TIMEOUT = STOP_TIMEOUT
 _CHUNK = 64 * 1024
 _UPSTREAM_CONNECT_TIMEOUT = 2.0
+#: What :meth:`FaultProxy.garble` sends instead of each reply chunk, by default: a line
+#: no memcached command is answered with.
+GARBAGE = b"HELLO FROM A CONFUSED PROXY\r\n"
 
 
 @dataclass(eq=False)
@@ -138,6 +154,8 @@ class FaultProxy(ThreadedProxy[_Link]):
         self.max_connections = max_connections
         self.max_held_bytes = max_held_bytes
         self._delay = 0.0
+        self._trickle = 0.0
+        self._garbage: bytes | None = None
         self._blackholed = False
         self._cuts: deque[int | None] = deque()
         self._expired = False
@@ -152,6 +170,8 @@ class FaultProxy(ThreadedProxy[_Link]):
     drops = counter("Connections closed by drop() or by restore() after a blackhole.")
     cuts = counter("Responses cut by cut_mid_response().")
     swallowed_bytes = counter("Bytes (both directions) discarded while black-holed.")
+    trickled_bytes = counter("Server->client bytes forwarded one at a time by trickle().")
+    garbled_chunks = counter("Server->client chunks replaced by garble().")
     refused = counter("Connections reset on accept because max_connections were open.")
 
     @property
@@ -162,6 +182,10 @@ class FaultProxy(ThreadedProxy[_Link]):
     def __repr__(self) -> str:
         where = self.address if self._port is not None else "not started"
         mode = "blackhole" if self._blackholed else f"delay={self._delay:g}s"
+        if self._trickle:
+            mode += f" trickle={self._trickle:g}s/byte"
+        if self._garbage is not None:
+            mode += " garbling"
         upstream = f"{self.upstream.host}:{self.upstream.port}"
         return f"<FaultProxy {self.name} {where} -> {upstream} {mode}>"
 
@@ -197,6 +221,27 @@ class FaultProxy(ThreadedProxy[_Link]):
         async def action() -> None:
             self._delay = float(seconds)
             self._wake_all()
+
+        self.control(action)
+
+    def trickle(self, interval: float) -> None:
+        """Forward server->client bytes one every ``interval`` seconds (0: at once again)."""
+        if interval < 0:
+            raise ValueError("interval must be >= 0")
+
+        async def action() -> None:
+            self._trickle = float(interval)
+            self._wake_all()
+
+        self.control(action)
+
+    def garble(self, replacement: bytes = GARBAGE) -> None:
+        """Send ``replacement`` instead of every server->client chunk until :meth:`restore`."""
+        if not replacement:
+            raise ValueError("replacement must not be empty")
+
+        async def action() -> None:
+            self._garbage = bytes(replacement)
 
         self.control(action)
 
@@ -250,6 +295,8 @@ class FaultProxy(ThreadedProxy[_Link]):
 
         async def action() -> None:
             self._delay = 0.0
+            self._trickle = 0.0
+            self._garbage = None
             self._blackholed = False
             self._cuts.clear()
             tainted = [link for link in self._links if link.tainted]
@@ -369,6 +416,9 @@ class FaultProxy(ThreadedProxy[_Link]):
             link.held.popleft()
             link.held_bytes -= len(chunk)
             link.room.set()
+            if self._garbage is not None:
+                self.count("garbled_chunks")
+                chunk = self._garbage
             if link.cut_left is None and self._cuts:
                 after = self._cuts.popleft()
                 link.cut_half = after is None
@@ -387,5 +437,23 @@ class FaultProxy(ThreadedProxy[_Link]):
                     link.close()
                     return
                 continue
+            if self._trickle:
+                await self._trickle_out(link, chunk)
+                continue
             client.write(chunk)
             await client.drain()
+
+    async def _trickle_out(self, link: _Link, chunk: bytes) -> None:
+        """Write ``chunk`` one byte per trickle interval (the rest at once if trickling ends)."""
+        client = link.client
+        for index in range(len(chunk)):
+            if link.closed:
+                return
+            if not self._trickle:
+                client.write(chunk[index:])
+                await client.drain()
+                return
+            client.write(chunk[index : index + 1])
+            await client.drain()
+            self.count("trickled_bytes")
+            await asyncio.sleep(self._trickle)

@@ -449,8 +449,10 @@ async def pump(
 ) -> None:
     """Copy ``source`` to ``sink`` until end of stream or a connection error.
 
-    At the end, ``half_close`` passes the end of stream on (``write_eof``) and ``close``
-    closes ``sink`` (for TLS, which cannot half-close).
+    At the end, ``half_close`` passes the end of stream on (``write_eof``; after a
+    connection error, such as a reset, ``sink`` is closed: nothing more can be delivered
+    to a peer that is gone) and ``close`` closes ``sink`` (for TLS, which cannot
+    half-close).
     """
     try:
         while chunk := await source.read(_CHUNK):
@@ -459,7 +461,8 @@ async def pump(
         if half_close and sink.can_write_eof() and not sink.is_closing():
             sink.write_eof()
     except (ConnectionError, OSError):
-        pass
+        if half_close:
+            sink.close()
     finally:
         if close:
             sink.close()

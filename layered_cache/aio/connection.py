@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from layered_cache.auth._base import Authenticator
 from layered_cache.core.connection_flows import CLOSED, ConnectionFlow, handshake_flow
 from layered_cache.core.translate import ErrorReplyReceived, PeerClosedError
 from layered_cache.protocol import ErrorReply, ReplyParser
-from layered_cache.transport.tcp import ConnectionPlan, apply_socket_options
+from layered_cache.transport.tcp import ConnectionPlan, apply_socket_options, input_waiting
 
 __all__ = ["AsyncConnection"]
 
@@ -36,6 +37,9 @@ class _Protocol(asyncio.Protocol):
         self.lost: BaseException | None = None
         #: The exchange under way ran out of time.
         self.expired = False
+        #: The socket is closed (``connection_lost`` ran).
+        self.closed = False
+        self._on_closed: Callable[[], None] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
 
@@ -60,6 +64,17 @@ class _Protocol(asyncio.Protocol):
         drained, self._drained = self._drained, None
         if drained is not None and not drained.done():
             drained.set_result(None)
+        self.closed = True
+        on_closed, self._on_closed = self._on_closed, None
+        if on_closed is not None:
+            on_closed()
+
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the socket is closed (now, if it is)."""
+        if self.closed:
+            callback()
+        else:
+            self._on_closed = callback
 
     def pause_writing(self) -> None:
         if self._drained is None:
@@ -148,6 +163,17 @@ class AsyncConnection:
         protocol = self._protocol
         return protocol.lost is not None or not protocol.parser.idle
 
+    def peer_closed(self) -> bool:
+        """Whether the server closed this idle connection (or sent bytes nobody asked for).
+
+        Asks the socket itself, so an end-of-file the loop has not handled yet
+        counts too.
+        """
+        if self.broken:
+            return True
+        sock = self._transport.get_extra_info("socket")
+        return sock is None or input_waiting(sock)
+
     async def exchange(
         self, request: bytes, expect: int | None, count: int, keys: Any, timeout: float | None
     ) -> Any:
@@ -166,7 +192,13 @@ class AsyncConnection:
         protocol = self._protocol
         if protocol.lost is not None:
             raise protocol.lost
-        timer = None if timeout is None else self.loop.call_later(timeout, protocol.expire)
+        if timeout is None:
+            timer = None
+        else:
+            # A timer that fired just as the previous reply completed (both due in
+            # one turn of the loop) must not fail this exchange.
+            protocol.expired = False
+            timer = self.loop.call_later(timeout, protocol.expire)
         try:
             transport = self._transport
             transport.write(request)
@@ -234,5 +266,12 @@ class AsyncConnection:
                 return done.value
 
     def close(self) -> None:
-        """Drop the connection at once (nothing more is sent; unread replies are discarded)."""
+        """Drop the connection at once (nothing more is sent; unread replies are discarded).
+
+        The socket itself closes on the loop's next turn (:meth:`when_closed`).
+        """
         self._transport.abort()
+
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the socket is really closed (now, if it is)."""
+        self._protocol.when_closed(callback)

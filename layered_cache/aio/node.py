@@ -82,16 +82,46 @@ class LoopPool:
             PoolTimeoutError: every connection stayed busy for ``pool_timeout``.
         """
         server = self._server
-        while self.idle:
-            conn = self.idle.pop()
-            if conn.broken or server.idle_expired(conn):
-                conn.close()
-                self.size -= 1
-                continue
-            return conn
-        if self.size < server.max_connections:
-            self.size += 1
-            return None
+        while True:
+            while self.idle:
+                conn = self.idle.pop()
+                if conn.broken or server.idle_expired(conn):
+                    self._close(conn)
+                    continue
+                return conn
+            if self.size < server.max_connections:
+                self.size += 1
+                return None
+            handed = await self._wait()
+            if handed is None or not handed.broken:
+                return handed
+            self._close(handed)  # and wait for the next one
+
+    async def fresh_slot(self) -> None:
+        """Reserve a slot for a new connection (an idle one in the way is closed for it)."""
+        conn = await self.acquire()
+        if conn is None:
+            return
+        closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_closed() -> None:
+            if closed.cancelled():
+                self._slot_freed()  # the waiting call was cancelled: pass the slot on
+            else:
+                closed.set_result(None)
+
+        conn.close()
+        conn.when_closed(on_closed)  # its slot is ours once its socket is closed
+        try:
+            await closed
+        except BaseException:
+            if closed.done() and not closed.cancelled():
+                self._slot_freed()
+            raise
+
+    async def _wait(self) -> AsyncConnection | None:
+        """Wait (at most ``pool_timeout``) until a connection or a slot is handed over."""
+        server = self._server
         waiter: asyncio.Future[AsyncConnection | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         timeout = server.pool_timeout
@@ -110,9 +140,6 @@ class LoopPool:
                 timer.cancel()
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
-        if handed is not None and handed.broken:
-            handed.close()
-            return None  # its slot is ours: open a fresh one
         return handed
 
     def release(self, conn: AsyncConnection) -> None:
@@ -121,10 +148,31 @@ class LoopPool:
             conn.idle_since = conn.loop.time()
         self._hand_over(conn)
 
+    def give_back(self, conn: AsyncConnection | None) -> None:
+        """Return what :meth:`acquire` gave, unused: a connection to the pool, or its slot."""
+        if conn is None:
+            self._hand_over(None)
+        else:
+            self.release(conn)
+
     def discard(self, conn: AsyncConnection | None) -> None:
         """Give up a connection (closed) or an unused slot (None); a waiting call may open one."""
-        if conn is not None:
-            conn.close()
+        if conn is None:
+            self._hand_over(None)
+        else:
+            self._close(conn)
+
+    def _close(self, conn: AsyncConnection) -> None:
+        """Close ``conn``; its slot comes back once its socket is closed, not before.
+
+        (An aborted asyncio connection closes its socket on the loop's next turn: a
+        slot handed on at once would let ``max_connections`` plus the closing ones
+        be open together, which a server that caps connections would refuse.)
+        """
+        conn.close()
+        conn.when_closed(self._slot_freed)
+
+    def _slot_freed(self) -> None:
         self._hand_over(None)
 
     def _hand_over(self, conn: AsyncConnection | None) -> None:
@@ -141,8 +189,7 @@ class LoopPool:
     def close_idle(self) -> None:
         """Close every idle connection."""
         while self.idle:
-            self.idle.pop().close()
-            self.size -= 1
+            self._close(self.idle.pop())
 
     def retire(self) -> None:
         """Keep nothing from now on: connections coming back are closed (see :class:`_Retired`).
@@ -241,18 +288,25 @@ class AsyncServer:
         """Perform ``step`` on one of this loop's connections; raise a translated error."""
         health = self.health
         if health.down_until:
-            health.check()
+            health.check()  # raises, or lets this call try the server
         if step.admin is not None:
             return await self._fresh(step)
+        seen = health.down_until
         pool = self.pool()
         conn = await pool.acquire()
-        if conn is not None and not step.idempotent:
+        if health.down_until != seen:
+            # It failed while this call waited for a connection: fail fast, as the
+            # calls that arrive now do, instead of trying it on every freed slot.
+            try:
+                health.check()
+            except BaseException:
+                pool.give_back(conn)
+                raise
+        if conn is not None and not step.idempotent and conn.peer_closed():
             # A command that must not run twice is never sent on a connection the
-            # server already closed: one turn of the loop delivers a pending EOF.
-            await asyncio.sleep(0)
-            if conn.broken:
-                pool.discard(conn)
-                conn = await pool.acquire()
+            # server already closed: it gets a fresh one.
+            pool.discard(conn)
+            conn = await pool.acquire()
         reused = conn is not None
         try:
             if conn is None:
@@ -284,9 +338,7 @@ class AsyncServer:
     async def _fresh(self, step: Exchange) -> Any:
         """Perform ``step`` on a new connection (a resend, or an administrative command)."""
         pool = self.pool()
-        idle = await pool.acquire()
-        if idle is not None:
-            idle.close()  # its slot is ours, for the new connection
+        await pool.fresh_slot()
         conn: AsyncConnection | None = None
         try:
             conn = await self._open()
@@ -309,19 +361,27 @@ class AsyncServer:
         return reply
 
     async def probe_meta(self) -> bool:
-        """Ask the server once (on a connection of its own) whether it speaks meta; remember it."""
+        """Ask the server once (on a connection of its own) whether it speaks meta; remember it.
+
+        The probe's connection takes a slot of the pool like any other: however
+        many calls ask at once, ``max_connections`` holds.
+        """
         if self.health.down_until:
             self.health.check()
+        pool = self.pool()
+        await pool.fresh_slot()
+        if self.meta is not None:  # another call found out while this one waited
+            pool.discard(None)
+            return self.meta
         conn: AsyncConnection | None = None
         try:
             conn = await self._open()
             async with asyncio.timeout(self.timeout):
                 speaks = bool(await conn.run_flow(meta_probe_flow()))
         except Exception as exc:
-            raise self._failed(exc, first_use=True, pool=None) from exc
+            raise self._failed(exc, first_use=True, pool=pool) from exc
         finally:
-            if conn is not None:
-                conn.close()
+            pool.discard(conn)  # closed, and its slot given back
         self.meta = speaks
         return speaks
 

@@ -406,7 +406,13 @@ class Operations(Generic[N]):
                     for raw in group
                 )
                 exchanges.append(
-                    Exchange(node, request + requests.META_NOOP, Expect.META_BATCH, idempotent=True)
+                    Exchange(
+                        node,
+                        request + requests.META_NOOP,
+                        Expect.META_BATCH,
+                        idempotent=True,
+                        keys=group,
+                    )
                 )
             else:
                 request = b"".join(
@@ -448,10 +454,14 @@ class Operations(Generic[N]):
             self.observer.write_failed("set_many", node.name, list(group), error)
 
     def delete_step(self, key: Key, noreply: bool) -> Exchange:
-        """``delete <key>``."""
+        """``delete <key>``.
+
+        Not resent: a delete that landed and lost its reply would answer
+        ``NOT_FOUND`` the second time, and the call ``False``, a lie.
+        """
         encoded = encode_key(key)
         expect = None if noreply else Expect.DELETE
-        return Exchange(self.node(key), requests.delete(encoded, noreply), expect, not noreply)
+        return Exchange(self.node(key), requests.delete(encoded, noreply), expect, False)
 
     @staticmethod
     def delete_result(reply: Any) -> bool:
@@ -565,7 +575,7 @@ class Operations(Generic[N]):
             )
             return reply.code == b"HD"
         reply_line = yield Exchange(
-            node, requests.delete(encoded, False), Expect.DELETE, idempotent=True
+            node, requests.delete(encoded, False), Expect.DELETE, idempotent=False
         )
         return bool(reply_line == b"DELETED")
 

@@ -102,6 +102,17 @@ def _error_reply(reply: ErrorReply, server: str) -> ServerError:
     return ServerResponseError(f"{server} answered with an error: {text}", server=server)
 
 
+def _tls_failure(exc: ssl.SSLError, server: str, *, first_use: bool) -> ServerError:
+    if not first_use:
+        # The connection already carried exchanges (handshake and certificate were
+        # fine): a TLS failure now is a corrupted stream, e.g. a misbehaving proxy,
+        # and is handled as any garbled reply.
+        return UnexpectedReplyError(
+            f"{server} sent a corrupted TLS stream: {exc.reason or exc}", server=server
+        )
+    return TLSError(f"{server}: TLS failed: {exc.reason or exc}", server=server)
+
+
 def translate(
     exc: BaseException,
     server: str,
@@ -118,7 +129,9 @@ def translate(
         timeout: the socket timeout in force, for the message.
         first_use: the connection was opened for this call. A TLS connection
             the server closes before its first answer was refused (typically
-            a client certificate is required), which is not an outage.
+            a client certificate is required), which is not an outage; a TLS
+            error on a connection that already served calls is a corrupted
+            stream (:class:`~layered_cache.errors.UnexpectedReplyError`).
         tls: the connection is a TLS one (how it was closed then depends on the
             engine: a TLS EOF, or a plain reset or EOF under asyncio).
     """
@@ -147,7 +160,7 @@ def translate(
             )
         return CacheConnectionError(f"{server} closed the TLS connection", server=server)
     if isinstance(exc, ssl.SSLError):
-        return TLSError(f"{server}: TLS failed: {exc.reason or exc}", server=server)
+        return _tls_failure(exc, server, first_use=first_use)
     if isinstance(exc, TimeoutError):
         within = "" if timeout is None else f" within {timeout:g} s"
         return CacheTimeoutError(f"{server} did not answer{within}", server=server)

@@ -40,6 +40,10 @@ Item: TypeAlias = tuple[bytes, int, bytes, "bytes | None"]
 #: 250-byte key is under 300 bytes; ``stats`` lines are shorter still).
 MAX_LINE: Final = 8192
 
+#: The largest value any memcached can hold (its ``-I`` item size limit tops out at
+#: 1 GiB): a header announcing more is garbage, not a reason to wait for (or buffer) it.
+MAX_VALUE: Final = 1 << 30
+
 # Bodies larger than this are gathered as a list of chunks and joined once,
 # instead of growing one buffer chunk by chunk.
 _GATHER_ABOVE: Final = 1 << 18
@@ -198,6 +202,10 @@ def _unexpected(line: bytes, what: str) -> ProtocolError:
     return ProtocolError(f"unexpected reply {line[:40]!r} to {what}")
 
 
+def _oversized(length: int) -> ProtocolError:
+    return ProtocolError(f"a value of {length} bytes announced, over any memcached's limit")
+
+
 def _meta_flags(tokens: list[bytes]) -> dict[str, bytes]:
     flags: dict[str, bytes] = {}
     for token in tokens:
@@ -264,7 +272,9 @@ class ReplyParser:
         Args:
             kind: an :class:`Expect` constant.
             keys: for ``VALUES``, the keys asked for; a value for any other key
-                is a :class:`ProtocolError`. None accepts any key.
+                is a :class:`ProtocolError`. For ``META_BATCH`` of commands sent
+                with the ``k`` flag, the same for the ``k`` each reply returns.
+                None accepts any key.
         """
         # One-line kinds are read by one reader, told which lines are allowed.
         self._expected.append((kind, _ONE_LINE.get(kind, keys)))
@@ -421,8 +431,11 @@ class ReplyParser:
             key, flags, size, cas = match.groups()
             if keys is not None and key not in keys:
                 raise ProtocolError("a value for a key that was not asked for")
+            length = int(size)
+            if length > MAX_VALUE:
+                raise _oversized(length)
             start = match.end()
-            stop = start + int(size)
+            stop = start + length
             if size_now < stop + 2:
                 self._pos = pos
                 self._partial = items
@@ -494,8 +507,11 @@ class ReplyParser:
         if code == b"VA":
             if len(parts) < 2 or not parts[1].isdigit() or len(parts[1]) > 10:
                 raise _unexpected(line, "a meta command")
+            length = int(parts[1])
+            if length > MAX_VALUE:
+                raise _oversized(length)
             start = end + 2
-            stop = start + int(parts[1])
+            stop = start + length
             if len(buf) < stop + 2:
                 self._await_body(stop + 2 - len(buf))
                 return _NEED
@@ -519,7 +535,7 @@ class ReplyParser:
     def _read_meta(self, _keys: object) -> Any:
         return self._meta(batch=False)
 
-    def _read_meta_batch(self, _keys: object) -> Any:
+    def _read_meta_batch(self, keys: Container[bytes] | None) -> Any:
         replies: list[MetaReply] = self._partial if self._partial is not None else []
         while True:
             reply = self._meta(batch=True)
@@ -532,6 +548,10 @@ class ReplyParser:
             if isinstance(reply, ErrorReply):
                 self._partial = None
                 return reply
+            if keys is not None and reply.flags.get("k") not in keys:
+                # Quiet commands sent with ``k`` answer with their key: a reply
+                # without one, or for another key, belongs to no request sent here.
+                raise ProtocolError("a meta reply for a key that was not asked for")
             replies.append(reply)
 
     # -- helpers ----------------------------------------------------------------------

@@ -9,7 +9,6 @@ through the shared reply parser. It knows nothing of pools, health or retries
 from __future__ import annotations
 
 import contextlib
-import select
 import socket
 import time
 from typing import Any
@@ -19,6 +18,7 @@ from layered_cache.core.connection_flows import CLOSED, ConnectionFlow, handshak
 from layered_cache.core.translate import ErrorReplyReceived, PeerClosedError
 from layered_cache.protocol import ErrorReply, ReplyParser
 from layered_cache.transport._base import Address, Transport
+from layered_cache.transport.tcp import input_waiting
 
 __all__ = ["Connection"]
 
@@ -178,13 +178,7 @@ class Connection:
         asked for (an error answering a ``noreply`` command), must not carry
         the next command.
         """
-        # poll, not select: select cannot watch descriptors numbered 1024 and up.
-        poller = select.poll()
-        try:
-            poller.register(self.sock, select.POLLIN)
-            return bool(poller.poll(0))
-        except (OSError, ValueError):
-            return True
+        return input_waiting(self.sock)
 
     def close(self) -> None:
         """Close the socket (sends nothing more to the server)."""

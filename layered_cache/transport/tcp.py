@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import sys
+from typing import Any
 
 import attrs
 
 from layered_cache.errors import ConfigurationError
 from layered_cache.transport._base import Address
 
-__all__ = ["ConnectionPlan", "Keepalive", "TCPTransport", "apply_socket_options", "open_socket"]
+__all__ = [
+    "ConnectionPlan",
+    "Keepalive",
+    "TCPTransport",
+    "apply_socket_options",
+    "input_waiting",
+    "open_socket",
+]
 
 
 @attrs.frozen
@@ -76,6 +85,23 @@ def apply_socket_options(sock: socket.socket, plan: ConnectionPlan) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, keepalive.idle)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, keepalive.interval)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, keepalive.count)
+
+
+def input_waiting(sock: Any) -> bool:
+    """Whether an idle connection's socket has bytes or an end-of-file waiting (or is gone).
+
+    On a connection nobody is awaiting a reply on, either means the server hung
+    up (a restart, an idle timeout) or sent something nobody asked for: the
+    connection must not carry the next command. ``sock`` is anything with a
+    ``fileno()`` (a socket, a TLS socket, asyncio's transport socket).
+    """
+    # poll, not select: select cannot watch descriptors numbered 1024 and up.
+    poller = select.poll()
+    try:
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
 
 
 def open_socket(plan: ConnectionPlan, *, connect_timeout: float | None) -> socket.socket:

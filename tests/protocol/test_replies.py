@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from layered_cache.protocol import ErrorReply, Expect, MetaReply, ProtocolError, ReplyParser
-from layered_cache.protocol.replies import MAX_LINE
+from layered_cache.protocol.replies import MAX_LINE, MAX_VALUE
 
 # (kind, keys, wire bytes, the reply it must give)
 CASES: list[tuple[str, int, Any, bytes, Any]] = [
@@ -265,24 +266,22 @@ def test_corrupted_streams_give_a_clean_error_or_well_formed_values(
         assert isinstance(value, bytes)
 
 
+ALL_KINDS = [
+    Expect.STORE,
+    Expect.DELETE,
+    Expect.TOUCH,
+    Expect.ARITHMETIC,
+    Expect.VERSION,
+    Expect.OK,
+    Expect.VALUES,
+    Expect.STATS,
+    Expect.META,
+    Expect.META_BATCH,
+]
+
+
 @settings(max_examples=500, deadline=None)
-@given(
-    st.sampled_from(
-        [
-            Expect.STORE,
-            Expect.DELETE,
-            Expect.TOUCH,
-            Expect.ARITHMETIC,
-            Expect.VERSION,
-            Expect.OK,
-            Expect.VALUES,
-            Expect.STATS,
-            Expect.META,
-            Expect.META_BATCH,
-        ]
-    ),
-    st.binary(max_size=200),
-)
+@given(st.sampled_from(ALL_KINDS), st.binary(max_size=200))
 def test_random_bytes_never_crash_the_parser(kind: int, wire: bytes) -> None:
     parser = ReplyParser()
     parser.expect(kind, {b"k"})
@@ -295,3 +294,190 @@ def test_random_bytes_never_crash_the_parser(kind: int, wire: bytes) -> None:
         assert all(item[0] == b"k" for item in reply)
     if kind == Expect.ARITHMETIC and isinstance(reply, int):
         assert 0 <= reply < 10**20
+
+
+# -- adversarial: well-formed replies that do not answer what was asked ---------------------
+#
+# The property every engine relies on: whatever bytes arrive, the parser either returns a
+# reply to what was asked (a value only for a key that was asked for), asks for more bytes
+# that a real reply could still need, or raises ProtocolError; every call returns at once.
+
+ASKED = {b"k", b"j"}
+other_keys_st = keys_st.filter(lambda key: key not in ASKED)
+#: Bytes a misbehaving server or proxy could plausibly send: fragments of real replies.
+fragments_st = st.sampled_from(
+    [
+        b"VALUE k 0 1\r\nx\r\n",
+        b"VALUE other 0 1\r\ny\r\n",
+        b"VALUE k 0 99999999999\r\n",
+        b"VALUE k 0 1073741825\r\n",
+        b"END\r\n",
+        b"STORED\r\n",
+        b"DELETED\r\n",
+        b"NOT_FOUND\r\n",
+        b"42\r\n",
+        b"VA 1 kk\r\nx\r\n",
+        b"VA 1 kother\r\ny\r\n",
+        b"VA 2000000000\r\n",
+        b"NS kother\r\n",
+        b"NS\r\n",
+        b"HD kj\r\n",
+        b"MN\r\n",
+        b"STAT pid 1\r\n",
+        b"SERVER_ERROR busy\r\n",
+        b"\r\n",
+        b"\r",
+        b"\n",
+        b" ",
+    ]
+)
+adversarial_st = st.lists(st.one_of(fragments_st, st.binary(max_size=20)), max_size=12).map(
+    b"".join
+)
+
+
+def _drive(kind: int, wire: bytes, cuts: list[int]) -> tuple[list[Any], bool]:
+    """Feed ``wire`` split at ``cuts`` and collect replies; True if a ProtocolError ended it.
+
+    Every ``next_reply`` must return at once (no call may spin), and a parser that still
+    waits asks for no more than a real reply could need.
+    """
+    parser = ReplyParser()
+    parser.expect(kind, ASKED)
+    replies: list[Any] = []
+    previous = 0
+    try:
+        for cut in [*sorted(c for c in cuts if c <= len(wire)), len(wire)]:
+            parser.feed(wire[previous:cut])
+            previous = cut
+            started = time.monotonic()
+            reply = parser.next_reply()
+            assert time.monotonic() - started < 1.0
+            if reply is not None:
+                replies.append(reply)
+                if not parser.idle:  # one request: anything more is out of step
+                    parser.expect(kind, ASKED)
+    except ProtocolError:
+        return replies, True
+    assert parser.wanted() <= MAX_VALUE + 2 + (1 << 16)
+    return replies, False
+
+
+def _assert_only_asked_keys(kind: int, reply: Any) -> None:
+    if kind == Expect.VALUES and isinstance(reply, list):
+        assert all(item[0] in ASKED for item in reply), reply
+    if kind == Expect.META_BATCH and isinstance(reply, list):
+        assert all(meta.flags.get("k") in ASKED for meta in reply), reply
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.sampled_from(ALL_KINDS), adversarial_st, st.lists(st.integers(0, 300), max_size=6))
+def test_adversarial_bytes_never_give_a_value_for_a_key_not_asked_for(
+    kind: int, wire: bytes, cuts: list[int]
+) -> None:
+    replies, _ = _drive(kind, wire, cuts)
+    for reply in replies:
+        _assert_only_asked_keys(kind, reply)
+
+
+@settings(max_examples=300, deadline=None)
+@given(other_keys_st, st.binary(max_size=30), st.booleans())
+def test_a_valid_value_for_another_key_is_always_refused(
+    key: bytes, data: bytes, after_a_good_one: bool
+) -> None:
+    good = b"VALUE k 0 1\r\nx\r\n" if after_a_good_one else b""
+    wire = good + b"VALUE %s 0 %d\r\n%s\r\nEND\r\n" % (key, len(data), data)
+    for cut in range(len(wire) + 1):
+        replies, failed = _drive(Expect.VALUES, wire, [cut])
+        assert failed, f"split at {cut}"
+        assert replies == [], f"split at {cut}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(items_st.filter(bool), st.data())
+def test_a_truncated_reply_is_never_a_reply(
+    items: list[tuple[bytes, int, bytes, bytes | None]], data: st.DataObject
+) -> None:
+    """Cut anywhere before its end, a valid reply yields nothing yet (it waits, bounded);
+    the rest then completes it exactly."""
+    wire = _values_wire(items)
+    keys = {item[0] for item in items}
+    cut = data.draw(st.integers(0, len(wire) - 1))
+    parser = ReplyParser()
+    parser.expect(Expect.VALUES, keys)
+    parser.feed(wire[:cut])
+    assert parser.next_reply() is None
+    assert parser.wanted() <= len(wire) + (1 << 16)
+    parser.feed(wire[cut:])
+    assert parser.next_reply() == items
+    assert parser.idle
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(MAX_VALUE + 1, 10**10 - 1),
+    st.sampled_from([b"VALUE k 0 %d\r\n", b"VALUE k 0 %d 7\r\n", b"VA %d f0\r\n"]),
+)
+def test_a_length_over_any_memcached_limit_is_refused_before_any_wait(
+    length: int, header: bytes
+) -> None:
+    kind = Expect.META if header.startswith(b"VA ") else Expect.VALUES
+    parser = ReplyParser()
+    parser.expect(kind, ASKED)
+    parser.feed(header % length)
+    with pytest.raises(ProtocolError, match="over any memcached's limit"):
+        parser.next_reply()
+
+
+def _collect(parser: ReplyParser, into: list[Any]) -> None:
+    """Append every complete reply to ``into`` until the parser needs more bytes."""
+    while (reply := parser.next_reply()) is not None:
+        into.append(reply)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from([b"k", b"j"]), min_size=1, max_size=4),
+    other_keys_st,
+    st.data(),
+)
+def test_interleaved_pipelined_replies_stay_in_order_or_fail(
+    asked: list[bytes], stray: bytes, data: st.DataObject
+) -> None:
+    """Pipelined gets, one reply each; a value for another key slipped in anywhere (a
+    reply meant for someone else) makes the stream fail, never shifts a value to a key."""
+    replies = [b"VALUE %s 0 2\r\n%s\r\nEND\r\n" % (key, key * 2) for key in asked]
+    where = data.draw(st.integers(0, len(replies)))
+    stray_reply = b"VALUE %s 0 2\r\nzz\r\nEND\r\n" % stray
+    wire = b"".join(replies[:where]) + stray_reply + b"".join(replies[where:])
+    parser = ReplyParser()
+    for key in asked:
+        parser.expect(Expect.VALUES, {key})
+    parser.feed(wire)
+    got: list[Any] = []
+    with pytest.raises(ProtocolError):
+        _collect(parser, got)
+    # A stray reply after the last one fails the call that would return the last reply
+    # (bytes beyond the last expected reply: the stream is out of step).
+    kept = min(where, len(asked) - 1)
+    assert got == [[(key, 0, key * 2, None)] for key in asked[:kept]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"NS kk", b"NS kj", b"EX kk", b"NF kj"]), max_size=4), st.data())
+def test_a_meta_batch_answers_only_for_keys_sent(lines: list[bytes], data: st.DataObject) -> None:
+    stray = data.draw(st.sampled_from([None, b"NS kother", b"NS", b"HD kzz"]))
+    body = list(lines)
+    if stray is not None:
+        body.insert(data.draw(st.integers(0, len(body))), stray)
+    wire = b"".join(line + b"\r\n" for line in body) + b"MN\r\n"
+    parser = ReplyParser()
+    parser.expect(Expect.META_BATCH, ASKED)
+    parser.feed(wire)
+    if stray is None:
+        assert [meta.flags["k"] for meta in parser.next_reply()] == [
+            line.split(b" k")[1] for line in lines
+        ]
+    else:
+        with pytest.raises(ProtocolError, match="not asked for"):
+            parser.next_reply()

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.faults import FaultProxy
+from tests.faults import GARBAGE, FaultProxy
 from tests.servers import HarnessError, MemcachedProcess, recv_until
 
 TIMEOUT = 2.0
@@ -66,6 +66,36 @@ def test_cut_mid_response_forwards_part_then_closes(proxy: FaultProxy) -> None:
     assert proxy.cuts == 1
     with connect(proxy) as sock:  # one-shot: the next connection is whole again
         assert ask(sock, b"get big\r\n", b"END\r\n").endswith(b"x\r\nEND\r\n")
+
+
+def test_trickle_forwards_one_byte_per_interval_until_restore(proxy: FaultProxy) -> None:
+    with connect(proxy) as sock:
+        proxy.trickle(0.02)
+        sock.sendall(b"version\r\n")
+        sock.settimeout(TIMEOUT)
+        started = time.monotonic()
+        assert len(sock.recv(100)) == 1  # one byte arrives...
+        assert len(sock.recv(100)) == 1  # ...then the next, an interval later
+        assert time.monotonic() - started >= 0.015
+        proxy.restore()  # the rest at once
+        assert recv_until(sock, timeout=TIMEOUT).endswith(b"\r\n")
+        assert ask(sock, b"version\r\n").startswith(b"VERSION ")
+    assert proxy.trickled_bytes >= 2
+
+
+def test_garble_replaces_every_reply_until_restore(proxy: FaultProxy) -> None:
+    with connect(proxy) as sock:
+        proxy.garble()
+        assert ask(sock, b"set k 0 0 1\r\nv\r\n") == GARBAGE  # executed, answered nonsense
+        proxy.garble(b"\x00\xfe")
+        sock.sendall(b"version\r\n")
+        sock.settimeout(TIMEOUT)
+        assert sock.recv(100) == b"\x00\xfe"
+        proxy.restore()
+        assert ask(sock, b"get k\r\n", b"END\r\n") == b"VALUE k 0 1\r\nv\r\nEND\r\n"
+    assert proxy.garbled_chunks == 2
+    with pytest.raises(ValueError, match="must not be empty"):
+        proxy.garble(b"")
 
 
 def test_reset_sends_rst(proxy: FaultProxy) -> None:

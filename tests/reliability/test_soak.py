@@ -106,9 +106,9 @@ class _Report:
         lines = [
             f"soak: {sum(self.ops.values())} operations in {seconds:.1f} s, "
             f"{sum(self.errors.values())} raised, {ignored} absorbed by fail-silent mode",
-            "  operations: " + _counts(self.ops),
-            "  errors:     " + (_counts(self.errors) or "none"),
-            "  faults:     " + _counts(self.faults),
+            "  operations: " + format_counts(self.ops),
+            "  errors:     " + (format_counts(self.errors) or "none"),
+            "  faults:     " + format_counts(self.faults),
             f"  wrong values: {len(self.wrong)}, lost writes: {len(self.lost)}, "
             f"unexpected exceptions: {len(self.unexpected)}, late landings of failed writes: "
             f"{len(self.late)}",
@@ -117,7 +117,7 @@ class _Report:
         return "\n".join(lines)
 
 
-def _counts(counter: collections.Counter[str]) -> str:
+def format_counts(counter: collections.Counter[str]) -> str:
     return ", ".join(f"{name}={count}" for name, count in sorted(counter.items()))
 
 
@@ -300,7 +300,7 @@ def _inject_faults(
         proxy.restore()
 
 
-def _soak(
+def run_soak(
     seconds: float,
     memcached_factory: Callable[..., MemcachedProcess],
     proxy_factory: Callable[..., FaultProxy],
@@ -353,7 +353,7 @@ def _soak(
     return report
 
 
-def _assert_clean(report: _Report) -> None:
+def assert_soak_clean(report: _Report) -> None:
     assert report.unexpected == []
     assert report.wrong == []
     assert report.lost == []
@@ -367,9 +367,9 @@ def test_soak_short(
     proxy_factory: Callable[..., FaultProxy],
     client_factory: Callable[..., Client],
 ) -> None:
-    report = _soak(7.0, memcached_factory, proxy_factory, client_factory)
+    report = run_soak(7.0, memcached_factory, proxy_factory, client_factory)
     print(report.text)  # shown with -rP or -s
-    _assert_clean(report)
+    assert_soak_clean(report)
 
 
 @pytest.mark.soak
@@ -380,7 +380,7 @@ def test_soak(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     seconds = float(os.environ.get("SOAK_SECONDS", "60"))
-    report = _soak(seconds, memcached_factory, proxy_factory, client_factory)
+    report = run_soak(seconds, memcached_factory, proxy_factory, client_factory)
     with capsys.disabled():
         print("\n" + report.text)
-    _assert_clean(report)
+    assert_soak_clean(report)
