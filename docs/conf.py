@@ -271,7 +271,7 @@ class BenchmarkResults(SphinxDirective):
         except (ValueError, AttributeError):
             return []
         lines = [
-            ".. list-table:: Targets (speed relative to the peer named; higher is better)",
+            ".. list-table:: Targets (ratios to the call named; the goal says which way is better)",
             "   :header-rows: 1",
             "   :widths: 64 12 12 12",
             "",
@@ -290,7 +290,7 @@ class BenchmarkResults(SphinxDirective):
         for target in targets:
             lines += [
                 f"   * - {target['target']}",
-                f"     - {shown(target['goal'], '≥ ')}",
+                f"     - {shown(target['goal'], target.get('comparison', '≥') + ' ')}",
                 f"     - {shown(target['measured'])}",
                 f"     - {target['status']}",
             ]

@@ -16,6 +16,7 @@ from layered_cache.auth._base import Authenticator
 from layered_cache.core import herd
 from layered_cache.core.client_base import BaseClient
 from layered_cache.core.config import (
+    DEFAULT_MAX_CONNECTIONS,
     ClientConfig,
     ServerEntry,
     check_count,
@@ -44,9 +45,6 @@ __all__ = ["DEFAULT_MAX_CONNECTIONS", "AsyncClient"]
 
 Key = str | bytes
 
-#: Connections per server and event loop, unless ``max_connections`` says otherwise.
-DEFAULT_MAX_CONNECTIONS = 16
-
 
 class AsyncClient(BaseClient[AsyncServer]):
     """The asyncio memcached client: :class:`~layered_cache.Client`'s methods, as coroutines.
@@ -71,7 +69,7 @@ class AsyncClient(BaseClient[AsyncServer]):
         retry_attempts, retry_timeout, dead_timeout: as for
             :class:`~layered_cache.Client` (the same health policy).
         max_connections: connections per server and event loop, at most (default
-            :data:`~layered_cache.aio.client.DEFAULT_MAX_CONNECTIONS`); a call that
+            :data:`~layered_cache.core.config.DEFAULT_MAX_CONNECTIONS`); a call that
             finds them all busy waits for one.
         pool_timeout: seconds a call waits for a free connection before
             :class:`~layered_cache.errors.PoolTimeoutError`; None waits forever.

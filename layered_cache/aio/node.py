@@ -28,6 +28,7 @@ from layered_cache.core.operations import Exchange
 from layered_cache.core.translate import (
     STALE_ERRORS,
     PeerClosedError,
+    pool_exhausted,
     translate,
     unsupported_command,
 )
@@ -265,11 +266,8 @@ class AsyncServer:
         return bool(self.idle_timeout) and conn.idle_since + self.idle_timeout < conn.loop.time()
 
     def pool_exhausted(self) -> PoolTimeoutError:
-        return PoolTimeoutError(
-            f"{self.name}: all {self.max_connections} connections (max_connections) stayed "
-            f"busy for {self.pool_timeout:g} s (pool_timeout); raise max_connections, or "
-            "lower the number of concurrent calls",
-            server=self.name,
+        return pool_exhausted(
+            self.name, self.max_connections, self.pool_timeout, "concurrent calls"
         )
 
     async def _open(self) -> AsyncConnection:

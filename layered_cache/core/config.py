@@ -30,6 +30,7 @@ from layered_cache.transport import TCPTransport, format_address
 from layered_cache.transport._base import Address, Transport
 
 __all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
     "ClientConfig",
     "ServerEntry",
     "check_count",
@@ -37,6 +38,10 @@ __all__ = [
     "client_config",
     "server_entry",
 ]
+
+#: Connections per server (and, for the asyncio client, per event loop), unless
+#: ``max_connections`` says otherwise.
+DEFAULT_MAX_CONNECTIONS = 16
 
 
 def check_timeout(name: str, value: float | None) -> float | None:

@@ -191,6 +191,12 @@ def _classic(
     node = ops.node(key)
     while True:
         if (yield from add(lease, b"1", lease_ttl)):
+            # The lease is ours, but the previous holder may have stored the value
+            # and released the lease since we last looked: look once more.
+            value = yield from _absorbing(ops, ops.get(key, _MISSING), _MISSING)
+            if value is not _MISSING:
+                yield from release()
+                return value
             if observer is not None:
                 observer.herd(HERD_LEASE_WON, node, encoded)
             try:

@@ -18,12 +18,12 @@ from typing import Any, Generic, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, InvalidCacheKey
-from django.core.cache.backends.memcached import BaseMemcachedCache
 from django.core.exceptions import SynchronousOnlyOperation
 
 import layered_cache
 from layered_cache._keys import describe_key, key_problem
 from layered_cache.aio.client import AsyncClient
+from layered_cache.django._single_key import SingleKeyMethods
 from layered_cache.django.options import CacheConfig, CacheConfigurationError, cached_cache_config
 from layered_cache.errors import InvalidKeyError
 from layered_cache.serialization import Serialized
@@ -49,7 +49,7 @@ class _NeverRaised(Exception):
     """
 
 
-class MemcacheCache(BaseMemcachedCache):
+class MemcacheCache(SingleKeyMethods):
     """Django cache backend on :class:`layered_cache.Client`: TCP or TLS, auth, pickle or JSON.
 
     A drop-in replacement for ``django.core.cache.backends.memcached.PyMemcacheCache``:
@@ -210,10 +210,6 @@ class MemcacheCache(BaseMemcachedCache):
             await self._async_client.aclose()
 
     # -- shared by the sync and the async methods ----------------------------------------
-
-    def _expire(self, timeout: Any) -> int:
-        """Django's memcached timeout rules (None, 0, negative, over 30 days) as an expire."""
-        return int(self.get_backend_timeout(timeout) or 0)
 
     def _made_keys(self, keys: Iterable[str], version: int | None) -> dict[Any, str]:
         """``{memcached key: caller's key}``, every key made and validated first."""
@@ -392,6 +388,11 @@ class MemcacheCache(BaseMemcachedCache):
         raise InvalidKeyError(
             f"invalid memcached key ({describe_key(key)}): {problem}. {KEYS_HELP}"
         )
+
+    #: The key check whose rules are the client's own: while ``validate_key`` is
+    #: this one, the single-key methods leave the check to the client
+    #: (:mod:`layered_cache.django._single_key`).
+    client_key_rules = validate_key
 
     def get_or_set(
         self,

@@ -14,7 +14,14 @@ from layered_cache._addresses import ServerSpec
 from layered_cache.auth._base import Authenticator
 from layered_cache.core import herd
 from layered_cache.core.client_base import BaseClient
-from layered_cache.core.config import ClientConfig, ServerEntry, client_config
+from layered_cache.core.config import (
+    DEFAULT_MAX_CONNECTIONS,
+    ClientConfig,
+    ServerEntry,
+    check_count,
+    check_timeout,
+    client_config,
+)
 from layered_cache.core.observer import STORE_NAMES as _STORE_NAMES
 from layered_cache.core.observer import Observer
 from layered_cache.core.operations import (
@@ -31,6 +38,7 @@ from layered_cache.discovery._base import Discovery
 from layered_cache.errors import CacheConnectionError, DiscoveryError
 from layered_cache.observability.events import WriteFailureEvent
 from layered_cache.serialization._base import Serializer
+from layered_cache.sync.batch import perform_batch
 from layered_cache.sync.connection import Connection
 from layered_cache.sync.discovery import Refresher, run_lookup
 from layered_cache.sync.node import ServerNode
@@ -74,8 +82,17 @@ class Client(BaseClient[ServerNode]):
             ``retry_attempts`` failures): one call every ``dead_timeout``
             seconds tries it. The default (1 s) uses a restarted server again
             within about a second; raise it to try a long-dead server less often.
-        max_pool_size: idle connections kept per server (None: as many as
-            threads used them). Calls never wait for a connection.
+        max_connections: connections per server, at most (default
+            :data:`~layered_cache.core.config.DEFAULT_MAX_CONNECTIONS`, as for
+            :class:`~layered_cache.AsyncClient`); a call that finds them all
+            busy waits for one to come back. Threads share them: a thread holds
+            a connection only while it talks to the server.
+        pool_timeout: seconds a call waits for a free connection before
+            :class:`~layered_cache.errors.PoolTimeoutError` (naming the server);
+            None waits forever. Not a server failure: it does not count toward
+            the server's health.
+        max_pool_size: idle connections kept per server (None: every connection
+            that ``max_connections`` allows).
         pool_idle_timeout: seconds after which an idle connection is replaced
             instead of reused (0: never), for servers or proxies that drop idle
             connections.
@@ -146,6 +163,8 @@ class Client(BaseClient[ServerNode]):
         retry_attempts: int = 2,
         retry_timeout: float = 1.0,
         dead_timeout: float = 1.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        pool_timeout: float | None = 2.0,
         max_pool_size: int | None = None,
         pool_idle_timeout: float = 0.0,
         ignore_exceptions: bool = False,
@@ -172,9 +191,14 @@ class Client(BaseClient[ServerNode]):
             include_keys=include_keys,
             on_write_failure=on_write_failure,
         )
+        #: The most connections open to each server at once.
+        self.max_connections = int(check_count("max_connections", max_connections, minimum=1))
+        #: Seconds a call waits for a free connection, or None to wait forever.
+        self.pool_timeout = check_timeout("pool_timeout", pool_timeout)
         self._refresher = Refresher(config.membership, self._refresh_in_background)
         nodes = {
-            entry.key: _server_node(entry, config, self._refresher) for entry in config.servers
+            entry.key: _server_node(entry, config, self._refresher, self._pool_bounds())
+            for entry in config.servers
         }
         super().__init__(config, nodes)
         # Sockets of a client that is simply dropped are closed, not left to the GC
@@ -237,13 +261,14 @@ class Client(BaseClient[ServerNode]):
     def _perform(self, step: object, operation: str) -> Any:
         if type(step) is Batch:
             observer = self._observer
+            if observer is None:
+                return perform_batch(step, self._fail_silent.absorb)
+            # With listeners, each server's exchange is reported as it ends: the
+            # servers are asked one after another.
             answers = []
             for exchange in step.exchanges:
                 try:
-                    if observer is None:
-                        answers.append(exchange.node.exchange(exchange))
-                    else:
-                        answers.append(observer.exchange(exchange, operation))
+                    answers.append(observer.exchange(exchange, operation))
                 except CacheConnectionError as error:
                     if not (step.absorb and self._fail_silent.absorb(error)):
                         raise
@@ -609,7 +634,11 @@ class Client(BaseClient[ServerNode]):
         return changed
 
     def _new_node(self, entry: ServerEntry) -> ServerNode:
-        return _server_node(entry, self._config, self._refresher)
+        return _server_node(entry, self._config, self._refresher, self._pool_bounds())
+
+    def _pool_bounds(self) -> tuple[int, float | None]:
+        """``(max_connections, pool_timeout)`` of each server's pool."""
+        return self.max_connections, self.pool_timeout
 
     def _after_fork(self) -> None:
         self._fail_silent.after_fork()
@@ -671,7 +700,9 @@ def _connection_factory(
     return connect if observer is None else observer.observed_connect(connect, name, auth)
 
 
-def _server_node(entry: ServerEntry, config: ClientConfig, refresher: Refresher) -> ServerNode:
+def _server_node(
+    entry: ServerEntry, config: ClientConfig, refresher: Refresher, bounds: tuple[int, float | None]
+) -> ServerNode:
     connect = _connection_factory(
         entry.address,
         transport=config.transport,
@@ -695,6 +726,8 @@ def _server_node(entry: ServerEntry, config: ClientConfig, refresher: Refresher)
         connect,
         entry.health,
         timeout=config.timeout,
+        max_connections=bounds[0],
+        pool_timeout=bounds[1],
         max_idle=config.max_pool_size,
         idle_timeout=config.idle_timeout,
         observer=config.observer,
