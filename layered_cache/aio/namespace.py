@@ -31,7 +31,7 @@ class AsyncNamespace:
     def __init__(
         self,
         flows: NamespaceFlows,
-        drive: Callable[[Flow[Any]], Awaitable[Any]],
+        drive: Callable[[str, Flow[Any]], Awaitable[Any]],
         name: str | bytes,
         serializer: Serializer,
     ) -> None:
@@ -53,33 +53,33 @@ class AsyncNamespace:
             True when memcached stored the new generation (False in fail-silent
             mode when its server could not be reached).
         """
-        return await self._drive(self._flows.invalidate())  # type: ignore[no-any-return]
+        return await self._drive("invalidate", self._flows.invalidate())  # type: ignore[no-any-return]
 
     async def generation(self) -> bytes:
         """The namespace's current generation (made if it has none), as stored in memcached."""
-        return await self._drive(self._flows.generation())  # type: ignore[no-any-return]
+        return await self._drive("generation", self._flows.generation())  # type: ignore[no-any-return]
 
     async def get(self, key: Key, default: Any = None) -> Any:
         """:meth:`~layered_cache.AsyncClient.get` in this namespace."""
-        return await self._drive(self._flows.get(key, default))
+        return await self._drive("get", self._flows.get(key, default))
 
     async def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
         """:meth:`~layered_cache.AsyncClient.get_many` in this namespace."""
-        return await self._drive(self._flows.get_many(keys))  # type: ignore[no-any-return]
+        return await self._drive("get_many", self._flows.get_many(keys))  # type: ignore[no-any-return]
 
     async def gets(self, key: Key, default: Any = None, cas_default: Any = None) -> tuple[Any, Any]:
         """:meth:`~layered_cache.AsyncClient.gets` in this namespace."""
-        return await self._drive(self._flows.gets(key, default, cas_default))  # type: ignore[no-any-return]
+        return await self._drive("gets", self._flows.gets(key, default, cas_default))  # type: ignore[no-any-return]
 
     async def gets_many(self, keys: Iterable[Key]) -> dict[Key, tuple[Any, Any]]:
         """:meth:`~layered_cache.AsyncClient.gets_many` in this namespace."""
-        return await self._drive(self._flows.gets_many(keys))  # type: ignore[no-any-return]
+        return await self._drive("gets_many", self._flows.gets_many(keys))  # type: ignore[no-any-return]
 
     async def _store(
         self, command: bytes, key: Key, value: Any, expire: int, noreply: bool, flags: int | None
     ) -> bool:
         flow = self._flows.store(command, key, value, expire, noreply, flags)
-        return await self._drive(flow)  # type: ignore[no-any-return]
+        return await self._drive(command.decode(), flow)  # type: ignore[no-any-return]
 
     async def set(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
@@ -120,7 +120,7 @@ class AsyncNamespace:
     ) -> list[Key]:
         """:meth:`~layered_cache.AsyncClient.set_many` in this namespace: the keys not stored."""
         flow = self._flows.set_many(values, expire, noreply, flags)
-        return await self._drive(flow)  # type: ignore[no-any-return]
+        return await self._drive("set_many", flow)  # type: ignore[no-any-return]
 
     async def cas(
         self,
@@ -133,15 +133,15 @@ class AsyncNamespace:
     ) -> bool | None:
         """:meth:`~layered_cache.AsyncClient.cas` in this namespace."""
         flow = self._flows.cas(key, value, cas, expire, noreply, flags)
-        return await self._drive(flow)  # type: ignore[no-any-return]
+        return await self._drive("cas", flow)  # type: ignore[no-any-return]
 
     async def delete(self, key: Key, noreply: bool = False) -> bool:
         """:meth:`~layered_cache.AsyncClient.delete` in this namespace."""
-        return await self._drive(self._flows.delete(key, noreply))  # type: ignore[no-any-return]
+        return await self._drive("delete", self._flows.delete(key, noreply))  # type: ignore[no-any-return]
 
     async def delete_many(self, keys: Iterable[Key], noreply: bool = False) -> bool:
         """:meth:`~layered_cache.AsyncClient.delete_many` in this namespace."""
-        return await self._drive(self._flows.delete_many(keys, noreply))  # type: ignore[no-any-return]
+        return await self._drive("delete_many", self._flows.delete_many(keys, noreply))  # type: ignore[no-any-return]
 
     async def incr(
         self,
@@ -154,7 +154,7 @@ class AsyncNamespace:
     ) -> int | None:
         """:meth:`~layered_cache.AsyncClient.incr` in this namespace."""
         flow = self._flows.count(key, value, noreply, initial, expire, decrement=False)
-        return await self._drive(flow)  # type: ignore[no-any-return]
+        return await self._drive("incr", flow)  # type: ignore[no-any-return]
 
     async def decr(
         self,
@@ -167,11 +167,11 @@ class AsyncNamespace:
     ) -> int | None:
         """:meth:`~layered_cache.AsyncClient.decr` in this namespace."""
         flow = self._flows.count(key, value, noreply, initial, expire, decrement=True)
-        return await self._drive(flow)  # type: ignore[no-any-return]
+        return await self._drive("decr", flow)  # type: ignore[no-any-return]
 
     async def touch(self, key: Key, expire: int = 0, noreply: bool = False) -> bool:
         """:meth:`~layered_cache.AsyncClient.touch` in this namespace."""
-        return await self._drive(self._flows.touch(key, expire, noreply))  # type: ignore[no-any-return]
+        return await self._drive("touch", self._flows.touch(key, expire, noreply))  # type: ignore[no-any-return]
 
     async def get_or_set(
         self,
@@ -192,11 +192,11 @@ class AsyncNamespace:
             lease_ttl=lease_ttl,
             refresh_ahead=refresh_ahead,
         )
-        return await self._drive(flow)
+        return await self._drive("get_or_set", flow)
 
     async def mark_stale(self, key: Key, stale_ttl: int = 30) -> bool:
         """:meth:`~layered_cache.AsyncClient.mark_stale` in this namespace."""
-        return await self._drive(self._flows.mark_stale(key, stale_ttl))  # type: ignore[no-any-return]
+        return await self._drive("mark_stale", self._flows.mark_stale(key, stale_ttl))  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {len(self.name)} characters>"

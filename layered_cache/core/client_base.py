@@ -56,7 +56,11 @@ class BaseClient(Generic[N]):
         self._nodes = nodes
         self.key_policy = config.keys.name
         self.namespace_cache_ttl = config.namespace_cache_ttl
-        self._ops: Operations[N] = Operations(config.codec, nodes, config.fail_silent, config.keys)
+        #: None unless something listens: the engines test it once per call.
+        self._observer = config.observer
+        self._ops: Operations[N] = Operations(
+            config.codec, nodes, config.fail_silent, config.keys, config.observer
+        )
         self._membership: Membership = config.membership
 
     # -- discovery ------------------------------------------------------------------
@@ -84,7 +88,7 @@ class BaseClient(Generic[N]):
         config = self._config
 
         def build(address: Address) -> N:
-            return self._new_node(server_entry(address, config.policy, membership))
+            return self._new_node(server_entry(address, config.policy, membership, config.observer))
 
         with membership.lock:
             change = reconcile(self._nodes, found.nodes, build)
@@ -93,7 +97,9 @@ class BaseClient(Generic[N]):
                 return False
             nodes, removed = change
             self._nodes = nodes
-            self._ops = Operations(config.codec, nodes, config.fail_silent, config.keys)
+            self._ops = Operations(
+                config.codec, nodes, config.fail_silent, config.keys, config.observer
+            )
         for node in removed:
             node.retire()
         return True

@@ -23,6 +23,7 @@ from layered_cache._keys import KeyPolicy, key_policy
 from layered_cache._ring import Ring
 from layered_cache.core.codec import MISS, ValueCodec
 from layered_cache.core.health import FailSilent
+from layered_cache.core.observer import Observer
 from layered_cache.errors import CacheConnectionError, InvalidArgumentError
 from layered_cache.protocol import Expect, MetaReply, requests
 
@@ -191,6 +192,7 @@ class Operations(Generic[N]):
         nodes: Mapping[str, N],
         fail_silent: FailSilent,
         keys: KeyPolicy | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.codec = codec
         self.nodes = dict(nodes)
@@ -199,6 +201,8 @@ class Operations(Generic[N]):
         self.keys = key_policy("strict") if keys is None else keys
         self._encode = self.keys.encode
         self._encode_many = self.keys.encode_many
+        #: Where flows report what they did (herd events); None when nothing listens.
+        self.observer = observer
         servers = list(self.nodes.values())
         # One server needs no hashing at all: the common case stays cheap.
         self._only: N | None = servers[0] if len(servers) == 1 else None
@@ -403,9 +407,7 @@ class Operations(Generic[N]):
                 try:
                     yield ProbeMeta(node)
                 except CacheConnectionError as error:
-                    if not self.fail_silent.absorb(error):
-                        raise
-                    failed.extend(group.values())
+                    self._unreachable(node, group, error, failed)
                     continue
             usable.append((node, group))
         exchanges = []
@@ -452,6 +454,16 @@ class Operations(Generic[N]):
                     if line != b"STORED"
                 )
         return failed
+
+    def _unreachable(
+        self, node: N, group: dict[bytes, Key], error: CacheConnectionError, failed: list[Key]
+    ) -> None:
+        """A set_many server could not be asked: raise, or (fail-silent) count its keys failed."""
+        if not self.fail_silent.absorb(error):
+            raise error
+        failed.extend(group.values())
+        if self.observer is not None:
+            self.observer.write_failed("set_many", node.name, list(group), error)
 
     def delete_step(self, key: Key, noreply: bool) -> Exchange:
         """``delete <key>``.

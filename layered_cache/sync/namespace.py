@@ -31,7 +31,7 @@ class Namespace:
     def __init__(
         self,
         flows: NamespaceFlows,
-        drive: Callable[[Flow[Any]], Any],
+        drive: Callable[[str, Flow[Any]], Any],
         name: str | bytes,
         serializer: Serializer,
     ) -> None:
@@ -53,33 +53,33 @@ class Namespace:
             True when memcached stored the new generation (False in fail-silent
             mode when its server could not be reached).
         """
-        return self._drive(self._flows.invalidate())  # type: ignore[no-any-return]
+        return self._drive("invalidate", self._flows.invalidate())  # type: ignore[no-any-return]
 
     def generation(self) -> bytes:
         """The namespace's current generation (made if it has none), as stored in memcached."""
-        return self._drive(self._flows.generation())  # type: ignore[no-any-return]
+        return self._drive("generation", self._flows.generation())  # type: ignore[no-any-return]
 
     def get(self, key: Key, default: Any = None) -> Any:
         """:meth:`~layered_cache.Client.get` in this namespace."""
-        return self._drive(self._flows.get(key, default))
+        return self._drive("get", self._flows.get(key, default))
 
     def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
         """:meth:`~layered_cache.Client.get_many` in this namespace."""
-        return self._drive(self._flows.get_many(keys))  # type: ignore[no-any-return]
+        return self._drive("get_many", self._flows.get_many(keys))  # type: ignore[no-any-return]
 
     def gets(self, key: Key, default: Any = None, cas_default: Any = None) -> tuple[Any, Any]:
         """:meth:`~layered_cache.Client.gets` in this namespace."""
-        return self._drive(self._flows.gets(key, default, cas_default))  # type: ignore[no-any-return]
+        return self._drive("gets", self._flows.gets(key, default, cas_default))  # type: ignore[no-any-return]
 
     def gets_many(self, keys: Iterable[Key]) -> dict[Key, tuple[Any, Any]]:
         """:meth:`~layered_cache.Client.gets_many` in this namespace."""
-        return self._drive(self._flows.gets_many(keys))  # type: ignore[no-any-return]
+        return self._drive("gets_many", self._flows.gets_many(keys))  # type: ignore[no-any-return]
 
     def _store(
         self, command: bytes, key: Key, value: Any, expire: int, noreply: bool, flags: int | None
     ) -> bool:
         flow = self._flows.store(command, key, value, expire, noreply, flags)
-        return self._drive(flow)  # type: ignore[no-any-return]
+        return self._drive(command.decode(), flow)  # type: ignore[no-any-return]
 
     def set(
         self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
@@ -120,7 +120,7 @@ class Namespace:
     ) -> list[Key]:
         """:meth:`~layered_cache.Client.set_many` in this namespace: the keys not stored."""
         flow = self._flows.set_many(values, expire, noreply, flags)
-        return self._drive(flow)  # type: ignore[no-any-return]
+        return self._drive("set_many", flow)  # type: ignore[no-any-return]
 
     def cas(
         self,
@@ -133,15 +133,15 @@ class Namespace:
     ) -> bool | None:
         """:meth:`~layered_cache.Client.cas` in this namespace."""
         flow = self._flows.cas(key, value, cas, expire, noreply, flags)
-        return self._drive(flow)  # type: ignore[no-any-return]
+        return self._drive("cas", flow)  # type: ignore[no-any-return]
 
     def delete(self, key: Key, noreply: bool = False) -> bool:
         """:meth:`~layered_cache.Client.delete` in this namespace."""
-        return self._drive(self._flows.delete(key, noreply))  # type: ignore[no-any-return]
+        return self._drive("delete", self._flows.delete(key, noreply))  # type: ignore[no-any-return]
 
     def delete_many(self, keys: Iterable[Key], noreply: bool = False) -> bool:
         """:meth:`~layered_cache.Client.delete_many` in this namespace."""
-        return self._drive(self._flows.delete_many(keys, noreply))  # type: ignore[no-any-return]
+        return self._drive("delete_many", self._flows.delete_many(keys, noreply))  # type: ignore[no-any-return]
 
     def incr(
         self,
@@ -154,7 +154,7 @@ class Namespace:
     ) -> int | None:
         """:meth:`~layered_cache.Client.incr` in this namespace."""
         flow = self._flows.count(key, value, noreply, initial, expire, decrement=False)
-        return self._drive(flow)  # type: ignore[no-any-return]
+        return self._drive("incr", flow)  # type: ignore[no-any-return]
 
     def decr(
         self,
@@ -167,11 +167,11 @@ class Namespace:
     ) -> int | None:
         """:meth:`~layered_cache.Client.decr` in this namespace."""
         flow = self._flows.count(key, value, noreply, initial, expire, decrement=True)
-        return self._drive(flow)  # type: ignore[no-any-return]
+        return self._drive("decr", flow)  # type: ignore[no-any-return]
 
     def touch(self, key: Key, expire: int = 0, noreply: bool = False) -> bool:
         """:meth:`~layered_cache.Client.touch` in this namespace."""
-        return self._drive(self._flows.touch(key, expire, noreply))  # type: ignore[no-any-return]
+        return self._drive("touch", self._flows.touch(key, expire, noreply))  # type: ignore[no-any-return]
 
     def get_or_set(
         self,
@@ -192,11 +192,11 @@ class Namespace:
             lease_ttl=lease_ttl,
             refresh_ahead=refresh_ahead,
         )
-        return self._drive(flow)
+        return self._drive("get_or_set", flow)
 
     def mark_stale(self, key: Key, stale_ttl: int = 30) -> bool:
         """:meth:`~layered_cache.Client.mark_stale` in this namespace."""
-        return self._drive(self._flows.mark_stale(key, stale_ttl))  # type: ignore[no-any-return]
+        return self._drive("mark_stale", self._flows.mark_stale(key, stale_ttl))  # type: ignore[no-any-return]
 
     # pymemcache's aliases, as Client has them.
     get_multi = get_many
