@@ -80,9 +80,21 @@ WORKLOADS = {
     "get_many_100": "get_many (100 keys)",
     "set_many_100": "set_many (100 keys)",
     "incr": "incr",
+    "threads_1": "1 thread, the threads harness (get hit)",
     "threads_8": "8 threads, one shared cache (get hit)",
+    "threads_32": "32 threads, one shared cache (get hit)",
+    "threads_1_set": "1 thread, the threads harness (set 100 B)",
+    "threads_8_set": "8 threads, one shared cache (set 100 B)",
 }
 THREADS = 8
+#: The threads workloads: (threads, operation). Only threads_8 runs on every transport.
+THREAD_WORKLOADS = {
+    "threads_1": (1, "get"),
+    "threads_8": (8, "get"),
+    "threads_32": (32, "get"),
+    "threads_1_set": (1, "set"),
+    "threads_8_set": (8, "set"),
+}
 USERNAME = "bench-user"
 PASSWORD = "bench-secret"
 
@@ -162,6 +174,11 @@ class Row:
     thread_op: Callable[[], Callable[[], object]] | None
     close: Callable[[], None] = lambda: None
     note: str = ""
+    #: the same for the threads workloads that set (None: not measured).
+    thread_set: Callable[[], Callable[[], object]] | None = None
+
+    def thread_factory(self, operation: str) -> Callable[[], Callable[[], object]] | None:
+        return self.thread_op if operation == "get" else self.thread_set
 
 
 @dataclass
@@ -247,16 +264,16 @@ def raw_row(ep: Endpoint, prefix: str) -> Row:
     ops = _raw_ops(sock, prefix)
     sockets = [sock]
 
-    def thread_op() -> Callable[[], object]:
+    def thread_op(name: str = "get_hit") -> Callable[[], object]:
         own = _connect_raw(ep)
         sockets.append(own)
-        return _raw_ops(own, prefix)["get_hit"]
+        return _raw_ops(own, prefix)[name]
 
     def close() -> None:
         for s in sockets:
             s.close()
 
-    return Row(WIRE, ep.transport, ops, thread_op, close)
+    return Row(WIRE, ep.transport, ops, thread_op, close, thread_set=lambda: thread_op("set"))
 
 
 # -- client rows ------------------------------------------------------------------------
@@ -269,7 +286,12 @@ def _client_ops(cache: Any, prefix: str) -> dict[str, Callable[[], object]]:
     mapping = dict.fromkeys(many, VALUE_100)
     cache.set(hit, VALUE_100)
     cache.set(obj, OBJECT_10K)
-    cache.set(ctr, 0)
+    if hasattr(cache, "make_key"):
+        # A Django cache: no expiry (its default, 300 s, can pass before the incr
+        # workload runs on a busy machine).
+        cache.set(ctr, 0, None)
+    else:
+        cache.set(ctr, 0)
     cache.set_many(mapping)
     assert cache.get(hit) == VALUE_100, f"{cache!r} did not read back its value"
     assert cache.get(miss) is None
@@ -304,10 +326,15 @@ def ours_row(ep: Endpoint, prefix: str) -> Row:
         else NoAuth()
     )
     client = Client(ep.address, transport=transport, auth=auth)
-    get = client.get
-    hit = prefix + "hit"
+    get, set_ = client.get, client.set
+    hit, setk = prefix + "hit", prefix + "set"
     return Row(
-        OURS, ep.transport, _client_ops(client, prefix), lambda: lambda: get(hit), client.close
+        OURS,
+        ep.transport,
+        _client_ops(client, prefix),
+        lambda: lambda: get(hit),
+        client.close,
+        thread_set=lambda: lambda: set_(setk, VALUE_100),
     )
 
 
@@ -392,7 +419,11 @@ def django_row(name: str, alias: str, ep: Endpoint, prefix: str) -> Row:
         own = caches[alias]  # Django's caches are per thread (asgiref Local)
         return lambda: own.get(hit)
 
-    return Row(name, ep.transport, ops, thread_op, cache.close)
+    def thread_set() -> Callable[[], object]:
+        own = caches[alias]
+        return lambda: own.set(prefix + "set", VALUE_100)
+
+    return Row(name, ep.transport, ops, thread_op, cache.close, thread_set=thread_set)
 
 
 # -- Django settings ----------------------------------------------------------------------
@@ -546,13 +577,15 @@ def measure(  # noqa: PLR0912 - one loop per kind of workload
 ) -> None:
     for workload, title in WORKLOADS.items():
         started = time.monotonic()
-        if workload == "threads_8":
+        if workload in THREAD_WORKLOADS:
+            threads, operation = THREAD_WORKLOADS[workload]
             active = []
             for row in rows:
-                if row.thread_op is None:
+                factory = row.thread_factory(operation)
+                if factory is None or (workload != "threads_8" and row.transport != "tcp"):
                     continue
                 try:
-                    run_threads(row.thread_op, 2, 0.01)
+                    run_threads(factory, 2, 0.01)
                 except Exception as exc:
                     res.skipped.append(
                         f"{row.name} over {row.transport}, {workload}: {type(exc).__name__}: {exc}"
@@ -561,9 +594,10 @@ def measure(  # noqa: PLR0912 - one loop per kind of workload
                     active.append(row)
             for _ in range(repeats):
                 for row in active:
-                    assert row.thread_op is not None
+                    factory = row.thread_factory(operation)
+                    assert factory is not None
                     timing = res.rows.setdefault((row.name, row.transport, workload), Timing())
-                    per_call = run_threads(row.thread_op, THREADS, seconds)
+                    per_call = run_threads(factory, threads, seconds)
                     timing.runs.append(per_call)
                     _count_calls(res, row, round(seconds / per_call))
             log(f"  {title}: {len(active)} rows, {time.monotonic() - started:.1f} s")
@@ -810,9 +844,45 @@ def targets(res: Results) -> list[Target]:
     return found
 
 
-def print_targets(found: list[Target], out: Callable[[str], None]) -> None:
+def issue14_targets(res: Results) -> list[Target]:
+    """Issue 14's threads targets (speed ratios, tcp); its batch targets are scale.py's."""
+    found = []
+    for workload, what in (
+        ("get_hit", "get, 1 thread"),
+        ("set", "set, 1 thread"),
+        ("threads_8", "get, 8 threads sharing the cache"),
+        ("threads_8_set", "set, 8 threads sharing the cache"),
+    ):
+        found.append(
+            Target(
+                f"Django backend vs PyLibMCCache, {what} (tcp)",
+                _speed_ratio(res, OURS_DJANGO, DJ_PYLIBMC, "tcp", workload),
+                1.0,
+            )
+        )
+    for operation, one, eight in (
+        ("get", "threads_1", "threads_8"),
+        ("set", "threads_1_set", "threads_8_set"),
+    ):
+        found.append(
+            Target(
+                f"Django backend, {operation}: 8 threads vs 1 thread, throughput (tcp)",
+                _thread_scaling(res, OURS_DJANGO, one, eight),
+                1.0,
+            )
+        )
+    return found
+
+
+def _thread_scaling(res: Results, row: str, one: str, many: str) -> float | None:
+    a = res.rows.get((row, "tcp", one))
+    b = res.rows.get((row, "tcp", many))
+    return None if a is None or b is None else a.best / b.best
+
+
+def print_targets(found: list[Target], out: Callable[[str], None], title: str) -> None:
     out("")
-    out("== issue 6 targets (speed ratios; goal = at least) ==")
+    out(f"== {title} (speed ratios; goal = at least) ==")
     for target in found:
         measured = "—" if target.measured is None else f"{target.measured:.2f}×"
         out(f"{target.status:<5} {target.what:<74} {measured:>7}  (goal ≥ {target.goal:.2f}×)")
@@ -866,8 +936,10 @@ def draw_png(res: Results, path: Path, subtitle: str) -> None:
 
     panels = [*WORKLOADS.items(), ("request_loop", "Django request loop (µs per request)")]
     colors = {"tcp": "#1f77b4", "tls": "#ff7f0e", "memcachier": "#2ca02c", "proxy": "#9467bd"}
-    fig, axes = plt.subplots(3, 3, figsize=(17, 15))
-    for ax, (workload, title) in zip(axes.flat, panels, strict=True):
+    fig, axes = plt.subplots(4, 4, figsize=(22, 19))
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    for ax, (workload, title) in zip(axes.flat, panels, strict=False):
         names = [
             row
             for row in ROW_ORDER
@@ -1007,8 +1079,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a linear scri
     log(f"done in {time.monotonic() - began:.0f} s")
 
     found = targets(res)
+    found14 = issue14_targets(res)
     print_tables(res, print)
-    print_targets(found, print)
+    print_targets(found, print, "issue 6 targets")
+    print_targets(found14, print, "issue 14 targets")
+    found = found + found14
     config = {
         "seconds": seconds,
         "repeats": repeats,

@@ -251,7 +251,7 @@ def test_forked_child_opens_its_own_connections(memcached: MemcachedProcess) -> 
     if pid == 0:  # the child: never share the parent's socket
         try:
             (node,) = client._nodes.values()
-            ok = len(node._idle) == 0 and client.get("before-fork") == "parent"
+            ok = len(node.pool.idle) == 0 and client.get("before-fork") == "parent"
             os.write(write, b"1" if ok else b"0")
         finally:
             os._exit(0)

@@ -24,14 +24,17 @@ from layered_cache.aio.connection import AsyncConnection
 from layered_cache.auth._base import Authenticator
 from layered_cache.core.connection_flows import meta_probe_flow
 from layered_cache.core.health import ServerHealth
+from layered_cache.core.observer import Observer
 from layered_cache.core.operations import Exchange
 from layered_cache.core.translate import (
     STALE_ERRORS,
     PeerClosedError,
+    pool_exhausted,
     translate,
     unsupported_command,
 )
 from layered_cache.errors import LayeredCacheError, PoolTimeoutError
+from layered_cache.observability.events import StaleConnectionEvent
 from layered_cache.protocol import Expect
 from layered_cache.transport.tcp import ConnectionPlan
 
@@ -353,6 +356,7 @@ class AsyncServer:
         pool_timeout: float | None,
         idle_timeout: float,
         on_open: Callable[[], None] | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.plan = plan
         #: ``host:port`` as shown in errors and logs.
@@ -364,6 +368,7 @@ class AsyncServer:
         self.max_connections = max_connections
         self.pool_timeout = pool_timeout
         self.idle_timeout = idle_timeout
+        self._observer = observer
         #: Whether the server speaks the meta protocol; None until asked.
         self.meta: bool | None = None
         #: Discovery removed the server: its connections are closed as they come back.
@@ -398,19 +403,19 @@ class AsyncServer:
         return bool(self.idle_timeout) and conn.idle_since + self.idle_timeout < conn.loop.time()
 
     def pool_exhausted(self) -> PoolTimeoutError:
-        return PoolTimeoutError(
-            f"{self.name}: all {self.max_connections} connections (max_connections) stayed "
-            f"busy for {self.pool_timeout:g} s (pool_timeout); raise max_connections, or "
-            "lower the number of concurrent calls",
-            server=self.name,
+        return pool_exhausted(
+            self.name, self.max_connections, self.pool_timeout, "concurrent calls"
         )
 
     async def _open(self) -> AsyncConnection:
         if self.on_open is not None:
             self.on_open()
-        return await AsyncConnection.open(
+        opening = AsyncConnection.open(
             self.plan, name=self.name, auth=self.auth, connect_timeout=self.connect_timeout
         )
+        if self._observer is None:
+            return await opening
+        return await self._observer.aconnect(opening, self.name, self.auth)
 
     # -- exchanges ------------------------------------------------------------------------
 
@@ -464,6 +469,8 @@ class AsyncServer:
         error = exc.error
         if exc.reused and isinstance(error, STALE_ERRORS):
             # The server closed a pooled connection (a restart, an idle timeout at a proxy).
+            if self._observer is not None:
+                self._observer.emit(StaleConnectionEvent(self.name, type(error).__name__))
             if step.idempotent:
                 return await self._fresh(step)
             raise translate(error, self.name, self.timeout) from error

@@ -10,15 +10,19 @@ objects from it. Nothing here does I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
 from layered_cache._addresses import ServerSpec, hash_name, parse_servers
+from layered_cache._keys import KeyPolicy
+from layered_cache._keys import key_policy as _key_policy
 from layered_cache.auth import NoAuth
 from layered_cache.auth._base import Authenticator
 from layered_cache.core.codec import ValueCodec
 from layered_cache.core.health import FailSilent, HealthPolicy, ServerHealth
 from layered_cache.core.membership import Membership
+from layered_cache.core.observer import Observer, make_observer
 from layered_cache.discovery import StaticDiscovery
 from layered_cache.discovery._base import Discovery
 from layered_cache.errors import ConfigurationError
@@ -28,6 +32,7 @@ from layered_cache.transport import TCPTransport, format_address
 from layered_cache.transport._base import Address, Transport
 
 __all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
     "ClientConfig",
     "ServerEntry",
     "check_count",
@@ -35,6 +40,10 @@ __all__ = [
     "client_config",
     "server_entry",
 ]
+
+#: Connections per server (and, for the asyncio client, per event loop), unless
+#: ``max_connections`` says otherwise.
+DEFAULT_MAX_CONNECTIONS = 16
 
 
 def check_timeout(name: str, value: float | None) -> float | None:
@@ -75,14 +84,19 @@ class ServerEntry:
     health: ServerHealth = attrs.field(eq=False)
 
 
-def server_entry(address: Address, policy: HealthPolicy, membership: Membership) -> ServerEntry:
-    """The entry of one server, with a fresh health record.
+def server_entry(
+    address: Address,
+    policy: HealthPolicy,
+    membership: Membership,
+    observer: Observer | None = None,
+) -> ServerEntry:
+    """The entry of one server, with a fresh health record (reporting to ``observer``).
 
     With background discovery, a failure of the server asks for a lookup soon
     (the node may have been replaced).
     """
     name = format_address(address)
-    health = ServerHealth(name, policy)
+    health = ServerHealth(name, policy, observer)
     if membership.interval:
         health.on_failure = membership.hint
     return ServerEntry(address, hash_name(address), name, health)
@@ -103,8 +117,12 @@ class ClientConfig:
     servers: tuple[ServerEntry, ...]
     fail_silent: FailSilent = attrs.field(eq=False)
     codec: ValueCodec = attrs.field(eq=False)
+    keys: KeyPolicy = attrs.field(eq=False)
+    namespace_cache_ttl: float
     #: The discovery strategy and its state (static discovery: the servers, for good).
     membership: Membership = attrs.field(eq=False)
+    #: None when nothing listens (see :mod:`layered_cache.core.observer`).
+    observer: Observer | None = attrs.field(default=None, eq=False)
 
 
 def client_config(
@@ -121,7 +139,12 @@ def client_config(
     max_pool_size: int | None,
     pool_idle_timeout: float,
     ignore_exceptions: bool,
+    key_policy: str = "strict",
+    namespace_cache_ttl: float = 1.0,
     discovery: Discovery | None = None,
+    listeners: Iterable[Any] | None = None,
+    include_keys: bool = False,
+    on_write_failure: Any = None,
 ) -> ClientConfig:
     """Check the common constructor arguments and fill in the defaults.
 
@@ -144,11 +167,17 @@ def client_config(
     )
     if max_pool_size is not None:
         max_pool_size = int(check_count("max_pool_size", max_pool_size, minimum=1))
+    observer = make_observer(
+        listeners,
+        include_keys=include_keys,
+        on_write_failure=on_write_failure,
+        fail_silent=bool(ignore_exceptions),
+    )
     seeds = tuple(parse_servers(servers))
     membership = Membership(discovery, seeds)
     entries: dict[str, ServerEntry] = {}
     for address in seeds:
-        entry = server_entry(address, policy, membership)
+        entry = server_entry(address, policy, membership, observer)
         if entry.key in entries:
             raise ConfigurationError(f"server {entry.name} is listed twice")
         entries[entry.key] = entry
@@ -164,5 +193,8 @@ def client_config(
         servers=tuple(entries.values()),
         fail_silent=FailSilent(bool(ignore_exceptions)),
         codec=ValueCodec(serializer),
+        keys=_key_policy(key_policy),
+        namespace_cache_ttl=check_count("namespace_cache_ttl", namespace_cache_ttl, minimum=0),
         membership=membership,
+        observer=observer,
     )

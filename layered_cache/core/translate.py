@@ -14,6 +14,7 @@ from layered_cache.errors import (
     CacheConnectionError,
     CacheTimeoutError,
     LayeredCacheError,
+    PoolTimeoutError,
     ServerError,
     ServerResponseError,
     TLSError,
@@ -27,6 +28,7 @@ __all__ = [
     "STALE_ERRORS",
     "ErrorReplyReceived",
     "PeerClosedError",
+    "pool_exhausted",
     "translate",
     "unsupported_command",
 ]
@@ -72,6 +74,21 @@ _UPSTREAM_FAILURES = frozenset(
         "Broken pipe",
     }
 )
+
+
+def pool_exhausted(
+    server: str, max_connections: int, pool_timeout: float | None, callers: str
+) -> PoolTimeoutError:
+    """The error for a call that found all of ``server``'s connections busy for ``pool_timeout``.
+
+    ``callers`` says what to have fewer of ("concurrent calls", "threads calling at once").
+    """
+    waited = "" if pool_timeout is None else f" for {pool_timeout:g} s (pool_timeout)"
+    return PoolTimeoutError(
+        f"{server}: all {max_connections} connections (max_connections) stayed busy{waited}; "
+        f"raise max_connections, or lower the number of {callers}",
+        server=server,
+    )
 
 
 def unsupported_command(server: str, command: str) -> UnsupportedCommandError:

@@ -14,20 +14,23 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from typing import Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, InvalidCacheKey
-from django.core.cache.backends.memcached import BaseMemcachedCache
 from django.core.exceptions import SynchronousOnlyOperation
 
 import layered_cache
 from layered_cache._keys import describe_key, key_problem
 from layered_cache.aio.client import AsyncClient
+from layered_cache.django._single_key import SingleKeyMethods
 from layered_cache.django.options import CacheConfig, CacheConfigurationError, cached_cache_config
 from layered_cache.errors import InvalidKeyError
 from layered_cache.serialization import Serialized
 from layered_cache.sync.client import Client
+
+if TYPE_CHECKING:
+    from layered_cache.django.namespaces import CacheNamespace
 
 __all__ = ["KEYS_HELP", "MAX_SHARED_CLIENTS", "MemcacheCache", "release_clients"]
 
@@ -49,7 +52,7 @@ class _NeverRaised(Exception):
     """
 
 
-class MemcacheCache(BaseMemcachedCache):
+class MemcacheCache(SingleKeyMethods):
     """Django cache backend on :class:`layered_cache.Client`: TCP or TLS, auth, pickle or JSON.
 
     A drop-in replacement for ``django.core.cache.backends.memcached.PyMemcacheCache``:
@@ -143,6 +146,7 @@ class MemcacheCache(BaseMemcachedCache):
             self._config: CacheConfig | None = None
             self._config_error = exc
             self._close_connections = False
+            self._hashes_keys = False
             return
         super().__init__(
             list(config.locations),
@@ -156,6 +160,8 @@ class MemcacheCache(BaseMemcachedCache):
         # authenticated connections outlive any one backend and any request.
         self._cache = _sync_clients.get(config)
         self._close_connections = config.close_connections
+        # key_policy="hash": every key Django makes is usable (validate_key lets it through).
+        self._hashes_keys = self._cache.key_policy == "hash"
         self._finalizer = weakref.finalize(self, _close_if_released, config.share_key, self._cache)
 
     @property
@@ -210,10 +216,6 @@ class MemcacheCache(BaseMemcachedCache):
             await self._async_client.aclose()
 
     # -- shared by the sync and the async methods ----------------------------------------
-
-    def _expire(self, timeout: Any) -> int:
-        """Django's memcached timeout rules (None, 0, negative, over 30 days) as an expire."""
-        return int(self.get_backend_timeout(timeout) or 0)
 
     def _made_keys(self, keys: Iterable[str], version: int | None) -> dict[Any, str]:
         """``{memcached key: caller's key}``, every key made and validated first."""
@@ -376,12 +378,16 @@ class MemcacheCache(BaseMemcachedCache):
 
         Same rule as Django's memcached backends, and their message followed by
         what to do about it (hash or shorten the key: see the documentation's
-        *Cache keys*). A key Django's character count lets through but that is
+        *Cache keys*). With ``OPTIONS["key_policy"] = "hash"`` nothing is refused
+        and nothing warned about: a key memcached cannot take is stored under a
+        digest form instead. A key Django's character count lets through but that is
         over 250 bytes once UTF-8 encoded raises
         :class:`~layered_cache.InvalidKeyError` (a :class:`ValueError`). Valid
         keys (the common case) are recognised by one fast check instead of a
         loop over every character.
         """
+        if self._hashes_keys:
+            return  # OPTIONS["key_policy"] = "hash": the client digests what memcached refuses
         problem = key_problem(key)
         if problem is None:
             return
@@ -392,6 +398,11 @@ class MemcacheCache(BaseMemcachedCache):
         raise InvalidKeyError(
             f"invalid memcached key ({describe_key(key)}): {problem}. {KEYS_HELP}"
         )
+
+    #: The key check whose rules are the client's own: while ``validate_key`` is
+    #: this one, the single-key methods leave the check to the client
+    #: (:mod:`layered_cache.django._single_key`).
+    client_key_rules = validate_key
 
     def get_or_set(
         self,
@@ -442,6 +453,26 @@ class MemcacheCache(BaseMemcachedCache):
             # This call computed the value: answer it, not the bytes stored for it.
             return computed[-1][0]
         return result
+
+    def namespace(self, name: str) -> CacheNamespace:
+        """This cache, with every key in the namespace ``name``: invalidated at once by ``clear()``.
+
+        The view has the whole cache API (sync and async); its ``clear()`` and
+        ``aclear()`` (or ``invalidate()``/``ainvalidate()``) make every key of
+        the namespace read as a miss, fleet-wide, without touching the rest of
+        the cache. Keys are made as usual (``KEY_PREFIX``, version) and then
+        qualified by the namespace's generation (see
+        :meth:`layered_cache.Client.namespace` and the :doc:`keys guide
+        </guides/keys>`); the name itself is made into a key the same way.
+
+        Raises:
+            InvalidKeyError: the made name is not a valid memcached key of at
+                most 100 bytes.
+        """
+        # The view subclasses this class, hence the import here.
+        from layered_cache.django.namespaces import CacheNamespace  # noqa: PLC0415
+
+        return CacheNamespace(self, name)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {list(self.client_servers)!r}>"

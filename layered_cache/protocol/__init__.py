@@ -15,6 +15,15 @@ from layered_cache.protocol.replies import (
     MetaReply,
     ProtocolError,
     ReplyParser,
+    whole_reply,
 )
 
-__all__ = ["ErrorReply", "Expect", "Item", "MetaReply", "ProtocolError", "ReplyParser"]
+__all__ = [
+    "ErrorReply",
+    "Expect",
+    "Item",
+    "MetaReply",
+    "ProtocolError",
+    "ReplyParser",
+    "whole_reply",
+]

@@ -31,6 +31,7 @@ __all__ = [
     "MetaReply",
     "ProtocolError",
     "ReplyParser",
+    "whole_reply",
 ]
 
 #: ``(key, flags, data, cas)`` of one ``VALUE`` block; ``cas`` is None unless ``gets``.
@@ -226,6 +227,44 @@ def _line_end(buf: bytes, pos: int) -> int:
     if end < 0 and len(buf) - pos > MAX_LINE:
         raise ProtocolError(f"a reply line longer than {MAX_LINE} bytes")
     return end
+
+
+def whole_reply(kind: int, keys: Container[bytes] | None, data: bytes) -> Any:
+    """The reply of ``kind`` when ``data`` is exactly one complete, plain reply, else None.
+
+    The common case of a single-key command, whose whole reply arrives in one
+    read (a value or ``END``, ``STORED``, a counter...), read without feeding a
+    :class:`ReplyParser`. Anything else (an error line, a partial or longer
+    reply, a value for a key not asked for) answers None: the caller then
+    feeds ``data`` to its parser, which reads it or raises as it always does.
+    """
+    if kind == _VALUES:
+        if data == b"END\r\n":
+            return []
+        match = _VALUE.match(data)
+        if match is None:
+            return None
+        key, flags, size, cas = match.groups()
+        start = match.end()
+        stop = start + int(size)
+        if len(data) != stop + 7 or not data.endswith(b"\r\nEND\r\n"):
+            return None
+        if keys is not None and key not in keys:
+            return None
+        return [(key, int(flags), data[start:stop], cas)]
+    if not data.endswith(b"\r\n"):
+        return None
+    line = data[:-2]
+    allowed = _ONE_LINE.get(kind)
+    if allowed is not None:
+        return line if line in allowed else None
+    if kind == _ARITHMETIC and line.isdigit() and len(line) <= 20:
+        return int(line)
+    return None
+
+
+_VALUES: Final = Expect.VALUES
+_ARITHMETIC: Final = Expect.ARITHMETIC
 
 
 class _Need:

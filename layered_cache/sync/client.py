@@ -14,7 +14,17 @@ from layered_cache._addresses import ServerSpec
 from layered_cache.auth._base import Authenticator
 from layered_cache.core import herd
 from layered_cache.core.client_base import BaseClient
-from layered_cache.core.config import ClientConfig, ServerEntry, client_config
+from layered_cache.core.config import (
+    DEFAULT_MAX_CONNECTIONS,
+    ClientConfig,
+    ServerEntry,
+    check_count,
+    check_timeout,
+    client_config,
+)
+from layered_cache.core.namespaces import NamespaceFlows, forget_generations
+from layered_cache.core.observer import STORE_NAMES as _STORE_NAMES
+from layered_cache.core.observer import Observer
 from layered_cache.core.operations import (
     FAILED,
     NO_FALLBACK,
@@ -27,9 +37,12 @@ from layered_cache.core.operations import (
 )
 from layered_cache.discovery._base import Discovery
 from layered_cache.errors import CacheConnectionError, DiscoveryError
+from layered_cache.observability.events import WriteFailureEvent
 from layered_cache.serialization._base import Serializer
+from layered_cache.sync.batch import perform_batch
 from layered_cache.sync.connection import Connection
 from layered_cache.sync.discovery import Refresher, run_lookup
+from layered_cache.sync.namespace import Namespace
 from layered_cache.sync.node import ServerNode
 from layered_cache.transport import format_address
 from layered_cache.transport._base import Address, Transport
@@ -71,8 +84,17 @@ class Client(BaseClient[ServerNode]):
             ``retry_attempts`` failures): one call every ``dead_timeout``
             seconds tries it. The default (1 s) uses a restarted server again
             within about a second; raise it to try a long-dead server less often.
-        max_pool_size: idle connections kept per server (None: as many as
-            threads used them). Calls never wait for a connection.
+        max_connections: connections per server, at most (default
+            :data:`~layered_cache.core.config.DEFAULT_MAX_CONNECTIONS`, as for
+            :class:`~layered_cache.AsyncClient`); a call that finds them all
+            busy waits for one to come back. Threads share them: a thread holds
+            a connection only while it talks to the server.
+        pool_timeout: seconds a call waits for a free connection before
+            :class:`~layered_cache.errors.PoolTimeoutError` (naming the server);
+            None waits forever. Not a server failure: it does not count toward
+            the server's health.
+        max_pool_size: idle connections kept per server (None: every connection
+            that ``max_connections`` allows).
         pool_idle_timeout: seconds after which an idle connection is replaced
             instead of reused (0: never), for servers or proxies that drop idle
             connections.
@@ -83,6 +105,17 @@ class Client(BaseClient[ServerNode]):
             once per server on the ``layered_cache`` logger. Bad keys, values,
             credentials and TLS refusals still raise: they are mistakes to fix,
             not outages to ride out.
+        key_policy: what becomes of a key memcached cannot take as it is (over
+            250 bytes once UTF-8 encoded, whitespace, control characters):
+            ``"strict"`` (default) refuses it with
+            :class:`~layered_cache.errors.InvalidKeyError` before anything is
+            sent; ``"hash"`` stores it under a digest form that keeps its
+            readable start (see the :doc:`keys guide </guides/keys>`). Either
+            way a valid key is sent exactly as it is.
+        namespace_cache_ttl: seconds a namespace's generation, once read, is
+            used without asking memcached again (0: read it on every call);
+            also how long another process may use a generation after this one
+            invalidated it (:meth:`namespace`).
         discovery: where the nodes come from:
             :class:`~layered_cache.discovery.StaticDiscovery` (default: the
             ``servers`` are the nodes),
@@ -96,6 +129,18 @@ class Client(BaseClient[ServerNode]):
             then a background thread looks again every ``interval`` seconds
             and soon after a node fails; cache calls never wait for it (call
             :meth:`refresh` to look up now). See the managed clusters guide.
+        listeners: callables called with an event for every exchange with a
+            server (:class:`~layered_cache.observability.OperationEvent`) and
+            every connection, health and herd happening (see
+            :doc:`/guides/observability`). Called inline: keep them quick. A
+            listener that raises is logged, never breaks the call. None (the
+            default) costs nothing.
+        include_keys: put the cache keys in the events (``key_names``). Off by
+            default: keys can be session ids.
+        on_write_failure: in fail-silent mode, called with a
+            :class:`~layered_cache.observability.WriteFailureEvent` (keys
+            included) when a write fails and is answered with False, so that
+            the keys can be queued for invalidation.
 
     Connections are pooled per server and shared by threads; a process forked
     from this one (a gunicorn or Celery worker) starts with an empty pool and
@@ -131,10 +176,17 @@ class Client(BaseClient[ServerNode]):
         retry_attempts: int = 2,
         retry_timeout: float = 1.0,
         dead_timeout: float = 1.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        pool_timeout: float | None = 2.0,
         max_pool_size: int | None = None,
         pool_idle_timeout: float = 0.0,
         ignore_exceptions: bool = False,
+        key_policy: str = "strict",
+        namespace_cache_ttl: float = 1.0,
         discovery: Discovery | None = None,
+        listeners: Iterable[Callable[[Any], object]] | None = None,
+        include_keys: bool = False,
+        on_write_failure: Callable[[WriteFailureEvent], object] | None = None,
     ) -> None:
         config = client_config(
             servers,
@@ -149,11 +201,21 @@ class Client(BaseClient[ServerNode]):
             max_pool_size=max_pool_size,
             pool_idle_timeout=pool_idle_timeout,
             ignore_exceptions=ignore_exceptions,
+            key_policy=key_policy,
+            namespace_cache_ttl=namespace_cache_ttl,
             discovery=discovery,
+            listeners=listeners,
+            include_keys=include_keys,
+            on_write_failure=on_write_failure,
         )
+        #: The most connections open to each server at once.
+        self.max_connections = int(check_count("max_connections", max_connections, minimum=1))
+        #: Seconds a call waits for a free connection, or None to wait forever.
+        self.pool_timeout = check_timeout("pool_timeout", pool_timeout)
         self._refresher = Refresher(config.membership, self._refresh_in_background)
         nodes = {
-            entry.key: _server_node(entry, config, self._refresher) for entry in config.servers
+            entry.key: _server_node(entry, config, self._refresher, self._pool_bounds())
+            for entry in config.servers
         }
         super().__init__(config, nodes)
         # Sockets of a client that is simply dropped are closed, not left to the GC
@@ -172,20 +234,24 @@ class Client(BaseClient[ServerNode]):
 
     # -- the driver -------------------------------------------------------------
 
-    def _drive(self, flow: Flow[Any], fallback: Any = NO_FALLBACK) -> Any:
+    def _drive(self, flow: Flow[Any], fallback: Any, operation: str) -> Any:
         """Run ``flow`` to its result, performing each step it yields.
 
         A server failure is thrown into the flow; if it comes out, fail-silent
-        mode answers ``fallback`` instead (a call without one always raises).
+        mode answers ``fallback`` instead (:data:`NO_FALLBACK`: always raise).
+        ``operation`` names the public method in events.
         """
+        observer = self._observer
         try:
             step = flow.send(None)
             while True:
                 try:
-                    if type(step) is Exchange:
+                    if type(step) is not Exchange:
+                        answer = self._perform(step, operation)
+                    elif observer is None:
                         answer = step.node.exchange(step)
                     else:
-                        answer = self._perform(step)
+                        answer = observer.exchange(step, operation)
                 except CacheConnectionError as error:
                     step = flow.throw(error)
                 else:
@@ -197,21 +263,29 @@ class Client(BaseClient[ServerNode]):
                 raise
             return fallback
 
-    def _ask(self, step: Exchange) -> Any:
+    def _ask(self, step: Exchange, operation: str) -> Any:
         """Perform one exchange; in fail-silent mode an outage answers :data:`FAILED`."""
+        observer = self._observer
         try:
-            return step.node.exchange(step)
+            if observer is None:
+                return step.node.exchange(step)
+            return observer.exchange(step, operation)
         except CacheConnectionError as error:
             if not self._fail_silent.absorb(error):
                 raise
             return FAILED
 
-    def _perform(self, step: object) -> Any:
+    def _perform(self, step: object, operation: str) -> Any:
         if type(step) is Batch:
+            observer = self._observer
+            if observer is None:
+                return perform_batch(step, self._fail_silent.absorb)
+            # With listeners, each server's exchange is reported as it ends: the
+            # servers are asked one after another.
             answers = []
             for exchange in step.exchanges:
                 try:
-                    answers.append(exchange.node.exchange(exchange))
+                    answers.append(observer.exchange(exchange, operation))
                 except CacheConnectionError as error:
                     if not (step.absorb and self._fail_silent.absorb(error)):
                         raise
@@ -237,8 +311,9 @@ class Client(BaseClient[ServerNode]):
             ServerError: the server could not be reached or answered with an error.
         """
         step = self._ops.get_step(key)
+        observer = self._observer
         try:  # (self._ask, inline: this is the hot path)
-            reply = step.node.exchange(step)
+            reply = step.node.exchange(step) if observer is None else observer.read(step, "get")
         except CacheConnectionError as error:
             if not self._fail_silent.absorb(error):
                 raise
@@ -253,21 +328,21 @@ class Client(BaseClient[ServerNode]):
             ServerError: a server could not be reached; outside fail-silent mode
                 the whole call raises, even if other servers already answered.
         """
-        return self._drive(self._ops.get_many(keys), {})  # type: ignore[no-any-return]
+        return self._drive(self._ops.get_many(keys), {}, "get_many")  # type: ignore[no-any-return]
 
     def gets(self, key: Key, default: Any = None, cas_default: Any = None) -> tuple[Any, Any]:
         """Return ``(value, cas_token)`` for ``key``, or ``(default, cas_default)`` when missing.
 
         Pass the token to :meth:`cas` to write only if nobody wrote in between.
         """
-        reply = self._ask(self._ops.gets_step(key))
+        reply = self._ask(self._ops.gets_step(key), "gets")
         if reply is FAILED:
             return default, cas_default
         return self._ops.gets_result(key, reply, default, cas_default)
 
     def gets_many(self, keys: Iterable[Key]) -> dict[Key, tuple[Any, Any]]:
         """Return ``{key: (value, cas_token)}`` for the keys that are in the cache."""
-        return self._drive(self._ops.gets_many(keys), {})  # type: ignore[no-any-return]
+        return self._drive(self._ops.gets_many(keys), {}, "gets_many")  # type: ignore[no-any-return]
 
     # -- writes -------------------------------------------------------------
 
@@ -298,8 +373,9 @@ class Client(BaseClient[ServerNode]):
             ServerResponseError: the server refused it (e.g. larger than its item limit).
         """
         step = self._ops.store_step(b"set", key, value, expire, noreply, flags)
+        observer = self._observer
         try:  # (self._write and self._ask, inline: this is the hot path)
-            reply = step.node.exchange(step)
+            reply = step.node.exchange(step) if observer is None else observer.exchange(step, "set")
         except CacheConnectionError as error:
             if not self._fail_silent.absorb(error):
                 raise
@@ -326,7 +402,7 @@ class Client(BaseClient[ServerNode]):
                 the call raises, and servers written before it keep their values.
         """
         return self._drive(  # type: ignore[no-any-return]
-            self._ops.set_many(values, expire, noreply, flags), list(values)
+            self._ops.set_many(values, expire, noreply, flags), list(values), "set_many"
         )
 
     def add(
@@ -367,12 +443,12 @@ class Client(BaseClient[ServerNode]):
         Returns:
             True when stored, False when someone wrote in between, None when the key is missing.
         """
-        reply = self._ask(self._ops.cas_step(key, value, cas, expire, noreply, flags))
+        reply = self._ask(self._ops.cas_step(key, value, cas, expire, noreply, flags), "cas")
         return False if reply is FAILED else self._ops.cas_result(reply)
 
     def delete(self, key: Key, noreply: bool = False) -> bool:
         """Remove ``key``; True when it was in the cache."""
-        reply = self._ask(self._ops.delete_step(key, noreply))
+        reply = self._ask(self._ops.delete_step(key, noreply), "delete")
         return reply is not FAILED and self._ops.delete_result(reply)
 
     def delete_many(self, keys: Iterable[Key], noreply: bool = False) -> bool:
@@ -385,7 +461,7 @@ class Client(BaseClient[ServerNode]):
             InvalidKeyError: a key is not valid (nothing is deleted).
             ServerError: a server could not be reached (outside fail-silent mode).
         """
-        return self._drive(self._ops.delete_many(keys, noreply), False)  # type: ignore[no-any-return]
+        return self._drive(self._ops.delete_many(keys, noreply), False, "delete_many")  # type: ignore[no-any-return]
 
     def incr(
         self,
@@ -437,15 +513,16 @@ class Client(BaseClient[ServerNode]):
         decrement: bool,
     ) -> int | None:
         ops = self._ops
+        name = "decr" if decrement else "incr"
         if initial is not None:
             flow = ops.count_or_create(key, value, initial, expire, decrement=decrement)
-            return self._drive(flow, None)  # type: ignore[no-any-return]
-        reply = self._ask(ops.count_step(key, value, noreply, decrement=decrement))
+            return self._drive(flow, None, name)  # type: ignore[no-any-return]
+        reply = self._ask(ops.count_step(key, value, noreply, decrement=decrement), name)
         return None if reply is FAILED else ops.count_result(reply)
 
     def touch(self, key: Key, expire: int = 0, noreply: bool = False) -> bool:
         """Give ``key`` a new expiry without fetching it; True when it was in the cache."""
-        reply = self._ask(self._ops.touch_step(key, expire, noreply))
+        reply = self._ask(self._ops.touch_step(key, expire, noreply), "touch")
         return reply is not FAILED and self._ops.touch_result(reply)
 
     # -- thundering herds --------------------------------------------------------
@@ -496,7 +573,7 @@ class Client(BaseClient[ServerNode]):
             lease_ttl=lease_ttl,
             refresh_ahead=refresh_ahead,
         )
-        return self._drive(flow)
+        return self._drive(flow, NO_FALLBACK, "get_or_set")
 
     def mark_stale(self, key: Key, stale_ttl: int = 30) -> bool:
         """Invalidate ``key`` but keep serving its value while one caller refreshes it.
@@ -511,29 +588,51 @@ class Client(BaseClient[ServerNode]):
         Returns:
             True when the key existed.
         """
-        return self._drive(self._ops.mark_stale(key, stale_ttl), False)  # type: ignore[no-any-return]
+        return self._drive(self._ops.mark_stale(key, stale_ttl), False, "mark_stale")  # type: ignore[no-any-return]
 
     # -- writes, shared -------------------------------------------------------
 
     def _write(
         self, command: bytes, key: Key, value: Any, expire: int, noreply: bool, flags: int | None
     ) -> bool:
-        reply = self._ask(self._ops.store_step(command, key, value, expire, noreply, flags))
+        step = self._ops.store_step(command, key, value, expire, noreply, flags)
+        reply = self._ask(step, _STORE_NAMES[command])
         return reply is not FAILED and self._ops.store_result(reply)
+
+    def namespace(self, name: str | bytes) -> Namespace:
+        """A view of this client whose keys all belong to the namespace ``name``.
+
+        The view has the client's keyed methods; ``view.invalidate()`` makes
+        every key of the namespace read as a miss at once, fleet-wide (see
+        :class:`~layered_cache.sync.namespace.Namespace` and
+        the :doc:`keys guide </guides/keys>`). Views are cheap: make one per use.
+
+        Raises:
+            InvalidKeyError: ``name`` is not a valid memcached key of at most
+                100 bytes (nothing is sent).
+        """
+        flows = NamespaceFlows(lambda: self._ops, name, self.namespace_cache_ttl)
+
+        def drive(operation: str, flow: Flow[Any]) -> Any:
+            # A namespace flow answers its own fail-silent fallback (core.namespaces).
+            return self._drive(flow, NO_FALLBACK, operation)
+
+        return Namespace(flows, drive, name, self.serializer)
 
     # -- servers ------------------------------------------------------------
 
     def stats(self, *args: str) -> dict[str, dict[str, Any]]:
         """Return each server's ``stats`` (``stats <args>``) as ``{server: {name: value}}``."""
-        return self._drive(self._ops.stats(args))  # type: ignore[no-any-return]
+        return self._drive(self._ops.stats(args), NO_FALLBACK, "stats")  # type: ignore[no-any-return]
 
     def version(self) -> dict[str, str]:
         """Return each server's version as ``{server: "1.6.18"}``."""
-        return self._drive(self._ops.version())  # type: ignore[no-any-return]
+        return self._drive(self._ops.version(), NO_FALLBACK, "version")  # type: ignore[no-any-return]
 
     def flush_all(self, delay: int = 0, noreply: bool = False) -> bool:
         """Invalidate every item on every server (after ``delay`` seconds); True when all agreed."""
-        return self._drive(self._ops.flush_all(delay, noreply))  # type: ignore[no-any-return]
+        forget_generations(self._ops)  # namespaces start new generations
+        return self._drive(self._ops.flush_all(delay, noreply), NO_FALLBACK, "flush_all")  # type: ignore[no-any-return]
 
     # -- discovery ------------------------------------------------------------
 
@@ -560,6 +659,7 @@ class Client(BaseClient[ServerNode]):
                 auth=config.auth,
                 connect_timeout=config.connect_timeout,
                 timeout=config.timeout,
+                observer=None,  # the configuration endpoint is not a cache server
             )()
 
         with membership.recording():
@@ -572,7 +672,11 @@ class Client(BaseClient[ServerNode]):
         return changed
 
     def _new_node(self, entry: ServerEntry) -> ServerNode:
-        return _server_node(entry, self._config, self._refresher)
+        return _server_node(entry, self._config, self._refresher, self._pool_bounds())
+
+    def _pool_bounds(self) -> tuple[int, float | None]:
+        """``(max_connections, pool_timeout)`` of each server's pool."""
+        return self.max_connections, self.pool_timeout
 
     def _after_fork(self) -> None:
         self._fail_silent.after_fork()
@@ -615,6 +719,7 @@ def _connection_factory(
     auth: Authenticator,
     connect_timeout: float | None,
     timeout: float | None,
+    observer: Observer | None,
 ) -> Callable[[], Connection]:
     # A closure over the strategies, not over the client, so that the client
     # can be garbage collected while its nodes are still referenced.
@@ -630,16 +735,19 @@ def _connection_factory(
             timeout=timeout,
         )
 
-    return connect
+    return connect if observer is None else observer.observed_connect(connect, name, auth)
 
 
-def _server_node(entry: ServerEntry, config: ClientConfig, refresher: Refresher) -> ServerNode:
+def _server_node(
+    entry: ServerEntry, config: ClientConfig, refresher: Refresher, bounds: tuple[int, float | None]
+) -> ServerNode:
     connect = _connection_factory(
         entry.address,
         transport=config.transport,
         auth=config.auth,
         connect_timeout=config.connect_timeout,
         timeout=config.timeout,
+        observer=config.observer,
     )
     if config.membership.interval:
         plain_connect = connect
@@ -656,8 +764,11 @@ def _server_node(entry: ServerEntry, config: ClientConfig, refresher: Refresher)
         connect,
         entry.health,
         timeout=config.timeout,
+        max_connections=bounds[0],
+        pool_timeout=bounds[1],
         max_idle=config.max_pool_size,
         idle_timeout=config.idle_timeout,
+        observer=config.observer,
     )
 
 

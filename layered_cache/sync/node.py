@@ -11,13 +11,12 @@ idempotent command is sent once more on the fresh one.
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from layered_cache.core.connection_flows import meta_probe_flow
 from layered_cache.core.health import ServerHealth
+from layered_cache.core.observer import Observer
 from layered_cache.core.operations import Exchange
 from layered_cache.core.translate import (
     STALE_ERRORS,
@@ -26,17 +25,20 @@ from layered_cache.core.translate import (
     unsupported_command,
 )
 from layered_cache.errors import LayeredCacheError
+from layered_cache.observability.events import StaleConnectionEvent
 from layered_cache.sync.connection import Connection
+from layered_cache.sync.pool import ConnectionPool
 from layered_cache.transport._base import Address
 
 __all__ = ["ServerNode"]
 
 
 class ServerNode:
-    """Connections to one server, reused across calls and threads.
+    """Connections to one server, reused across calls and threads, at most ``max_connections``.
 
-    Idle connections wait in a deque: ``pop``/``append`` are atomic in
-    CPython, so taking and returning a connection costs no lock.
+    The pool (:class:`~layered_cache.sync.pool.ConnectionPool`) hands out idle
+    connections without a lock; see there for how a thread waits when all
+    connections are busy.
     """
 
     def __init__(
@@ -47,8 +49,11 @@ class ServerNode:
         health: ServerHealth,
         *,
         timeout: float | None,
+        max_connections: int,
+        pool_timeout: float | None,
         max_idle: int | None,
         idle_timeout: float,
+        observer: Observer | None = None,
     ) -> None:
         self.address = address
         #: ``host:port`` as shown in errors and logs.
@@ -56,9 +61,15 @@ class ServerNode:
         self.health = health
         self._connect = connect
         self._timeout = timeout
-        self._max_idle = max_idle
-        self._idle_timeout = idle_timeout
-        self._idle: deque[Connection] = deque()
+        #: This server's connections.
+        self.pool = ConnectionPool(
+            name,
+            max_connections=max_connections,
+            pool_timeout=pool_timeout,
+            max_idle=max_idle,
+            idle_timeout=idle_timeout,
+        )
+        self._observer = observer
         #: Whether the server speaks the meta protocol; None until asked.
         self.meta: bool | None = None
 
@@ -71,73 +82,130 @@ class ServerNode:
             health.check()
         if step.admin is not None:
             return self._fresh(step)
-        conn: Connection | None
+        pool = self.pool
         try:
-            pooled = self._idle.pop()
+            conn: Connection | None = pool.idle.pop()  # (pool.take(), inline)
         except IndexError:
+            conn = pool.take()
+        if conn is not None and (
+            (pool.idle_timeout and pool.expired(conn))
+            or ((conn.quiet or not step.idempotent) and conn.peer_closed())
+        ):
+            # A command that must not run twice is never sent on a connection
+            # the server has already closed (e.g. restarted): it gets a new one
+            # (in the same slot). Nor is any command sent where a noreply
+            # command left an answer.
+            conn.close()
             conn = None
-        else:
-            if (
-                self._idle_timeout and pooled.idle_since + self._idle_timeout < time.monotonic()
-            ) or ((pooled.quiet or not step.idempotent) and pooled.peer_closed()):
-                # A command that must not run twice is never sent on a connection
-                # the server has already closed (e.g. restarted): it gets a new one.
-                # Nor is any command sent where a noreply command left an answer.
-                pooled.close()
-                conn = None
-            else:
-                pooled.quiet = False
-                conn = pooled
         reused = conn is not None
         try:
             if conn is None:
                 conn = self._connect()
+            else:
+                conn.quiet = False
             reply = conn.exchange(step.request, step.expect, step.count, step.keys)
         except Exception as exc:
             if conn is not None:
                 conn.close()
+            pool.forget()
             if reused and isinstance(exc, STALE_ERRORS):
-                # The server closed a pooled connection (a restart, an idle
-                # timeout at a proxy); its siblings idled through the same event.
-                self.discard_idle()
-                if step.idempotent:
-                    return self._fresh(step)
-                # Not an outage, and not safe to repeat: report it as it is.
-                raise translate(exc, self.name, self._timeout) from exc
-            raise self._failed(exc, first_use=not reused) from exc
+                return self.stale(step, exc)
+            raise self.failed(exc, first_use=not reused) from exc
         except BaseException:
             if conn is not None:
                 conn.close()
+            pool.forget()
             raise
         if health.failures:
             health.recovered()
-        if self._max_idle is None and not self._idle_timeout:
-            self._idle.append(conn)  # the common case of _release, inline
+        if pool.plain:
+            pool.idle.append(conn)  # (pool.give(conn), inline)
+            if pool.waiters:
+                pool.wake()
         else:
-            self._release(conn)
+            pool.give(conn)
         return reply
+
+    def checkout(self, step: Exchange) -> tuple[Connection, bool]:
+        """A connection to perform ``step`` on, and whether it came from the pool.
+
+        What :meth:`exchange` does before sending, for a caller that sends and
+        reads itself (a :class:`~layered_cache.core.operations.Batch`); give the
+        connection back with :meth:`checkin`, or to ``pool.discard`` if it failed.
+
+        Raises:
+            CacheConnectionError: the server is being skipped, the pool stayed
+                exhausted, or a new connection failed (counted toward health).
+        """
+        if self.health.down_until:
+            self.health.check()
+        pool = self.pool
+        conn = pool.take()
+        if conn is not None:
+            if not (
+                (pool.idle_timeout and pool.expired(conn))
+                or ((conn.quiet or not step.idempotent) and conn.peer_closed())
+            ):
+                conn.quiet = False
+                return conn, True
+            conn.close()  # (as in exchange: its slot is the new connection's)
+        try:
+            return self._connect(), False
+        except Exception as exc:
+            pool.forget()
+            raise self.failed(exc, first_use=True) from exc
+        except BaseException:
+            pool.forget()
+            raise
+
+    def checkin(self, conn: Connection) -> None:
+        """Give back a connection :meth:`checkout` lent, after a successful exchange."""
+        if self.health.failures:
+            self.health.recovered()
+        self.pool.give(conn)
+
+    def stale(self, step: Exchange, exc: Exception) -> Any:
+        """A pooled connection failed as one the server closed while it idled.
+
+        The server closed it (a restart, an idle timeout at a proxy); its
+        siblings idled through the same event. An idempotent step is sent
+        again on a fresh connection; any other is reported as it is (not an
+        outage, and not safe to repeat).
+        """
+        self.discard_idle()
+        if self._observer is not None:
+            self._observer.emit(StaleConnectionEvent(self.name, type(exc).__name__))
+        if step.idempotent:
+            return self._fresh(step)
+        raise translate(exc, self.name, self._timeout) from exc
 
     def _fresh(self, step: Exchange) -> Any:
         """Perform ``step`` on a new connection (a resend, or an administrative command)."""
+        pool = self.pool
+        idle = pool.take()
+        if idle is not None:
+            idle.close()  # its slot is the new connection's
         conn: Connection | None = None
         try:
             conn = self._connect()
             reply = conn.exchange(step.request, step.expect, step.count, step.keys)
         except Exception as exc:
+            pool.forget()
             if conn is not None:
                 conn.close()
                 if step.admin is not None and isinstance(exc, PeerClosedError):
                     # Opened fine, then closed without a reply: a proxy such as
                     # twemproxy refusing the command, not an outage.
                     raise unsupported_command(self.name, step.admin) from exc
-            raise self._failed(exc, first_use=True) from exc
+            raise self.failed(exc, first_use=True) from exc
         except BaseException:
+            pool.forget()
             if conn is not None:
                 conn.close()
             raise
         if self.health.failures:
             self.health.recovered()
-        self._release(conn)
+        pool.give(conn)
         return reply
 
     def probe_meta(self) -> bool:
@@ -149,14 +217,15 @@ class ServerNode:
             conn = self._connect()
             speaks = bool(conn.run_flow(meta_probe_flow()))
         except Exception as exc:
-            raise self._failed(exc, first_use=True) from exc
+            raise self.failed(exc, first_use=True) from exc
         finally:
             if conn is not None:
                 conn.close()
         self.meta = speaks
         return speaks
 
-    def _failed(self, exc: Exception, *, first_use: bool) -> LayeredCacheError:
+    def failed(self, exc: Exception, *, first_use: bool) -> LayeredCacheError:
+        """Translate ``exc``, count it against the server's health (closing idle ones if down)."""
         error = translate(exc, self.name, self._timeout, first_use=first_use)
         if self.health.failed(error):
             self.discard_idle()
@@ -164,15 +233,9 @@ class ServerNode:
 
     # -- the pool -------------------------------------------------------------------------
 
-    def _release(self, conn: Connection) -> None:
-        # (A connection that carried a noreply command is checked when next
-        # taken: an error answering it may not have arrived yet.)
-        if self._max_idle is not None and len(self._idle) >= self._max_idle:
-            conn.close()
-            return
-        if self._idle_timeout:
-            conn.idle_since = time.monotonic()
-        self._idle.append(conn)
+    def connect(self) -> Connection:
+        """Open (and authenticate) a new connection to the server."""
+        return self._connect()
 
     def after_fork(self) -> None:
         """In a forked child: forget the parent's connections and locks.
@@ -182,18 +245,13 @@ class ServerNode:
         wire (the parent still holds the connection open).
         """
         self.health.after_fork()
-        self.discard_idle()
+        self.pool.reset()
 
     def retire(self) -> None:
         """Discovery removed this server: close its idle connections, and each busy one as it
-        comes back (a pool of size 0 keeps nothing; see ``_release``)."""
-        self._max_idle = 0
-        self.discard_idle()
+        comes back (see :meth:`~layered_cache.sync.pool.ConnectionPool.retire`)."""
+        self.pool.retire()
 
     def discard_idle(self) -> None:
         """Close every idle connection (in-flight ones are closed when they come back broken)."""
-        while True:
-            try:
-                self._idle.pop().close()
-            except IndexError:
-                return
+        self.pool.close_idle()

@@ -189,8 +189,8 @@ def test_client_options_pass_through() -> None:
     assert node.health.policy.retry_attempts == 3
     assert node.health.policy.retry_timeout == 0.25
     assert node.health.policy.dead_timeout == 30
-    assert node._max_idle == 8
-    assert node._idle_timeout == 120
+    assert node.pool.max_idle == 8
+    assert node.pool.idle_timeout == 120
     assert client.ignore_exceptions is True
 
 
@@ -219,20 +219,27 @@ def test_the_async_client_gets_the_same_configuration() -> None:
         "ignore_exceptions": True,
     }
     config = parse(options, location="a:1,b:2")
-    assert config.client_options == {"timeout": 0.5, "max_pool_size": 8, "ignore_exceptions": True}
-    assert config.async_client_options == {"max_connections": 4, "pool_timeout": 0.25}
+    assert config.client_options == {
+        "timeout": 0.5,
+        "max_pool_size": 8,
+        "max_connections": 4,
+        "pool_timeout": 0.25,
+        "ignore_exceptions": True,
+    }
+    assert config.async_client_options == {}
     sync, aio = config.make_client(), config.make_async_client()
     assert aio.servers == sync.servers == ["a:1", "b:2"]
     assert (aio.transport, aio.auth, aio.serializer) == (sync.transport, sync.auth, sync.serializer)
     assert (aio.timeout, aio.ignore_exceptions) == (0.5, True)
-    # max_pool_size is the sync client's; max_connections and pool_timeout the async one's.
+    # max_pool_size is the sync client's; both take max_connections and pool_timeout.
     assert (aio.max_connections, aio.pool_timeout) == (4, 0.25)
+    assert (sync.max_connections, sync.pool_timeout) == (4, 0.25)
     assert all(aio.server_for(key) == sync.server_for(key) for key in map(str, range(50)))
     sync.close()
 
 
-def test_async_client_options_are_their_own() -> None:
-    assert set(ASYNC_CLIENT_OPTIONS) == {"max_connections", "pool_timeout"}
+def test_pool_options_go_to_both_clients() -> None:
+    assert {"max_connections", "pool_timeout"} <= set(CLIENT_OPTIONS)
     assert not set(ASYNC_CLIENT_OPTIONS) & set(CLIENT_OPTIONS)
 
 

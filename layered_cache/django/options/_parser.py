@@ -25,6 +25,7 @@ from layered_cache.django.options._errors import (
     is_empty,
     quoted_names,
 )
+from layered_cache.django.options._listeners import resolve_listener_options
 from layered_cache.django.options._sources import (
     CREDENTIALS,
     find_credentials,
@@ -73,12 +74,12 @@ _CONFIG_ARGUMENTS: Final = frozenset(inspect.signature(client_config).parameters
 #: OPTIONS passed to :class:`layered_cache.Client` unchanged: every keyword
 #: argument of the client except the strategies (``connect_timeout``, ``timeout``,
 #: ``retry_attempts``, ``retry_timeout``, ``dead_timeout``, ``max_pool_size``,
-#: ``pool_idle_timeout``, ``ignore_exceptions``, ...). The async methods'
-#: :class:`~layered_cache.AsyncClient` gets them too, except ``max_pool_size``
-#: (it bounds its pools with ``max_connections``).
+#: ``max_connections``, ``pool_timeout``, ``pool_idle_timeout``,
+#: ``ignore_exceptions``, ...). The async methods' :class:`~layered_cache.AsyncClient`
+#: gets them too, except ``max_pool_size`` (the sync client's alone).
 CLIENT_OPTIONS: Final = tuple(_CLIENT_DEFAULTS)
 #: OPTIONS only the async methods' :class:`~layered_cache.AsyncClient` takes
-#: (``max_connections``, ``pool_timeout``); the sync client ignores them.
+#: (none at present: both clients take ``max_connections`` and ``pool_timeout``).
 ASYNC_CLIENT_OPTIONS: Final = tuple(name for name in _ASYNC_DEFAULTS if name not in CLIENT_OPTIONS)
 #: OPTIONS the Django backend itself reads.
 BACKEND_OPTIONS: Final = ("close_connections", "environment_credentials")
@@ -121,8 +122,8 @@ class CacheConfig:
         client_options: the :class:`~layered_cache.Client` keyword arguments
             given in ``OPTIONS`` (the client's defaults apply to the rest).
         async_client_options: the keyword arguments given in ``OPTIONS`` that
-            only the :class:`~layered_cache.AsyncClient` takes
-            (``max_connections``, ``pool_timeout``).
+            only the :class:`~layered_cache.AsyncClient` takes (none at present:
+            both clients take ``max_connections`` and ``pool_timeout``).
         close_connections: ``close()`` disconnects (Django calls it after every
             request) instead of keeping the pooled connections.
         sources: where the servers and credentials came from, e.g.
@@ -250,6 +251,8 @@ def parse_cache_config(
     unused_environment = credentials.unused_environment
     if unused_environment:
         unused_environment += " False keeps them unused without this warning."
+    given_options = client_options
+    client_options = resolve_listener_options(client_options)
     _check_client_options(servers.servers, built, client_options, async_options)
     return CacheConfig(
         servers=servers.servers,
@@ -264,7 +267,11 @@ def parse_cache_config(
         sources=sources,
         unused_environment=unused_environment,
         share_key=_share_key(
-            servers.servers, choices, {**client_options, **async_options}, close_connections
+            # As written: two entries naming the same listener class share a client.
+            servers.servers,
+            choices,
+            {**given_options, **async_options},
+            close_connections,
         ),
     )
 
@@ -282,7 +289,8 @@ def _check_client_options(
     cannot fail later.
     """
     given = {**_CLIENT_DEFAULTS, **built, **client_options}
-    async_given = {**_ASYNC_DEFAULTS, **async_options}
+    # (max_connections and pool_timeout: both clients' own checks, run here as well)
+    async_given = {**_ASYNC_DEFAULTS, **client_options, **async_options}
     try:
         client_config(list(servers), **{k: v for k, v in given.items() if k in _CONFIG_ARGUMENTS})
         check_count("max_connections", async_given["max_connections"], minimum=1)
