@@ -139,7 +139,8 @@ def programmatic(env: Servers) -> None:
         user.set_many({"profile": "Ada", "cart": ["book"]})
         before = user.get_many(["profile", "cart"])
         user.invalidate()
-        say(f"  namespace user:42: {before} -> invalidate() -> {user.get_many(['profile', 'cart'])}")
+        after = user.get_many(["profile", "cart"])
+        say(f"  namespace user:42: {before} -> invalidate() -> {after}")
     hits = sum(event.hits for event in events)
     say(
         f"  the listener saw {len(events)} exchanges ({hits} hits), e.g. "
