@@ -11,6 +11,7 @@ connection belongs to the event loop that opened it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from layered_cache.auth._base import Authenticator
 from layered_cache.core.connection_flows import CLOSED, ConnectionFlow, handshake_flow
 from layered_cache.core.translate import ErrorReplyReceived, PeerClosedError
 from layered_cache.protocol import ErrorReply, ReplyParser
+from layered_cache.protocol.framing import write_commands
 from layered_cache.transport.tcp import ConnectionPlan, apply_socket_options, input_waiting
 
 __all__ = ["AsyncConnection"]
@@ -112,11 +114,19 @@ class _Protocol(asyncio.Protocol):
 class AsyncConnection:
     """A connected, authenticated asyncio connection and the parser of its reply stream."""
 
-    __slots__ = ("_protocol", "_transport", "idle_since", "loop", "name")
+    __slots__ = ("_protocol", "_transport", "_write", "idle_since", "loop", "name")
 
-    def __init__(self, transport: asyncio.Transport, protocol: _Protocol, name: str) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, protocol: _Protocol, name: str, *, tls: bool = False
+    ) -> None:
         self._transport = transport
         self._protocol = protocol
+        # Over TLS a pipelined request is written cut at command boundaries: each
+        # write() of asyncio's TLS transport ends a record, and memcached's TLS mode
+        # can stall on a record that ends inside a command (protocol.framing).
+        self._write: Callable[[bytes], None] = (
+            functools.partial(write_commands, transport.write) if tls else transport.write
+        )
         self.name = name
         self.loop = asyncio.get_running_loop()
         #: loop time the connection went back to the pool (kept only with an idle timeout).
@@ -146,7 +156,7 @@ class AsyncConnection:
                 transport, protocol = await loop.create_connection(
                     lambda: _Protocol(name), address[0], address[1], **tls
                 )
-            conn = cls(transport, protocol, name)
+            conn = cls(transport, protocol, name, tls=plan.ssl_context is not None)
             try:
                 sock = transport.get_extra_info("socket")
                 if isinstance(sock, socket.socket) or hasattr(sock, "setsockopt"):
@@ -200,9 +210,8 @@ class AsyncConnection:
             protocol.expired = False
             timer = self.loop.call_later(timeout, protocol.expire)
         try:
-            transport = self._transport
-            transport.write(request)
-            if transport.get_write_buffer_size() > _HIGH_WATER:
+            self._write(request)
+            if self._transport.get_write_buffer_size() > _HIGH_WATER:
                 await protocol.drain()
                 if protocol.expired:
                     raise TimeoutError(f"{self.name}: the request was not sent in time")
