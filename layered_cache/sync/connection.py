@@ -71,11 +71,11 @@ class Connection:
 
     def __init__(self, sock: socket.socket, name: str, timeout: float | None = None) -> None:
         self.sock = sock
-        #: A TLS socket: a pipelined request goes out cut at command boundaries
-        #: (:mod:`layered_cache.protocol.framing`: memcached's TLS mode can stall on a
-        #: record that ends inside a command).
+        #: Whether the socket is TLS, over which a pipelined request goes out cut at
+        #: command boundaries (:mod:`layered_cache.protocol.framing`; memcached's TLS
+        #: mode can stall on a record that ends inside a command).
         self.tls = isinstance(sock, ssl.SSLSocket)
-        #: Writes a whole request: ``sock.sendall``, or over TLS command-aligned.
+        #: Writes a whole request with ``sock.sendall``, over TLS command-aligned.
         self.send: Callable[[bytes], None] = (
             functools.partial(write_commands, sock.sendall) if self.tls else sock.sendall
         )
