@@ -40,6 +40,16 @@ copyright = "layered_cache contributors"
 release = layered_cache.__version__
 version = ".".join(release.split(".")[:2])
 
+# layered_cache.django.toolbar.panel subclasses django-debug-toolbar's Panel, whose module reads
+# Django's settings when it is imported: default settings let autodoc import it.
+try:
+    from django.conf import settings as _django_settings
+except ImportError:  # pragma: no cover - Django is a docs dependency
+    pass
+else:
+    if not _django_settings.configured:
+        _django_settings.configure()
+
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
@@ -61,6 +71,10 @@ nitpick_ignore = [
     ("py:class", "layered_cache.core.operations.T"),
     # The asyncio engine's connection class is internal (no page documents it).
     ("py:class", "layered_cache.aio.connection.AsyncConnection"),
+    # The type variable of the observer's connection wrappers (an engine's connection).
+    ("py:class", "layered_cache.core.observer.T"),
+    # prometheus-client publishes no Sphinx inventory.
+    ("py:class", "prometheus_client.registry.CollectorRegistry"),
 ]
 
 default_role = "py:obj"

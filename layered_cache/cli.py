@@ -57,6 +57,7 @@ from layered_cache.diagnostics import (
     check_server,
     classify_error,
     quiet_library_log,
+    server_summary,
 )
 from layered_cache.discovery import ALIASES as DISCOVERIES
 from layered_cache.errors import ConfigurationError
@@ -284,8 +285,29 @@ def _run_stats(args: argparse.Namespace, connection: _Connection, out: TextIO, e
         json.dump(table, out, indent=2, sort_keys=True, default=str)
         print(file=out)
     elif table:
+        if args.group is None:
+            print(_summary_table(table), file=out)
+            print(file=out)
         print(_stats_table(table), file=out)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _summary_table(table: Mapping[str, Mapping[str, Any]]) -> str:
+    """The server's view of each server's health: hit ratio, evictions, items."""
+    rows = [["server", "hit ratio", "gets", "evictions", "items"]]
+    for server, stats in table.items():
+        summary = server_summary(stats)
+        ratio = summary["hit_ratio"]
+        rows.append(
+            [
+                server,
+                "-" if ratio is None else f"{ratio:.1%}",
+                str(summary["gets"]),
+                str(summary["evictions"]),
+                str(summary["items"]),
+            ]
+        )
+    return _aligned(rows)
 
 
 def _stats_table(table: Mapping[str, Mapping[str, Any]]) -> str:
@@ -295,6 +317,10 @@ def _stats_table(table: Mapping[str, Mapping[str, Any]]) -> str:
     rows.extend(
         [name, *(_cell(table[server].get(name, "-")) for server in servers)] for name in names
     )
+    return _aligned(rows)
+
+
+def _aligned(rows: list[list[str]]) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

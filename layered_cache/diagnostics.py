@@ -27,7 +27,7 @@ import secrets
 import socket
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Final, Literal
 
 import attrs
@@ -61,6 +61,7 @@ __all__ = [
     "classify_error",
     "hint_for",
     "quiet_library_log",
+    "server_summary",
 ]
 
 #: Seconds the check value lives, in case the delete never happens.
@@ -470,6 +471,33 @@ class Probe:
         """
         with self.client(address) as client:
             return client.stats(*group)[format_address(address)]
+
+
+def server_summary(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """What a server's general ``stats`` say of its cache: hit ratio, evictions, items.
+
+    Returns:
+        ``{"hit_ratio": float or None (no get yet), "gets": int, "evictions": int,
+        "items": int}``, from ``get_hits``/``get_misses``, ``evictions`` and
+        ``curr_items`` (0 where a server, or a proxy, does not report one).
+
+    Example:
+        >>> server_summary({"get_hits": 3, "get_misses": 1, "evictions": 0, "curr_items": 2})
+        {'hit_ratio': 0.75, 'gets': 4, 'evictions': 0, 'items': 2}
+    """
+
+    def number(name: str) -> int:
+        value = stats.get(name, 0)
+        return value if isinstance(value, int) else 0
+
+    hits, misses = number("get_hits"), number("get_misses")
+    gets = hits + misses
+    return {
+        "hit_ratio": hits / gets if gets else None,
+        "gets": gets,
+        "evictions": number("evictions"),
+        "items": number("curr_items"),
+    }
 
 
 def check_server(

@@ -6,9 +6,9 @@
 #     (pymemcache, Django, pylibmc, django-bmemcached, matplotlib, trustme, and the
 #     asyncio peers aiomcache and emcache, uvicorn and httptools);
 #   - then the peer benchmark, the scale benchmark, the key-movement measurement, the
-#     thundering herd and the async benchmarks (ASGI request shape, asyncio clients,
-#     uvicorn), each starting and stopping its own memcached / twemproxy / uvicorn
-#     processes on 127.0.0.1.
+#     thundering herd, the async benchmarks (ASGI request shape, asyncio clients,
+#     uvicorn) and the listeners' overhead (callgrind when valgrind is installed), each
+#     starting and stopping its own memcached / twemproxy / uvicorn processes on 127.0.0.1.
 #
 # Usage: bash scripts/bench.sh [--quick] [--profile] [--out DIR]
 #   --quick    a smoke run in seconds (results go to a temporary directory)
@@ -80,6 +80,11 @@ rounds=5
 "$py" -m benchmarks.herd --rounds "$rounds" --json "$out/herd.json" --out "$out/herd.txt"
 log "async: ASGI request shape, asyncio clients, uvicorn (benchmarks/async_bench.py) -> $out/async.*"
 "$py" -m benchmarks.async_bench "${quick[@]}" "${wait[@]}" --json "$out/async.json" | tee "$out/async.txt"
+log "listener overhead on single-key get (benchmarks/observability.py) -> $out/observability.txt"
+obs_args=(--calls 20000 --rounds 7)
+[ ${#quick[@]} -gt 0 ] && obs_args=(--calls 2000 --rounds 2)
+command -v valgrind >/dev/null 2>&1 && obs_args+=(--instructions)
+"$py" -m benchmarks.observability "${obs_args[@]}" | tee "$out/observability.txt"
 if [ "$profile" = 1 ]; then
     log "hot-path profile (benchmarks/hotpath.py) -> $out/hotpath.txt"
     calls=20000

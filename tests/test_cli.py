@@ -481,9 +481,20 @@ def test_help_and_version(run: Run) -> None:
 
 def test_stats_table(run: Run, three_memcached: list[MemcachedProcess]) -> None:
     first, second, _ = three_memcached
+    for server in (first, second):
+        server.command(b"stats reset\r\n")  # hit counters from earlier tests
+    first.command(b"set cli-k 0 0 1\r\nx\r\n")
+    first.command(b"get cli-k\r\n", until=b"END\r\n")
+    first.command(b"get cli-missing\r\n", until=b"END\r\n")
     code, out, err = run("stats", first.address, second.address)
     assert code == EXIT_OK, err
-    header, *rows = out.splitlines()
+    summary, table = out.split("\n\n")
+    # The summary first: hit ratio and evictions, as each server sees them.
+    top, *servers = summary.splitlines()
+    assert top.split() == ["server", "hit", "ratio", "gets", "evictions", "items"]
+    assert servers[0].split()[:4] == [first.address, "50.0%", "2", "0"]
+    assert servers[1].split()[:2] == [second.address, "-"]
+    header, *rows = table.splitlines()
     assert header.split() == ["stat", first.address, second.address]
     names = [row.split()[0] for row in rows]
     assert names == sorted(names)
@@ -522,7 +533,7 @@ def test_stats_with_auth_from_environment(
     monkeypatch.setenv("MEMCACHE_PASSWORD", memcachier.password)
     code, out, err = run("stats")
     assert code == EXIT_OK, err
-    assert memcachier.address in out.splitlines()[0]
+    assert memcachier.address in out.split("\n\n")[1].splitlines()[0]
     assert memcachier.password not in out + err
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -23,6 +23,7 @@ from layered_cache.core.config import (
     check_timeout,
     client_config,
 )
+from layered_cache.core.observer import STORE_NAMES
 from layered_cache.core.operations import (
     FAILED,
     NO_FALLBACK,
@@ -35,6 +36,7 @@ from layered_cache.core.operations import (
 )
 from layered_cache.discovery._base import Discovery
 from layered_cache.errors import CacheConnectionError, ConfigurationError
+from layered_cache.observability.events import WriteFailureEvent
 from layered_cache.serialization._base import Serializer
 from layered_cache.transport import format_address
 from layered_cache.transport._base import Address, Transport
@@ -78,6 +80,9 @@ class AsyncClient(BaseClient[AsyncServer]):
             one background task per loop, started by the loop's first new
             connection; cache calls never wait for them. ``await``
             :meth:`refresh` to wait for a lookup (e.g. at start-up).
+        listeners, include_keys, on_write_failure: events, as for
+            :class:`~layered_cache.Client` (listeners are called inline, in the
+            calling task: they must not block the loop).
 
     Connections belong to the event loop that opened them: a client used from
     several loops (two :func:`asyncio.run` calls, a test runner, ``async_to_sync``)
@@ -115,6 +120,9 @@ class AsyncClient(BaseClient[AsyncServer]):
         pool_idle_timeout: float = 0.0,
         ignore_exceptions: bool = False,
         discovery: Discovery | None = None,
+        listeners: Iterable[Callable[[Any], object]] | None = None,
+        include_keys: bool = False,
+        on_write_failure: Callable[[WriteFailureEvent], object] | None = None,
     ) -> None:
         config = client_config(
             servers,
@@ -130,6 +138,9 @@ class AsyncClient(BaseClient[AsyncServer]):
             pool_idle_timeout=pool_idle_timeout,
             ignore_exceptions=ignore_exceptions,
             discovery=discovery,
+            listeners=listeners,
+            include_keys=include_keys,
+            on_write_failure=on_write_failure,
         )
         plan = getattr(config.transport, "plan", None)
         if not callable(plan):
@@ -160,6 +171,7 @@ class AsyncClient(BaseClient[AsyncServer]):
             pool_timeout=self.pool_timeout,
             idle_timeout=config.idle_timeout,
             on_open=self._on_open,
+            observer=config.observer,
         )
 
     def _new_node(self, entry: ServerEntry) -> AsyncServer:
@@ -198,16 +210,19 @@ class AsyncClient(BaseClient[AsyncServer]):
 
     # -- the driver -------------------------------------------------------------
 
-    async def _drive(self, flow: Flow[Any], fallback: Any = NO_FALLBACK) -> Any:
+    async def _drive(self, flow: Flow[Any], fallback: Any, operation: str) -> Any:
         """Run ``flow`` to its result, performing each step it yields (see ``Client``)."""
+        observer = self._observer
         try:
             step = flow.send(None)
             while True:
                 try:
-                    if type(step) is Exchange:
+                    if type(step) is not Exchange:
+                        answer = await self._perform(step, operation)
+                    elif observer is None:
                         answer = await step.node.exchange(step)
                     else:
-                        answer = await self._perform(step)
+                        answer = await observer.aexchange(step, operation)
                 except CacheConnectionError as error:
                     step = flow.throw(error)
                 else:
@@ -219,21 +234,30 @@ class AsyncClient(BaseClient[AsyncServer]):
                 raise
             return fallback
 
-    async def _ask(self, step: Exchange) -> Any:
+    async def _ask(self, step: Exchange, operation: str) -> Any:
         """Perform one exchange; in fail-silent mode an outage answers :data:`FAILED`."""
+        observer = self._observer
         try:
-            return await step.node.exchange(step)
+            if observer is None:
+                return await step.node.exchange(step)
+            return await observer.aexchange(step, operation)
         except CacheConnectionError as error:
             if not self._fail_silent.absorb(error):
                 raise
             return FAILED
 
-    async def _perform(self, step: object) -> Any:
+    async def _perform(self, step: object, operation: str) -> Any:
         if type(step) is Batch:
             # Every server is asked at once; each exchange ends (or fails) before
             # the call does, so no connection is left mid-reply.
+            observer = self._observer
             outcomes = await asyncio.gather(
-                *(exchange.node.exchange(exchange) for exchange in step.exchanges),
+                *(
+                    exchange.node.exchange(exchange)
+                    if observer is None
+                    else observer.aexchange(exchange, operation)
+                    for exchange in step.exchanges
+                ),
                 return_exceptions=True,
             )
             answers = []
@@ -264,30 +288,31 @@ class AsyncClient(BaseClient[AsyncServer]):
 
     async def get(self, key: Key, default: Any = None) -> Any:
         """The value stored under ``key``, or ``default`` (:meth:`Client.get`)."""
-        reply = await self._ask(self._ops.get_step(key))
+        reply = await self._ask(self._ops.get_step(key), "get")
         return default if reply is FAILED else self._ops.get_result(key, reply, default)
 
     async def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
         """``{key: value}`` of the keys in the cache, all servers asked at once."""
-        return await self._drive(self._ops.get_many(keys), {})  # type: ignore[no-any-return]
+        return await self._drive(self._ops.get_many(keys), {}, "get_many")  # type: ignore[no-any-return]
 
     async def gets(self, key: Key, default: Any = None, cas_default: Any = None) -> tuple[Any, Any]:
         """``(value, cas_token)``, or ``(default, cas_default)`` (:meth:`Client.gets`)."""
-        reply = await self._ask(self._ops.gets_step(key))
+        reply = await self._ask(self._ops.gets_step(key), "gets")
         if reply is FAILED:
             return default, cas_default
         return self._ops.gets_result(key, reply, default, cas_default)
 
     async def gets_many(self, keys: Iterable[Key]) -> dict[Key, tuple[Any, Any]]:
         """``{key: (value, cas_token)}`` of the keys in the cache (:meth:`Client.gets_many`)."""
-        return await self._drive(self._ops.gets_many(keys), {})  # type: ignore[no-any-return]
+        return await self._drive(self._ops.gets_many(keys), {}, "gets_many")  # type: ignore[no-any-return]
 
     # -- writes -----------------------------------------------------------------
 
     async def _write(
         self, command: bytes, key: Key, value: Any, expire: int, noreply: bool, flags: int | None
     ) -> bool:
-        reply = await self._ask(self._ops.store_step(command, key, value, expire, noreply, flags))
+        step = self._ops.store_step(command, key, value, expire, noreply, flags)
+        reply = await self._ask(step, STORE_NAMES[command])
         return reply is not FAILED and self._ops.store_result(reply)
 
     async def set(
@@ -329,7 +354,7 @@ class AsyncClient(BaseClient[AsyncServer]):
     ) -> list[Key]:
         """Store several values, all servers at once; the keys not stored (as ``Client``)."""
         flow = self._ops.set_many(values, expire, noreply, flags)
-        return await self._drive(flow, list(values))  # type: ignore[no-any-return]
+        return await self._drive(flow, list(values), "set_many")  # type: ignore[no-any-return]
 
     async def cas(
         self,
@@ -341,18 +366,18 @@ class AsyncClient(BaseClient[AsyncServer]):
         flags: int | None = None,
     ) -> bool | None:
         """Store only if nobody wrote ``key`` since :meth:`gets` (:meth:`Client.cas`)."""
-        reply = await self._ask(self._ops.cas_step(key, value, cas, expire, noreply, flags))
+        reply = await self._ask(self._ops.cas_step(key, value, cas, expire, noreply, flags), "cas")
         return False if reply is FAILED else self._ops.cas_result(reply)
 
     async def delete(self, key: Key, noreply: bool = False) -> bool:
         """Remove ``key``; True when it was in the cache."""
-        reply = await self._ask(self._ops.delete_step(key, noreply))
+        reply = await self._ask(self._ops.delete_step(key, noreply), "delete")
         return reply is not FAILED and self._ops.delete_result(reply)
 
     async def delete_many(self, keys: Iterable[Key], noreply: bool = False) -> bool:
         """Remove several keys, all servers at once (:meth:`Client.delete_many`)."""
         flow = self._ops.delete_many(keys, noreply)
-        return await self._drive(flow, False)  # type: ignore[no-any-return]
+        return await self._drive(flow, False, "delete_many")  # type: ignore[no-any-return]
 
     async def incr(
         self,
@@ -389,15 +414,16 @@ class AsyncClient(BaseClient[AsyncServer]):
         decrement: bool,
     ) -> int | None:
         ops = self._ops
+        name = "decr" if decrement else "incr"
         if initial is not None:
             flow = ops.count_or_create(key, value, initial, expire, decrement=decrement)
-            return await self._drive(flow, None)  # type: ignore[no-any-return]
-        reply = await self._ask(ops.count_step(key, value, noreply, decrement=decrement))
+            return await self._drive(flow, None, name)  # type: ignore[no-any-return]
+        reply = await self._ask(ops.count_step(key, value, noreply, decrement=decrement), name)
         return None if reply is FAILED else ops.count_result(reply)
 
     async def touch(self, key: Key, expire: int = 0, noreply: bool = False) -> bool:
         """Give ``key`` a new expiry; True when it was in the cache."""
-        reply = await self._ask(self._ops.touch_step(key, expire, noreply))
+        reply = await self._ask(self._ops.touch_step(key, expire, noreply), "touch")
         return reply is not FAILED and self._ops.touch_result(reply)
 
     # -- thundering herds -------------------------------------------------------
@@ -427,25 +453,25 @@ class AsyncClient(BaseClient[AsyncServer]):
             lease_ttl=lease_ttl,
             refresh_ahead=refresh_ahead,
         )
-        return await self._drive(flow)
+        return await self._drive(flow, NO_FALLBACK, "get_or_set")
 
     async def mark_stale(self, key: Key, stale_ttl: int = 30) -> bool:
         """Invalidate ``key`` but keep serving it while one caller refreshes it."""
-        return await self._drive(self._ops.mark_stale(key, stale_ttl), False)  # type: ignore[no-any-return]
+        return await self._drive(self._ops.mark_stale(key, stale_ttl), False, "mark_stale")  # type: ignore[no-any-return]
 
     # -- servers ----------------------------------------------------------------
 
     async def stats(self, *args: str) -> dict[str, dict[str, Any]]:
         """Each server's ``stats`` (:meth:`Client.stats`)."""
-        return await self._drive(self._ops.stats(args))  # type: ignore[no-any-return]
+        return await self._drive(self._ops.stats(args), NO_FALLBACK, "stats")  # type: ignore[no-any-return]
 
     async def version(self) -> dict[str, str]:
         """Each server's version."""
-        return await self._drive(self._ops.version())  # type: ignore[no-any-return]
+        return await self._drive(self._ops.version(), NO_FALLBACK, "version")  # type: ignore[no-any-return]
 
     async def flush_all(self, delay: int = 0, noreply: bool = False) -> bool:
         """Invalidate every item on every server; True when all agreed."""
-        return await self._drive(self._ops.flush_all(delay, noreply))  # type: ignore[no-any-return]
+        return await self._drive(self._ops.flush_all(delay, noreply), NO_FALLBACK, "flush_all")  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
         """Close this event loop's idle connections and stop its background discovery task.

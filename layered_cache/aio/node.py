@@ -23,6 +23,7 @@ from layered_cache.aio.connection import AsyncConnection
 from layered_cache.auth._base import Authenticator
 from layered_cache.core.connection_flows import meta_probe_flow
 from layered_cache.core.health import ServerHealth
+from layered_cache.core.observer import Observer
 from layered_cache.core.operations import Exchange
 from layered_cache.core.translate import (
     STALE_ERRORS,
@@ -32,6 +33,7 @@ from layered_cache.core.translate import (
     unsupported_command,
 )
 from layered_cache.errors import LayeredCacheError, PoolTimeoutError
+from layered_cache.observability.events import StaleConnectionEvent
 from layered_cache.transport.tcp import ConnectionPlan
 
 __all__ = ["AsyncServer", "LoopPool"]
@@ -223,6 +225,7 @@ class AsyncServer:
         pool_timeout: float | None,
         idle_timeout: float,
         on_open: Callable[[], None] | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.plan = plan
         #: ``host:port`` as shown in errors and logs.
@@ -234,6 +237,7 @@ class AsyncServer:
         self.max_connections = max_connections
         self.pool_timeout = pool_timeout
         self.idle_timeout = idle_timeout
+        self._observer = observer
         #: Whether the server speaks the meta protocol; None until asked.
         self.meta: bool | None = None
         #: Discovery removed the server: its connections are closed as they come back.
@@ -269,9 +273,12 @@ class AsyncServer:
     async def _open(self) -> AsyncConnection:
         if self.on_open is not None:
             self.on_open()
-        return await AsyncConnection.open(
+        opening = AsyncConnection.open(
             self.plan, name=self.name, auth=self.auth, connect_timeout=self.connect_timeout
         )
+        if self._observer is None:
+            return await opening
+        return await self._observer.aconnect(opening, self.name, self.auth)
 
     # -- exchanges ------------------------------------------------------------------------
 
@@ -311,6 +318,8 @@ class AsyncServer:
                 # The server closed a pooled connection (a restart, an idle timeout
                 # at a proxy); its siblings idled through the same event.
                 pool.close_idle()
+                if self._observer is not None:
+                    self._observer.emit(StaleConnectionEvent(self.name, type(exc).__name__))
                 if step.idempotent:
                     return await self._fresh(step)
                 raise translate(exc, self.name, self.timeout) from exc

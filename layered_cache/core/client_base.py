@@ -50,7 +50,11 @@ class BaseClient(Generic[N]):
         self.ignore_exceptions = config.fail_silent.enabled
         self._fail_silent = config.fail_silent
         self._nodes = nodes
-        self._ops: Operations[N] = Operations(config.codec, nodes, config.fail_silent)
+        #: None unless something listens: the engines test it once per call.
+        self._observer = config.observer
+        self._ops: Operations[N] = Operations(
+            config.codec, nodes, config.fail_silent, config.observer
+        )
         self._membership: Membership = config.membership
 
     # -- discovery ------------------------------------------------------------------
@@ -78,7 +82,7 @@ class BaseClient(Generic[N]):
         config = self._config
 
         def build(address: Address) -> N:
-            return self._new_node(server_entry(address, config.policy, membership))
+            return self._new_node(server_entry(address, config.policy, membership, config.observer))
 
         with membership.lock:
             change = reconcile(self._nodes, found.nodes, build)
@@ -87,7 +91,7 @@ class BaseClient(Generic[N]):
                 return False
             nodes, removed = change
             self._nodes = nodes
-            self._ops = Operations(config.codec, nodes, config.fail_silent)
+            self._ops = Operations(config.codec, nodes, config.fail_silent, config.observer)
         for node in removed:
             node.retire()
         return True

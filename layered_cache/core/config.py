@@ -10,6 +10,7 @@ objects from it. Nothing here does I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
@@ -19,6 +20,7 @@ from layered_cache.auth._base import Authenticator
 from layered_cache.core.codec import ValueCodec
 from layered_cache.core.health import FailSilent, HealthPolicy, ServerHealth
 from layered_cache.core.membership import Membership
+from layered_cache.core.observer import Observer, make_observer
 from layered_cache.discovery import StaticDiscovery
 from layered_cache.discovery._base import Discovery
 from layered_cache.errors import ConfigurationError
@@ -80,14 +82,19 @@ class ServerEntry:
     health: ServerHealth = attrs.field(eq=False)
 
 
-def server_entry(address: Address, policy: HealthPolicy, membership: Membership) -> ServerEntry:
-    """The entry of one server, with a fresh health record.
+def server_entry(
+    address: Address,
+    policy: HealthPolicy,
+    membership: Membership,
+    observer: Observer | None = None,
+) -> ServerEntry:
+    """The entry of one server, with a fresh health record (reporting to ``observer``).
 
     With background discovery, a failure of the server asks for a lookup soon
     (the node may have been replaced).
     """
     name = format_address(address)
-    health = ServerHealth(name, policy)
+    health = ServerHealth(name, policy, observer)
     if membership.interval:
         health.on_failure = membership.hint
     return ServerEntry(address, hash_name(address), name, health)
@@ -110,6 +117,8 @@ class ClientConfig:
     codec: ValueCodec = attrs.field(eq=False)
     #: The discovery strategy and its state (static discovery: the servers, for good).
     membership: Membership = attrs.field(eq=False)
+    #: None when nothing listens (see :mod:`layered_cache.core.observer`).
+    observer: Observer | None = attrs.field(default=None, eq=False)
 
 
 def client_config(
@@ -127,6 +136,9 @@ def client_config(
     pool_idle_timeout: float,
     ignore_exceptions: bool,
     discovery: Discovery | None = None,
+    listeners: Iterable[Any] | None = None,
+    include_keys: bool = False,
+    on_write_failure: Any = None,
 ) -> ClientConfig:
     """Check the common constructor arguments and fill in the defaults.
 
@@ -149,11 +161,17 @@ def client_config(
     )
     if max_pool_size is not None:
         max_pool_size = int(check_count("max_pool_size", max_pool_size, minimum=1))
+    observer = make_observer(
+        listeners,
+        include_keys=include_keys,
+        on_write_failure=on_write_failure,
+        fail_silent=bool(ignore_exceptions),
+    )
     seeds = tuple(parse_servers(servers))
     membership = Membership(discovery, seeds)
     entries: dict[str, ServerEntry] = {}
     for address in seeds:
-        entry = server_entry(address, policy, membership)
+        entry = server_entry(address, policy, membership, observer)
         if entry.key in entries:
             raise ConfigurationError(f"server {entry.name} is listed twice")
         entries[entry.key] = entry
@@ -170,4 +188,5 @@ def client_config(
         fail_silent=FailSilent(bool(ignore_exceptions)),
         codec=ValueCodec(serializer),
         membership=membership,
+        observer=observer,
     )

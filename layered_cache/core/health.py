@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from layered_cache.core.observer import Observer
 from layered_cache.errors import (
     CacheConnectionError,
     PoolTimeoutError,
@@ -21,6 +22,7 @@ from layered_cache.errors import (
     TLSError,
     UpstreamUnavailableError,
 )
+from layered_cache.observability.events import ServerDownEvent, ServerUpEvent
 
 __all__ = ["FailSilent", "HealthPolicy", "ServerHealth", "counts_against_health"]
 
@@ -73,12 +75,22 @@ def counts_against_health(error: Exception) -> bool:
 class ServerHealth:
     """One server's health record, consulted before and updated after every exchange."""
 
-    __slots__ = ("_lock", "_policy", "_trying", "down_until", "failures", "name", "on_failure")
+    __slots__ = (
+        "_lock",
+        "_observer",
+        "_policy",
+        "_trying",
+        "down_until",
+        "failures",
+        "name",
+        "on_failure",
+    )
 
-    def __init__(self, name: str, policy: HealthPolicy) -> None:
+    def __init__(self, name: str, policy: HealthPolicy, observer: Observer | None = None) -> None:
         #: ``host:port``, for messages.
         self.name = name
         self._policy = policy
+        self._observer = observer
         self._lock = threading.Lock()
         #: monotonic time before which calls fail fast; 0.0 while healthy.
         self.down_until = 0.0
@@ -152,6 +164,17 @@ class ServerHealth:
                     window,
                     error,
                 )
+            failures = self.failures
+        if self._observer is not None:
+            self._observer.emit(
+                ServerDownEvent(
+                    self.name,
+                    failures,
+                    down=failures >= policy.retry_attempts,
+                    retry_in=window,
+                    error=type(error).__name__,
+                )
+            )
         if self.on_failure is not None:
             self.on_failure()
         return True
@@ -159,11 +182,14 @@ class ServerHealth:
     def recovered(self) -> None:
         """Record a successful exchange after failures (engines test ``failures`` first)."""
         with self._lock:
-            if self.failures:
+            failures = self.failures
+            if failures:
                 logger.warning("memcached server %s is answering again", self.name)
             self.failures = 0
             self.down_until = 0.0
             self._trying = False
+        if failures and self._observer is not None:
+            self._observer.emit(ServerUpEvent(self.name, failures))
 
     def unavailable(self) -> ServerUnavailableError:
         """The error for a call refused because the server is being skipped."""

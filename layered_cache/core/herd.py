@@ -26,8 +26,10 @@ from typing import Any, Final
 
 from layered_cache._keys import MAX_KEY_LENGTH, encode_key
 from layered_cache.core.codec import MISS
+from layered_cache.core.observer import Observer
 from layered_cache.core.operations import Compute, Exchange, Flow, Key, Operations, ProbeMeta, Sleep
 from layered_cache.errors import CacheConnectionError
+from layered_cache.observability.events import HERD_LEASE_WAITED, HERD_LEASE_WON, HERD_STALE_SERVED
 from layered_cache.protocol import Expect, MetaReply, requests
 
 __all__ = ["get_or_set"]
@@ -66,8 +68,11 @@ def get_or_set(
     if refresh_ahead:
         request += b" R%d" % refresh_ahead
     request += b"\r\n"
-    deadline = time.monotonic() + wait_timeout
+    started = time.monotonic()
+    deadline = started + wait_timeout
     poll = _FIRST_POLL
+    waited = False
+    observer = ops.observer
     while True:
         try:
             # Not idempotent: a resent lease read would meet its own placeholder.
@@ -77,18 +82,44 @@ def get_or_set(
                 raise
             return (yield Compute(default))
         if reply.won:
+            _report(observer, HERD_LEASE_WON, node, encoded)
             return (yield from _recompute(ops, node, key, encoded, default, expire, reply.cas))
         value = MISS
         if reply.value is not None:
             value = ops.codec.decode(key, reply.value, reply.client_flags)
         if value is not MISS:
+            _served(observer, node, encoded, reply, started if waited else None)
             return value  # a hit, or a stale value another caller is refreshing
         if not reply.win_taken or time.monotonic() >= deadline:
+            _served(observer, node, encoded, None, started if waited else None)
             # Unreadable and nobody recomputing it, or the winner is slow or
             # gone: compute, but only fill the placeholder (CAS).
             return (yield from _recompute(ops, node, key, encoded, default, expire, reply.cas))
         yield Sleep(poll)
         poll = min(poll * 2, _MAX_POLL)
+        waited = True
+
+
+def _report(
+    observer: Observer | None, kind: str, node: Any, encoded: bytes, since: float | None = None
+) -> None:
+    """Tell the observer (if any) what this caller did; ``since``: when its wait began."""
+    if observer is not None:
+        observer.herd(kind, node, encoded, 0.0 if since is None else time.monotonic() - since)
+
+
+def _served(
+    observer: Observer | None,
+    node: Any,
+    encoded: bytes,
+    reply: MetaReply | None,
+    waited_since: float | None,
+) -> None:
+    """After a wait (``waited_since``), or on a value being refreshed (``reply``): report it."""
+    if waited_since is not None:
+        _report(observer, HERD_LEASE_WAITED, node, encoded, waited_since)
+    if reply is not None and (reply.stale or reply.win_taken):
+        _report(observer, HERD_STALE_SERVED, node, encoded)
 
 
 def _recompute(
@@ -153,8 +184,11 @@ def _classic(
     def release() -> Flow[bool]:
         return _absorbing(ops, ops.ask(ops.delete_step(lease, False), ops.delete_result), False)
 
-    deadline = time.monotonic() + wait_timeout
+    started = time.monotonic()
+    deadline = started + wait_timeout
     poll = _FIRST_POLL
+    observer = ops.observer
+    node = ops.node(key)
     while True:
         if (yield from add(lease, b"1", lease_ttl)):
             # The lease is ours, but the previous holder may have stored the value
@@ -163,6 +197,8 @@ def _classic(
             if value is not _MISSING:
                 yield from release()
                 return value
+            if observer is not None:
+                observer.herd(HERD_LEASE_WON, node, encoded)
             try:
                 value = yield Compute(default)
             except Exception:
@@ -175,6 +211,9 @@ def _classic(
         yield Sleep(poll)
         poll = min(poll * 2, _MAX_POLL)
         value = yield from _absorbing(ops, ops.get(key, _MISSING), _MISSING)
+        done = value is not _MISSING or time.monotonic() >= deadline
+        if done and observer is not None:
+            observer.herd(HERD_LEASE_WAITED, node, encoded, time.monotonic() - started)
         if value is not _MISSING:
             return value
         if time.monotonic() >= deadline:

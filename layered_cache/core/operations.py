@@ -22,6 +22,7 @@ from layered_cache._keys import encode_key, encode_keys
 from layered_cache._ring import Ring
 from layered_cache.core.codec import MISS, ValueCodec
 from layered_cache.core.health import FailSilent
+from layered_cache.core.observer import Observer
 from layered_cache.errors import CacheConnectionError, InvalidArgumentError
 from layered_cache.protocol import Expect, MetaReply, requests
 
@@ -184,10 +185,18 @@ def _stat_value(name: str, raw: bytes) -> Any:
 class Operations(Generic[N]):
     """The flows of one client: its codec, its servers and how keys are placed on them."""
 
-    def __init__(self, codec: ValueCodec, nodes: Mapping[str, N], fail_silent: FailSilent) -> None:
+    def __init__(
+        self,
+        codec: ValueCodec,
+        nodes: Mapping[str, N],
+        fail_silent: FailSilent,
+        observer: Observer | None = None,
+    ) -> None:
         self.codec = codec
         self.nodes = dict(nodes)
         self.fail_silent = fail_silent
+        #: Where flows report what they did (herd events); None when nothing listens.
+        self.observer = observer
         servers = list(self.nodes.values())
         # One server needs no hashing at all: the common case stays cheap.
         self._only: N | None = servers[0] if len(servers) == 1 else None
@@ -386,9 +395,7 @@ class Operations(Generic[N]):
                 try:
                     yield ProbeMeta(node)
                 except CacheConnectionError as error:
-                    if not self.fail_silent.absorb(error):
-                        raise
-                    failed.extend(group.values())
+                    self._unreachable(node, group, error, failed)
                     continue
             usable.append((node, group))
         exchanges = []
@@ -435,6 +442,16 @@ class Operations(Generic[N]):
                     if line != b"STORED"
                 )
         return failed
+
+    def _unreachable(
+        self, node: N, group: dict[bytes, Key], error: CacheConnectionError, failed: list[Key]
+    ) -> None:
+        """A set_many server could not be asked: raise, or (fail-silent) count its keys failed."""
+        if not self.fail_silent.absorb(error):
+            raise error
+        failed.extend(group.values())
+        if self.observer is not None:
+            self.observer.write_failed("set_many", node.name, list(group), error)
 
     def delete_step(self, key: Key, noreply: bool) -> Exchange:
         """``delete <key>``.

@@ -22,6 +22,8 @@ from layered_cache.core.config import (
     check_timeout,
     client_config,
 )
+from layered_cache.core.observer import STORE_NAMES as _STORE_NAMES
+from layered_cache.core.observer import Observer
 from layered_cache.core.operations import (
     FAILED,
     NO_FALLBACK,
@@ -34,6 +36,7 @@ from layered_cache.core.operations import (
 )
 from layered_cache.discovery._base import Discovery
 from layered_cache.errors import CacheConnectionError, DiscoveryError
+from layered_cache.observability.events import WriteFailureEvent
 from layered_cache.serialization._base import Serializer
 from layered_cache.sync.batch import perform_batch
 from layered_cache.sync.connection import Connection
@@ -113,6 +116,18 @@ class Client(BaseClient[ServerNode]):
             then a background thread looks again every ``interval`` seconds
             and soon after a node fails; cache calls never wait for it (call
             :meth:`refresh` to look up now). See the managed clusters guide.
+        listeners: callables called with an event for every exchange with a
+            server (:class:`~layered_cache.observability.OperationEvent`) and
+            every connection, health and herd happening (see
+            :doc:`/guides/observability`). Called inline: keep them quick. A
+            listener that raises is logged, never breaks the call. None (the
+            default) costs nothing.
+        include_keys: put the cache keys in the events (``key_names``). Off by
+            default: keys can be session ids.
+        on_write_failure: in fail-silent mode, called with a
+            :class:`~layered_cache.observability.WriteFailureEvent` (keys
+            included) when a write fails and is answered with False, so that
+            the keys can be queued for invalidation.
 
     Connections are pooled per server and shared by threads; a process forked
     from this one (a gunicorn or Celery worker) starts with an empty pool and
@@ -154,6 +169,9 @@ class Client(BaseClient[ServerNode]):
         pool_idle_timeout: float = 0.0,
         ignore_exceptions: bool = False,
         discovery: Discovery | None = None,
+        listeners: Iterable[Callable[[Any], object]] | None = None,
+        include_keys: bool = False,
+        on_write_failure: Callable[[WriteFailureEvent], object] | None = None,
     ) -> None:
         config = client_config(
             servers,
@@ -169,6 +187,9 @@ class Client(BaseClient[ServerNode]):
             pool_idle_timeout=pool_idle_timeout,
             ignore_exceptions=ignore_exceptions,
             discovery=discovery,
+            listeners=listeners,
+            include_keys=include_keys,
+            on_write_failure=on_write_failure,
         )
         #: The most connections open to each server at once.
         self.max_connections = int(check_count("max_connections", max_connections, minimum=1))
@@ -196,20 +217,24 @@ class Client(BaseClient[ServerNode]):
 
     # -- the driver -------------------------------------------------------------
 
-    def _drive(self, flow: Flow[Any], fallback: Any = NO_FALLBACK) -> Any:
+    def _drive(self, flow: Flow[Any], fallback: Any, operation: str) -> Any:
         """Run ``flow`` to its result, performing each step it yields.
 
         A server failure is thrown into the flow; if it comes out, fail-silent
-        mode answers ``fallback`` instead (a call without one always raises).
+        mode answers ``fallback`` instead (:data:`NO_FALLBACK`: always raise).
+        ``operation`` names the public method in events.
         """
+        observer = self._observer
         try:
             step = flow.send(None)
             while True:
                 try:
-                    if type(step) is Exchange:
+                    if type(step) is not Exchange:
+                        answer = self._perform(step, operation)
+                    elif observer is None:
                         answer = step.node.exchange(step)
                     else:
-                        answer = self._perform(step)
+                        answer = observer.exchange(step, operation)
                 except CacheConnectionError as error:
                     step = flow.throw(error)
                 else:
@@ -221,18 +246,34 @@ class Client(BaseClient[ServerNode]):
                 raise
             return fallback
 
-    def _ask(self, step: Exchange) -> Any:
+    def _ask(self, step: Exchange, operation: str) -> Any:
         """Perform one exchange; in fail-silent mode an outage answers :data:`FAILED`."""
+        observer = self._observer
         try:
-            return step.node.exchange(step)
+            if observer is None:
+                return step.node.exchange(step)
+            return observer.exchange(step, operation)
         except CacheConnectionError as error:
             if not self._fail_silent.absorb(error):
                 raise
             return FAILED
 
-    def _perform(self, step: object) -> Any:
+    def _perform(self, step: object, operation: str) -> Any:
         if type(step) is Batch:
-            return perform_batch(step, self._fail_silent.absorb)
+            observer = self._observer
+            if observer is None:
+                return perform_batch(step, self._fail_silent.absorb)
+            # With listeners, each server's exchange is reported as it ends: the
+            # servers are asked one after another.
+            answers = []
+            for exchange in step.exchanges:
+                try:
+                    answers.append(observer.exchange(exchange, operation))
+                except CacheConnectionError as error:
+                    if not (step.absorb and self._fail_silent.absorb(error)):
+                        raise
+                    answers.append(FAILED)
+            return answers
         if type(step) is ProbeMeta:
             return step.node.probe_meta()
         if type(step) is Sleep:
@@ -253,8 +294,9 @@ class Client(BaseClient[ServerNode]):
             ServerError: the server could not be reached or answered with an error.
         """
         step = self._ops.get_step(key)
+        observer = self._observer
         try:  # (self._ask, inline: this is the hot path)
-            reply = step.node.exchange(step)
+            reply = step.node.exchange(step) if observer is None else observer.read(step, "get")
         except CacheConnectionError as error:
             if not self._fail_silent.absorb(error):
                 raise
@@ -269,21 +311,21 @@ class Client(BaseClient[ServerNode]):
             ServerError: a server could not be reached; outside fail-silent mode
                 the whole call raises, even if other servers already answered.
         """
-        return self._drive(self._ops.get_many(keys), {})  # type: ignore[no-any-return]
+        return self._drive(self._ops.get_many(keys), {}, "get_many")  # type: ignore[no-any-return]
 
     def gets(self, key: Key, default: Any = None, cas_default: Any = None) -> tuple[Any, Any]:
         """Return ``(value, cas_token)`` for ``key``, or ``(default, cas_default)`` when missing.
 
         Pass the token to :meth:`cas` to write only if nobody wrote in between.
         """
-        reply = self._ask(self._ops.gets_step(key))
+        reply = self._ask(self._ops.gets_step(key), "gets")
         if reply is FAILED:
             return default, cas_default
         return self._ops.gets_result(key, reply, default, cas_default)
 
     def gets_many(self, keys: Iterable[Key]) -> dict[Key, tuple[Any, Any]]:
         """Return ``{key: (value, cas_token)}`` for the keys that are in the cache."""
-        return self._drive(self._ops.gets_many(keys), {})  # type: ignore[no-any-return]
+        return self._drive(self._ops.gets_many(keys), {}, "gets_many")  # type: ignore[no-any-return]
 
     # -- writes -------------------------------------------------------------
 
@@ -314,8 +356,9 @@ class Client(BaseClient[ServerNode]):
             ServerResponseError: the server refused it (e.g. larger than its item limit).
         """
         step = self._ops.store_step(b"set", key, value, expire, noreply, flags)
+        observer = self._observer
         try:  # (self._write and self._ask, inline: this is the hot path)
-            reply = step.node.exchange(step)
+            reply = step.node.exchange(step) if observer is None else observer.exchange(step, "set")
         except CacheConnectionError as error:
             if not self._fail_silent.absorb(error):
                 raise
@@ -342,7 +385,7 @@ class Client(BaseClient[ServerNode]):
                 the call raises, and servers written before it keep their values.
         """
         return self._drive(  # type: ignore[no-any-return]
-            self._ops.set_many(values, expire, noreply, flags), list(values)
+            self._ops.set_many(values, expire, noreply, flags), list(values), "set_many"
         )
 
     def add(
@@ -383,12 +426,12 @@ class Client(BaseClient[ServerNode]):
         Returns:
             True when stored, False when someone wrote in between, None when the key is missing.
         """
-        reply = self._ask(self._ops.cas_step(key, value, cas, expire, noreply, flags))
+        reply = self._ask(self._ops.cas_step(key, value, cas, expire, noreply, flags), "cas")
         return False if reply is FAILED else self._ops.cas_result(reply)
 
     def delete(self, key: Key, noreply: bool = False) -> bool:
         """Remove ``key``; True when it was in the cache."""
-        reply = self._ask(self._ops.delete_step(key, noreply))
+        reply = self._ask(self._ops.delete_step(key, noreply), "delete")
         return reply is not FAILED and self._ops.delete_result(reply)
 
     def delete_many(self, keys: Iterable[Key], noreply: bool = False) -> bool:
@@ -401,7 +444,7 @@ class Client(BaseClient[ServerNode]):
             InvalidKeyError: a key is not valid (nothing is deleted).
             ServerError: a server could not be reached (outside fail-silent mode).
         """
-        return self._drive(self._ops.delete_many(keys, noreply), False)  # type: ignore[no-any-return]
+        return self._drive(self._ops.delete_many(keys, noreply), False, "delete_many")  # type: ignore[no-any-return]
 
     def incr(
         self,
@@ -453,15 +496,16 @@ class Client(BaseClient[ServerNode]):
         decrement: bool,
     ) -> int | None:
         ops = self._ops
+        name = "decr" if decrement else "incr"
         if initial is not None:
             flow = ops.count_or_create(key, value, initial, expire, decrement=decrement)
-            return self._drive(flow, None)  # type: ignore[no-any-return]
-        reply = self._ask(ops.count_step(key, value, noreply, decrement=decrement))
+            return self._drive(flow, None, name)  # type: ignore[no-any-return]
+        reply = self._ask(ops.count_step(key, value, noreply, decrement=decrement), name)
         return None if reply is FAILED else ops.count_result(reply)
 
     def touch(self, key: Key, expire: int = 0, noreply: bool = False) -> bool:
         """Give ``key`` a new expiry without fetching it; True when it was in the cache."""
-        reply = self._ask(self._ops.touch_step(key, expire, noreply))
+        reply = self._ask(self._ops.touch_step(key, expire, noreply), "touch")
         return reply is not FAILED and self._ops.touch_result(reply)
 
     # -- thundering herds --------------------------------------------------------
@@ -512,7 +556,7 @@ class Client(BaseClient[ServerNode]):
             lease_ttl=lease_ttl,
             refresh_ahead=refresh_ahead,
         )
-        return self._drive(flow)
+        return self._drive(flow, NO_FALLBACK, "get_or_set")
 
     def mark_stale(self, key: Key, stale_ttl: int = 30) -> bool:
         """Invalidate ``key`` but keep serving its value while one caller refreshes it.
@@ -527,29 +571,30 @@ class Client(BaseClient[ServerNode]):
         Returns:
             True when the key existed.
         """
-        return self._drive(self._ops.mark_stale(key, stale_ttl), False)  # type: ignore[no-any-return]
+        return self._drive(self._ops.mark_stale(key, stale_ttl), False, "mark_stale")  # type: ignore[no-any-return]
 
     # -- writes, shared -------------------------------------------------------
 
     def _write(
         self, command: bytes, key: Key, value: Any, expire: int, noreply: bool, flags: int | None
     ) -> bool:
-        reply = self._ask(self._ops.store_step(command, key, value, expire, noreply, flags))
+        step = self._ops.store_step(command, key, value, expire, noreply, flags)
+        reply = self._ask(step, _STORE_NAMES[command])
         return reply is not FAILED and self._ops.store_result(reply)
 
     # -- servers ------------------------------------------------------------
 
     def stats(self, *args: str) -> dict[str, dict[str, Any]]:
         """Return each server's ``stats`` (``stats <args>``) as ``{server: {name: value}}``."""
-        return self._drive(self._ops.stats(args))  # type: ignore[no-any-return]
+        return self._drive(self._ops.stats(args), NO_FALLBACK, "stats")  # type: ignore[no-any-return]
 
     def version(self) -> dict[str, str]:
         """Return each server's version as ``{server: "1.6.18"}``."""
-        return self._drive(self._ops.version())  # type: ignore[no-any-return]
+        return self._drive(self._ops.version(), NO_FALLBACK, "version")  # type: ignore[no-any-return]
 
     def flush_all(self, delay: int = 0, noreply: bool = False) -> bool:
         """Invalidate every item on every server (after ``delay`` seconds); True when all agreed."""
-        return self._drive(self._ops.flush_all(delay, noreply))  # type: ignore[no-any-return]
+        return self._drive(self._ops.flush_all(delay, noreply), NO_FALLBACK, "flush_all")  # type: ignore[no-any-return]
 
     # -- discovery ------------------------------------------------------------
 
@@ -576,6 +621,7 @@ class Client(BaseClient[ServerNode]):
                 auth=config.auth,
                 connect_timeout=config.connect_timeout,
                 timeout=config.timeout,
+                observer=None,  # the configuration endpoint is not a cache server
             )()
 
         with membership.recording():
@@ -635,6 +681,7 @@ def _connection_factory(
     auth: Authenticator,
     connect_timeout: float | None,
     timeout: float | None,
+    observer: Observer | None,
 ) -> Callable[[], Connection]:
     # A closure over the strategies, not over the client, so that the client
     # can be garbage collected while its nodes are still referenced.
@@ -650,7 +697,7 @@ def _connection_factory(
             timeout=timeout,
         )
 
-    return connect
+    return connect if observer is None else observer.observed_connect(connect, name, auth)
 
 
 def _server_node(
@@ -662,6 +709,7 @@ def _server_node(
         auth=config.auth,
         connect_timeout=config.connect_timeout,
         timeout=config.timeout,
+        observer=config.observer,
     )
     if config.membership.interval:
         plain_connect = connect
@@ -682,6 +730,7 @@ def _server_node(
         pool_timeout=bounds[1],
         max_idle=config.max_pool_size,
         idle_timeout=config.idle_timeout,
+        observer=config.observer,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from layered_cache.core.connection_flows import meta_probe_flow
 from layered_cache.core.health import ServerHealth
+from layered_cache.core.observer import Observer
 from layered_cache.core.operations import Exchange
 from layered_cache.core.translate import (
     STALE_ERRORS,
@@ -24,6 +25,7 @@ from layered_cache.core.translate import (
     unsupported_command,
 )
 from layered_cache.errors import LayeredCacheError
+from layered_cache.observability.events import StaleConnectionEvent
 from layered_cache.sync.connection import Connection
 from layered_cache.sync.pool import ConnectionPool
 from layered_cache.transport._base import Address
@@ -51,6 +53,7 @@ class ServerNode:
         pool_timeout: float | None,
         max_idle: int | None,
         idle_timeout: float,
+        observer: Observer | None = None,
     ) -> None:
         self.address = address
         #: ``host:port`` as shown in errors and logs.
@@ -66,6 +69,7 @@ class ServerNode:
             max_idle=max_idle,
             idle_timeout=idle_timeout,
         )
+        self._observer = observer
         #: Whether the server speaks the meta protocol; None until asked.
         self.meta: bool | None = None
 
@@ -169,6 +173,8 @@ class ServerNode:
         outage, and not safe to repeat).
         """
         self.discard_idle()
+        if self._observer is not None:
+            self._observer.emit(StaleConnectionEvent(self.name, type(exc).__name__))
         if step.idempotent:
             return self._fresh(step)
         raise translate(exc, self.name, self._timeout) from exc

@@ -25,6 +25,7 @@ from layered_cache.django.options._errors import (
     is_empty,
     quoted_names,
 )
+from layered_cache.django.options._listeners import resolve_listener_options
 from layered_cache.django.options._sources import (
     CREDENTIALS,
     find_credentials,
@@ -250,6 +251,8 @@ def parse_cache_config(
     unused_environment = credentials.unused_environment
     if unused_environment:
         unused_environment += " False keeps them unused without this warning."
+    given_options = client_options
+    client_options = resolve_listener_options(client_options)
     _check_client_options(servers.servers, built, client_options, async_options)
     return CacheConfig(
         servers=servers.servers,
@@ -264,7 +267,11 @@ def parse_cache_config(
         sources=sources,
         unused_environment=unused_environment,
         share_key=_share_key(
-            servers.servers, choices, {**client_options, **async_options}, close_connections
+            # As written: two entries naming the same listener class share a client.
+            servers.servers,
+            choices,
+            {**given_options, **async_options},
+            close_connections,
         ),
     )
 
