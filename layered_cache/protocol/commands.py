@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["WRITE_COMMANDS", "request_commands"]
+__all__ = ["WRITE_COMMANDS", "command_end", "request_commands"]
 
 #: Commands that change what the server holds.
 WRITE_COMMANDS: Final = frozenset(
@@ -41,6 +41,31 @@ _LENGTH_FIELD: Final = {
 }
 _NO_KEY: Final = frozenset({b"mn", b"stats", b"version", b"flush_all", b"verbosity"})
 _MULTI_KEY: Final = frozenset({b"get", b"gets"})
+
+
+def command_end(request: bytes, start: int) -> int:
+    """Where the command starting at ``start`` ends (past its data block, if it has one).
+
+    A command it cannot read (no line end, no length) runs to the end of ``request``.
+
+    Example:
+        >>> command_end(b"set a 0 0 2\\r\\nhi\\r\\ndelete b\\r\\n", 0)
+        17
+    """
+    size = len(request)
+    line_end = request.find(b"\r\n", start)
+    if line_end < 0:
+        return size
+    end = line_end + 2
+    name_end = request.find(b" ", start, line_end)
+    field = _LENGTH_FIELD.get(request[start:name_end]) if name_end > start else None
+    if field is not None:
+        header = request[start:line_end].split(b" ")
+        length = header[field] if len(header) > field else b""
+        if not length.isdigit():
+            return size
+        end += int(length) + 2
+    return min(end, size)
 
 
 def request_commands(request: bytes) -> list[tuple[bytes, tuple[bytes, ...]]]:

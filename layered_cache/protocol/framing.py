@@ -25,40 +25,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+from layered_cache.protocol.commands import command_end
+
 __all__ = ["TLS_RECORD_SIZE", "command_writes", "write_commands"]
 
 #: The most plaintext one TLS record carries (2**14 bytes, TLS 1.2 and 1.3).
 TLS_RECORD_SIZE: Final = 16384
-
-# The commands that carry a data block, and which word of their line gives its length:
-# ``set|add|replace|append|prepend <key> <flags> <exptime> <bytes>``,
-# ``cas <key> <flags> <exptime> <bytes> <cas>``, ``ms <key> <datalen> <flags>*``.
-_LENGTH_WORD: Final = {
-    b"set": 4,
-    b"add": 4,
-    b"replace": 4,
-    b"append": 4,
-    b"prepend": 4,
-    b"cas": 4,
-    b"ms": 2,
-}
-
-
-def _command_end(request: bytes, start: int) -> int:
-    """Where the command starting at ``start`` ends (past its data block, if it has one)."""
-    line_end = request.find(b"\r\n", start)
-    if line_end < 0:
-        return len(request)
-    end = line_end + 2
-    name_end = request.find(b" ", start, line_end)
-    word = _LENGTH_WORD.get(request[start:name_end]) if name_end > start else None
-    if word is not None:
-        words = request[start:line_end].split(b" ")
-        length = words[word] if len(words) > word else b""
-        if not length.isdigit():
-            return len(request)
-        end += int(length) + 2
-    return min(end, len(request))
 
 
 def command_writes(request: bytes, limit: int = TLS_RECORD_SIZE) -> list[memoryview]:
@@ -79,11 +51,11 @@ def command_writes(request: bytes, limit: int = TLS_RECORD_SIZE) -> list[memoryv
     start = 0  # where the write being gathered begins
     end = 0  # where its last whole command ends
     while end < size:
-        command_end = _command_end(request, end)
-        if command_end - start > limit and end > start:
+        next_end = command_end(request, end)
+        if next_end - start > limit and end > start:
             writes.append(view[start:end])  # the next command does not fit: close the write
             start = end
-        end = command_end
+        end = next_end
         if end - start >= limit:
             writes.append(view[start:end])
             start = end
