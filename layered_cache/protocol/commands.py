@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["WRITE_COMMANDS", "command_end", "request_commands"]
+__all__ = ["WRITE_COMMANDS", "command_ends", "request_commands"]
 
 #: Commands that change what the server holds.
 WRITE_COMMANDS: Final = frozenset(
@@ -43,29 +43,42 @@ _NO_KEY: Final = frozenset({b"mn", b"stats", b"version", b"flush_all", b"verbosi
 _MULTI_KEY: Final = frozenset({b"get", b"gets"})
 
 
-def command_end(request: bytes, start: int) -> int:
-    """Where the command starting at ``start`` ends (past its data block, if it has one).
+def command_ends(request: bytes) -> list[int]:
+    """Where each command of a (possibly pipelined) request ends, past its data block.
 
     A command it cannot read (no line end, no length) runs to the end of ``request``.
 
     Example:
-        >>> command_end(b"set a 0 0 2\\r\\nhi\\r\\ndelete b\\r\\n", 0)
-        17
+        >>> command_ends(b"set a 0 0 2\\r\\nhi\\r\\ndelete b\\r\\nmn\\r\\n")
+        [17, 27, 31]
     """
+    # One tight loop (a pipeline may hold thousands of commands): each line is found,
+    # and only a command with a data block has its header split.
+    find = request.find
+    length_field = _LENGTH_FIELD.get
     size = len(request)
-    line_end = request.find(b"\r\n", start)
-    if line_end < 0:
-        return size
-    end = line_end + 2
-    name_end = request.find(b" ", start, line_end)
-    field = _LENGTH_FIELD.get(request[start:name_end]) if name_end > start else None
-    if field is not None:
-        header = request[start:line_end].split(b" ")
-        length = header[field] if len(header) > field else b""
-        if not length.isdigit():
-            return size
-        end += int(length) + 2
-    return min(end, size)
+    ends: list[int] = []
+    end = 0
+    while end < size:
+        line_end = find(b"\r\n", end)
+        if line_end < 0:
+            break
+        name_end = find(b" ", end, line_end)
+        field = length_field(request[end:name_end]) if name_end > end else None
+        if field is None:
+            end = line_end + 2
+        else:
+            try:
+                length = int(request[name_end + 1 : line_end].split(b" ")[field - 1])
+            except (IndexError, ValueError):
+                break
+            if length < 0:
+                break
+            end = line_end + 4 + length
+        ends.append(min(end, size))
+    if (ends[-1] if ends else 0) < size:
+        ends.append(size)  # (what it cannot read, as one command)
+    return ends
 
 
 def request_commands(request: bytes) -> list[tuple[bytes, tuple[bytes, ...]]]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from layered_cache.protocol.commands import command_end
+from layered_cache.protocol.commands import command_ends
 
 __all__ = ["TLS_RECORD_SIZE", "command_writes", "write_commands"]
 
@@ -49,13 +49,12 @@ def command_writes(request: bytes, limit: int = TLS_RECORD_SIZE) -> list[memoryv
         return [view]
     writes = []
     start = 0  # where the write being gathered begins
-    end = 0  # where its last whole command ends
-    while end < size:
-        next_end = command_end(request, end)
-        if next_end - start > limit and end > start:
-            writes.append(view[start:end])  # the next command does not fit: close the write
-            start = end
-        end = next_end
+    last = 0  # where its last whole command ends
+    for end in command_ends(request):
+        if end - start > limit and last > start:
+            writes.append(view[start:last])  # this command does not fit: close the write
+            start = last
+        last = end
         if end - start >= limit:
             writes.append(view[start:end])
             start = end

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from layered_cache.protocol import requests
+from layered_cache.protocol.commands import command_ends
 from layered_cache.protocol.framing import TLS_RECORD_SIZE, command_writes, write_commands
 
 
@@ -79,3 +80,10 @@ def test_what_it_cannot_read_goes_whole_from_there() -> None:
         writes = command_writes(head + tail)
         assert b"".join(bytes(w) for w in writes) == head + tail
         assert bytes(writes[-1]).endswith(tail)
+
+
+def test_command_ends_never_go_back() -> None:
+    for request in (b"ms k -30 q\r\nabc\r\nmn\r\n", b"set k 0 0\r\n", b"mn", b"", b"version\r\nmn"):
+        ends = command_ends(request)
+        assert ends == sorted(set(ends))
+        assert ends[-1:] == ([len(request)] if request else [])
