@@ -1,8 +1,10 @@
-"""What a request says, read back: its commands and their keys (for events, not for the wire).
+"""What a request says, read back: its commands, their keys, where each one ends.
 
 The engines send requests as opaque bytes; observers that need to know which
 keys a request carried, or whether it writes, read it back here instead of
-every step carrying its keys (the hot path builds no extra tuple).
+every step carrying its keys (the hot path builds no extra tuple). A TLS
+connection cuts a long pipeline where its commands end
+(:mod:`layered_cache.protocol.framing`).
 """
 
 from __future__ import annotations
