@@ -51,6 +51,7 @@ import contextlib
 import contextvars
 import importlib.metadata
 import importlib.util
+import itertools
 import json
 import os
 import signal
@@ -120,10 +121,16 @@ CLIENT_ROWS = [C_OURS, C_AIOMCACHE, C_EMCACHE, C_EMCACHE_BATCH, C_SYNC]
 PEERS = (C_AIOMCACHE, C_EMCACHE)
 CLIENT_WORKLOADS = {
     "get_hit": "get hit (100 B)",
+    # The same, each call asking the next of 32 keys (so 32 tasks ask 32 different keys
+    # in a turn: what an autobatching client cannot fold into one key).
+    "get_hit_keys": "get hit (100 B), 32 different keys in turn",
     "get_miss": "get miss",
     "set": "set (100 B)",
     "get_many_100": "get_many (100 keys)",
 }
+
+#: The workloads issue 18's target is read on (the others are shown for information).
+TARGET_WORKLOADS = ("get_hit", "get_miss", "set", "get_many_100")
 
 UVICORN_BACKENDS = {
     "ours": ("layered_cache backend", "layered_cache.django.MemcacheCache"),
@@ -470,8 +477,10 @@ async def ours_client_row(host: str, port: int, prefix: bytes) -> ClientRow:
     assert await client.get(miss) is None
     assert len(await client.get_many(many)) == len(many)
     get, set_, get_many = client.get, client.set, client.get_many
+    turn = itertools.cycle(many[:32])
     ops = {
         "get_hit": lambda: get(hit),
+        "get_hit_keys": lambda: get(next(turn)),
         "get_miss": lambda: get(miss),
         "set": lambda: set_(setk, VALUE_100),
         "get_many_100": lambda: get_many(many),
@@ -492,8 +501,10 @@ async def aiomcache_row(host: str, port: int, prefix: bytes) -> ClientRow:
     assert await client.get(miss) is None
     assert all(v == VALUE_100 for v in await client.multi_get(*many))
     get, set_, multi_get = client.get, client.set, client.multi_get
+    turn = itertools.cycle(many[:32])
     ops = {
         "get_hit": lambda: get(hit),
+        "get_hit_keys": lambda: get(next(turn)),
         "get_miss": lambda: get(miss),
         "set": lambda: set_(setk, VALUE_100),
         "get_many_100": lambda: multi_get(*many),
@@ -520,8 +531,10 @@ async def emcache_row(host: str, port: int, prefix: bytes, *, autobatching: bool
     assert await client.get(miss) is None
     assert len(await client.get_many(many)) == len(many)
     get, set_, get_many = client.get, client.set, client.get_many
+    turn = itertools.cycle(many[:32])
     ops = {
         "get_hit": lambda: get(hit),
+        "get_hit_keys": lambda: get(next(turn)),
         "get_miss": lambda: get(miss),
         "set": lambda: set_(setk, VALUE_100),
         "get_many_100": lambda: get_many(many),
@@ -546,8 +559,10 @@ async def sync_client_row(host: str, port: int, prefix: bytes) -> ClientRow:
         sync_to_async(client.set),
         sync_to_async(client.get_many),
     )
+    turn = itertools.cycle(many[:32])
     ops = {
         "get_hit": lambda: get(hit),
+        "get_hit_keys": lambda: get(next(turn)),
         "get_miss": lambda: get(miss),
         "set": lambda: set_(setk, VALUE_100),
         "get_many_100": lambda: get_many(many),
@@ -1018,7 +1033,7 @@ def targets(res: Results) -> list[Target]:
                 )
             )
     if res.clients:
-        for workload in CLIENT_WORKLOADS:
+        for workload in TARGET_WORKLOADS:
             ratio = client_ratio(res, C_OURS, workload, 32)
             found.append(
                 Target(

@@ -69,6 +69,8 @@ nitpick_ignore = [
     ("py:class", "layered_cache.core.operations.N"),
     # ... and the result type of a flow (Operations.ask), a type variable too.
     ("py:class", "layered_cache.core.operations.T"),
+    # asyncio.Future is the C class of that name, which autodoc shows by its home module.
+    ("py:class", "_asyncio.Future"),
     # The asyncio engine's connection class is internal (no page documents it).
     ("py:class", "layered_cache.aio.connection.AsyncConnection"),
     # The type variable of the observer's connection wrappers (an engine's connection).

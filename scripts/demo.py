@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from layered_cache import AsyncClient, AuthenticationError, Client, InvalidKeyError  # noqa: E402
 from layered_cache.auth import AsciiAuth, MemCachierAuth  # noqa: E402
+from layered_cache.observability import OperationEvent  # noqa: E402
 from layered_cache.serialization import JSONSerializer  # noqa: E402
 from layered_cache.transport import TLSTransport  # noqa: E402
 from tests.servers import (  # noqa: E402
@@ -122,6 +123,30 @@ def programmatic(env: Servers) -> None:
     with Client([plain.address, gateway.upstream.address]) as client:
         for key in ("user:1", "user:2", "user:3", "user:4"):
             say(f"  {key} lives on {client.server_for(key)}")
+
+    heading("Long keys, namespaces, and what a listener sees")
+    events: list[OperationEvent] = []
+
+    def listener(event: object) -> None:
+        if isinstance(event, OperationEvent):
+            events.append(event)
+
+    with Client(plain.address, key_policy="hash", listeners=[listener]) as client:
+        query = "search:" + "a user's long query, with spaces " * 10
+        client.set(query, ["result 1", "result 2"])
+        say(f"  a {len(query)}-character key with spaces: get -> {client.get(query)!r}")
+        user = client.namespace("user:42")
+        user.set_many({"profile": "Ada", "cart": ["book"]})
+        before = user.get_many(["profile", "cart"])
+        user.invalidate()
+        after = user.get_many(["profile", "cart"])
+        say(f"  namespace user:42: {before} -> invalidate() -> {after}")
+    hits = sum(event.hits for event in events)
+    say(
+        f"  the listener saw {len(events)} exchanges ({hits} hits), e.g. "
+        f"{events[1].operation!r} on {events[1].server} in {events[1].duration * 1e6:.0f} µs "
+        "(keys stay out of events unless include_keys=True)"
+    )
 
 
 def asyncio_client(env: Servers) -> None:

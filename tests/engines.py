@@ -37,6 +37,10 @@ class AsyncFacade:
             return call
         return attribute
 
+    def namespace(self, name: Any) -> RunsOnLoop:
+        """The AsyncClient's namespace view, its coroutines run on this facade's loop."""
+        return RunsOnLoop(self.aclient.namespace(name), self.run)
+
     # pymemcache's aliases, as Client has them.
     def get_multi(self, keys: Any) -> Any:
         return self.run(self.aclient.get_many(keys))
@@ -65,6 +69,20 @@ class AsyncFacade:
         traceback: TracebackType | None,
     ) -> None:
         self.shutdown()
+
+
+class RunsOnLoop:
+    """Any object whose coroutine methods sync test code calls, run by ``run``."""
+
+    def __init__(self, target: Any, run: Callable[[Any], Any]) -> None:
+        self.target = target
+        self.run = run
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.target, name)
+        if inspect.iscoroutinefunction(attribute):
+            return lambda *args, **kwargs: self.run(attribute(*args, **kwargs))
+        return attribute
 
 
 def client_maker(engine: str) -> Callable[..., Any]:

@@ -11,6 +11,7 @@ from typing import Any, Self
 from layered_cache._addresses import ServerSpec
 from layered_cache.aio.connection import AsyncConnection
 from layered_cache.aio.discovery import LoopRefreshers, run_lookup
+from layered_cache.aio.namespace import AsyncNamespace
 from layered_cache.aio.node import AsyncServer
 from layered_cache.auth._base import Authenticator
 from layered_cache.core import herd
@@ -23,6 +24,7 @@ from layered_cache.core.config import (
     check_timeout,
     client_config,
 )
+from layered_cache.core.namespaces import NamespaceFlows, forget_generations
 from layered_cache.core.observer import STORE_NAMES
 from layered_cache.core.operations import (
     FAILED,
@@ -75,6 +77,7 @@ class AsyncClient(BaseClient[AsyncServer]):
             :class:`~layered_cache.errors.PoolTimeoutError`; None waits forever.
         pool_idle_timeout: as for :class:`~layered_cache.Client`.
         ignore_exceptions: fail-silent mode, as for :class:`~layered_cache.Client`.
+        key_policy, namespace_cache_ttl: as for :class:`~layered_cache.Client`.
         discovery: where the nodes come from, as for :class:`~layered_cache.Client`.
             Lookups run on the event loop (a resolver in a worker thread), in
             one background task per loop, started by the loop's first new
@@ -119,6 +122,8 @@ class AsyncClient(BaseClient[AsyncServer]):
         pool_timeout: float | None = 2.0,
         pool_idle_timeout: float = 0.0,
         ignore_exceptions: bool = False,
+        key_policy: str = "strict",
+        namespace_cache_ttl: float = 1.0,
         discovery: Discovery | None = None,
         listeners: Iterable[Callable[[Any], object]] | None = None,
         include_keys: bool = False,
@@ -137,6 +142,8 @@ class AsyncClient(BaseClient[AsyncServer]):
             max_pool_size=None,
             pool_idle_timeout=pool_idle_timeout,
             ignore_exceptions=ignore_exceptions,
+            key_policy=key_policy,
+            namespace_cache_ttl=namespace_cache_ttl,
             discovery=discovery,
             listeners=listeners,
             include_keys=include_keys,
@@ -248,6 +255,12 @@ class AsyncClient(BaseClient[AsyncServer]):
 
     async def _perform(self, step: object, operation: str) -> Any:
         if type(step) is Batch:
+            if len(step.exchanges) == 1 and self._observer is None:
+                # One server: no task to gather (with listeners, the path below reports it).
+                (exchange,) = step.exchanges
+                if step.absorb:
+                    return [await self._ask(exchange, operation)]
+                return [await exchange.node.exchange(exchange)]
             # Every server is asked at once; each exchange ends (or fails) before
             # the call does, so no connection is left mid-reply.
             observer = self._observer
@@ -287,9 +300,23 @@ class AsyncClient(BaseClient[AsyncServer]):
     # -- reads ------------------------------------------------------------------
 
     async def get(self, key: Key, default: Any = None) -> Any:
-        """The value stored under ``key``, or ``default`` (:meth:`Client.get`)."""
-        reply = await self._ask(self._ops.get_step(key), "get")
-        return default if reply is FAILED else self._ops.get_result(key, reply, default)
+        """The value stored under ``key``, or ``default`` (:meth:`Client.get`).
+
+        Gets of the same turn of the event loop for the same server go out as
+        one multi-get (see :mod:`layered_cache.aio.batch`).
+        """
+        ops = self._ops
+        if self._observer is not None:  # the general path reports each exchange
+            reply = await self._ask(ops.get_step(key), "get")
+            return default if reply is FAILED else ops.get_result(key, reply, default)
+        encoded = ops.keys.encode(key)  # checked before anything else
+        try:
+            reply = await ops.node(key).get(encoded)
+        except CacheConnectionError as error:  # (self._ask, inline: this is the hot path)
+            if not self._fail_silent.absorb(error):
+                raise
+            return default
+        return ops.get_result(key, reply, default) if reply else default
 
     async def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
         """``{key: value}`` of the keys in the cache, all servers asked at once."""
@@ -459,6 +486,26 @@ class AsyncClient(BaseClient[AsyncServer]):
         """Invalidate ``key`` but keep serving it while one caller refreshes it."""
         return await self._drive(self._ops.mark_stale(key, stale_ttl), False, "mark_stale")  # type: ignore[no-any-return]
 
+    def namespace(self, name: str | bytes) -> AsyncNamespace:
+        """A view of this client whose keys all belong to the namespace ``name``.
+
+        The view has the client's keyed methods; ``view.invalidate()`` makes
+        every key of the namespace read as a miss at once, fleet-wide (see
+        :class:`~layered_cache.aio.namespace.AsyncNamespace` and
+        the :doc:`keys guide </guides/keys>`). Views are cheap: make one per use.
+
+        Raises:
+            InvalidKeyError: ``name`` is not a valid memcached key of at most
+                100 bytes (nothing is sent).
+        """
+        flows = NamespaceFlows(lambda: self._ops, name, self.namespace_cache_ttl)
+
+        def drive(operation: str, flow: Flow[Any]) -> Any:
+            # A namespace flow answers its own fail-silent fallback (core.namespaces).
+            return self._drive(flow, NO_FALLBACK, operation)
+
+        return AsyncNamespace(flows, drive, name, self.serializer)
+
     # -- servers ----------------------------------------------------------------
 
     async def stats(self, *args: str) -> dict[str, dict[str, Any]]:
@@ -471,6 +518,7 @@ class AsyncClient(BaseClient[AsyncServer]):
 
     async def flush_all(self, delay: int = 0, noreply: bool = False) -> bool:
         """Invalidate every item on every server; True when all agreed."""
+        forget_generations(self._ops)  # namespaces start new generations
         return await self._drive(self._ops.flush_all(delay, noreply), NO_FALLBACK, "flush_all")  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:

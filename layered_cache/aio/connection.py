@@ -1,11 +1,19 @@
 """One asyncio connection to one server: the only place the asyncio engine reads and writes.
 
 Built on an :class:`asyncio.Protocol`: bytes that arrive go straight into the
-shared :class:`~layered_cache.protocol.replies.ReplyParser`, and the call
-awaiting a reply is woken. Opened from the transport's
-:class:`~layered_cache.transport.ConnectionPlan` (asyncio's own TLS), then
-authenticated by the authenticator's handshake flow, driven here. A
-connection belongs to the event loop that opened it.
+shared :class:`~layered_cache.protocol.replies.ReplyParser`, and each complete
+reply is handed, in order, to the call that waits for it. Opened from the
+transport's :class:`~layered_cache.transport.ConnectionPlan` (asyncio's own
+TLS), then authenticated by the authenticator's handshake flow, driven here.
+A connection belongs to the event loop that opened it.
+
+Once in use, a connection carries one :class:`~layered_cache.aio.batch.Batch`
+at a time: the requests of one turn of the event loop, written at once
+(pipelined) and answered in order. Every reply is read, including those of
+calls that were cancelled meanwhile (their reply is dropped), so no reply is
+ever left for a later call. One loop timer bounds the whole batch; when it
+fires, or the connection fails, every call still waiting gets the error and the
+connection is closed, never reused.
 """
 
 from __future__ import annotations
@@ -13,59 +21,57 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from layered_cache.aio.batch import FUTURE, Batch, Failed, deliver, fail, over
 from layered_cache.auth._base import Authenticator
 from layered_cache.core.connection_flows import CLOSED, ConnectionFlow, handshake_flow
-from layered_cache.core.translate import ErrorReplyReceived, PeerClosedError
-from layered_cache.protocol import ErrorReply, ReplyParser
+from layered_cache.core.translate import STALE_ERRORS, PeerClosedError
+from layered_cache.protocol import ErrorReply, ProtocolError, ReplyParser
 from layered_cache.protocol.framing import write_commands
 from layered_cache.transport.tcp import ConnectionPlan, apply_socket_options, input_waiting
 
-__all__ = ["AsyncConnection"]
+if TYPE_CHECKING:
+    from layered_cache.aio.node import LoopPool
 
-# Above this many buffered bytes, a write waits for the socket to drain.
-_HIGH_WATER = 1 << 16
+__all__ = ["AsyncConnection"]
 
 
 class _Protocol(asyncio.Protocol):
-    """Feeds the parser and wakes the waiting call; records why the connection ended."""
+    """Feeds the parser; hands replies to the connection's batch (or wakes a handshake)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.parser = ReplyParser()
         self.transport: asyncio.Transport | None = None
         self.lost: BaseException | None = None
-        #: The exchange under way ran out of time.
-        self.expired = False
+        #: The connection in use, once handshaken: it takes every reply from then on.
+        self.conn: AsyncConnection | None = None
         #: The socket is closed (``connection_lost`` ran).
         self.closed = False
         self._on_closed: Callable[[], None] | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._drained: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         self.parser.feed(data)
-        self._wake()
+        conn = self.conn
+        if conn is not None:
+            if conn.inflight:
+                conn.deliver()
+        else:
+            self._wake()
 
     def eof_received(self) -> bool:
-        self.lost = PeerClosedError(f"{self.name} closed the connection")
-        self._wake()
+        self._lose(PeerClosedError(f"{self.name} closed the connection"))
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.lost is None:
-            self.lost = (
-                exc if exc is not None else PeerClosedError(f"{self.name} closed the connection")
-            )
-        self._wake()
-        drained, self._drained = self._drained, None
-        if drained is not None and not drained.done():
-            drained.set_result(None)
+        self._lose(exc or PeerClosedError(f"{self.name} closed the connection"))
         self.closed = True
         on_closed, self._on_closed = self._on_closed, None
         if on_closed is not None:
@@ -78,22 +84,13 @@ class _Protocol(asyncio.Protocol):
         else:
             self._on_closed = callback
 
-    def pause_writing(self) -> None:
-        if self._drained is None:
-            self._drained = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        drained, self._drained = self._drained, None
-        if drained is not None and not drained.done():
-            drained.set_result(None)
-
-    def expire(self) -> None:
-        """The exchange's time is up: wake the call waiting for data (it raises)."""
-        self.expired = True
+    def _lose(self, error: BaseException) -> None:
+        if self.lost is None:
+            self.lost = error
+        conn = self.conn
+        if conn is not None and conn.inflight:
+            conn.fail(self.lost)
         self._wake()
-        drained, self._drained = self._drained, None
-        if drained is not None and not drained.done():
-            drained.set_result(None)
 
     def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None
@@ -105,32 +102,58 @@ class _Protocol(asyncio.Protocol):
         self._waiter = waiter
         await waiter
 
-    async def drain(self) -> None:
-        drained = self._drained
-        if drained is not None:
-            await drained
-
 
 class AsyncConnection:
     """A connected, authenticated asyncio connection and the parser of its reply stream."""
 
-    __slots__ = ("_protocol", "_transport", "_write", "idle_since", "loop", "name")
+    __slots__ = (
+        "_parser",
+        "_protocol",
+        "_timer",
+        "_transport",
+        "_write",
+        "closed",
+        "idle_since",
+        "inflight",
+        "loop",
+        "name",
+        "poisoned",
+        "pool",
+        "reused",
+        "timeout",
+        "used",
+    )
 
     def __init__(
         self, transport: asyncio.Transport, protocol: _Protocol, name: str, *, tls: bool = False
     ) -> None:
         self._transport = transport
         self._protocol = protocol
-        # Over TLS a pipelined request is written cut at command boundaries: each
-        # write() of asyncio's TLS transport ends a record, and memcached's TLS mode
-        # can stall on a record that ends inside a command (protocol.framing).
+        # Over TLS a pipelined write is cut at command boundaries: each write() of
+        # asyncio's TLS transport ends a record, and memcached's TLS mode can stall on a
+        # record that ends inside a command (protocol.framing).
         self._write: Callable[[bytes], None] = (
             functools.partial(write_commands, transport.write) if tls else transport.write
         )
+        self._parser = protocol.parser
         self.name = name
         self.loop = asyncio.get_running_loop()
         #: loop time the connection went back to the pool (kept only with an idle timeout).
         self.idle_since = 0.0
+        #: What the batch on the wire still waits for, in reply order.
+        self.inflight: deque[Any] = deque()
+        #: The pool it goes back to when its batch is answered (None: a connection of its own).
+        self.pool: LoopPool | None = None
+        #: Seconds a batch may take as a whole; None: no limit.
+        self.timeout: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        #: Batches sent on it so far.
+        self.used = 0
+        #: The batch on the wire went out on a connection that had served before.
+        self.reused = False
+        #: The server answered with an error line: no new batch goes on it.
+        self.poisoned = False
+        self.closed = False
 
     @classmethod
     async def open(
@@ -167,11 +190,17 @@ class AsyncConnection:
                 raise
         return conn
 
+    def attach(self, pool: LoopPool | None, timeout: float | None) -> None:
+        """Start carrying batches; each answered batch returns the connection to ``pool``."""
+        self.pool = pool
+        self.timeout = timeout
+        self._protocol.conn = self
+
     @property
     def broken(self) -> bool:
         """The server closed this connection, or sent bytes nobody asked for, while it idled."""
         protocol = self._protocol
-        return protocol.lost is not None or not protocol.parser.idle
+        return self.closed or protocol.lost is not None or not protocol.parser.idle
 
     def peer_closed(self) -> bool:
         """Whether the server closed this idle connection (or sent bytes nobody asked for).
@@ -184,64 +213,128 @@ class AsyncConnection:
         sock = self._transport.get_extra_info("socket")
         return sock is None or input_waiting(sock)
 
-    async def exchange(
-        self, request: bytes, expect: int | None, count: int, keys: Any, timeout: float | None
-    ) -> Any:
-        """Send ``request``; read ``count`` replies of kind ``expect`` (one reply, or a list).
+    # -- batches ----------------------------------------------------------------------
 
-        ``timeout`` bounds the exchange as a whole. One timer per exchange, armed
-        on the loop directly: much cheaper than a timeout context per call.
+    def send(self, batch: Batch) -> None:
+        """Write ``batch`` (one write) and wait for its replies; the calls get them as they come.
 
-        Raises:
-            TimeoutError: the whole reply did not arrive within ``timeout``.
-            ErrorReplyReceived: the server answered with an error line.
-            ProtocolError: the reply does not fit what was asked (or extra bytes came).
-            PeerClosedError: the server closed the connection before answering.
-            OSError: the connection failed.
+        A call cancelled before its batch was written is left out: what it asked
+        is never sent.
         """
-        protocol = self._protocol
-        if protocol.lost is not None:
-            raise protocol.lost
-        if timeout is None:
-            timer = None
-        else:
-            # A timer that fired just as the previous reply completed (both due in
-            # one turn of the loop) must not fail this exchange.
-            protocol.expired = False
-            timer = self.loop.call_later(timeout, protocol.expire)
-        try:
-            self._write(request)
-            if self._transport.get_write_buffer_size() > _HIGH_WATER:
-                await protocol.drain()
-                if protocol.expired:
-                    raise TimeoutError(f"{self.name}: the request was not sent in time")
-            if expect is None:
-                return None
-            parser = protocol.parser
-            if count == 1:
-                parser.expect(expect, keys)
-                return await self._read()
-            for _ in range(count):
-                parser.expect(expect, keys)
-            return [await self._read() for _ in range(count)]
-        finally:
-            if timer is not None:
-                timer.cancel()
+        self.reused = self.used > 0
+        self.used += 1
+        expect = self._parser.expect
+        inflight = self.inflight
+        data = []
+        for entry, request, kind, keys, count in batch.items:
+            if over(entry):
+                continue
+            data.append(request)
+            inflight.append(entry)
+            expect(kind, keys)
+            for _ in range(count - 1):
+                expect(kind, keys)
+        written = []
+        for waiter, request in batch.noreply:
+            if not waiter.done():
+                data.append(request)
+                written.append(waiter)
+        lost = self._protocol.lost
+        if lost is not None:
+            # Closed between the pool's check and now: the calls see why.
+            self.fail(lost)
+            for waiter in written:
+                waiter.set_exception(Failed(lost, reused=self.reused))
+            return
+        if data:
+            self._write(data[0] if len(data) == 1 else b"".join(data))
+        for waiter in written:
+            waiter.set_result(None)
+        if not inflight:
+            self._answered()
+        elif self.timeout is not None:
+            self._timer = self.loop.call_later(self.timeout, self._expire)
 
-    async def _read(self) -> Any:
-        protocol = self._protocol
-        parser = protocol.parser
-        reply = parser.next_reply()
-        while reply is None:
-            if protocol.lost is not None:
-                raise protocol.lost
-            if protocol.expired:
-                raise TimeoutError(f"{self.name}: the reply did not complete in time")
-            await protocol.wait_data()
-            reply = parser.next_reply()
-        if type(reply) is ErrorReply:
-            raise ErrorReplyReceived(reply)
-        return reply
+    def send_one(self, waiter: asyncio.Future[Any], request: bytes, kind: int, keys: Any) -> None:
+        """:meth:`send` of a batch of one request with one reply, without building the batch."""
+        self.reused = self.used > 0
+        self.used += 1
+        lost = self._protocol.lost
+        self.inflight.append(waiter)
+        if lost is not None:
+            self.fail(lost)
+            return
+        self._parser.expect(kind, keys)
+        self._write(request)
+        if self.timeout is not None:
+            self._timer = self.loop.call_later(self.timeout, self._expire)
+
+    def deliver(self) -> None:
+        """Hand every complete reply to its call (the protocol calls this as bytes arrive)."""
+        inflight = self.inflight
+        next_reply = self._parser.next_reply
+        try:
+            while inflight:
+                reply = next_reply()
+                if reply is None:
+                    return
+                entry = inflight[0]
+                if type(reply) is ErrorReply:
+                    # An error line answers one request and the stream stays in
+                    # step, but the connection takes no new batch (the sync
+                    # engine closes it too).
+                    self.poisoned = True
+                elif type(entry) is FUTURE:
+                    # The common case, inline: one call waiting for one reply.
+                    inflight.popleft()
+                    if not entry.done():
+                        entry.set_result(reply)
+                    continue
+                if deliver(entry, reply):
+                    inflight.popleft()
+        except ProtocolError as exc:
+            self.fail(exc)
+            return
+        self._answered()
+
+    def _answered(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        pool = self.pool
+        if pool is not None:
+            if self.poisoned:
+                pool.discard(self)
+            else:
+                pool.release(self)
+
+    def _expire(self) -> None:
+        self._timer = None
+        self.fail(TimeoutError(f"{self.name}: the reply did not complete in time"))
+
+    def fail(self, error: BaseException) -> None:
+        """Give every call still waiting on this connection ``error``; close it for good."""
+        if self.closed:
+            return
+        self.closed = True
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        inflight, self.inflight = self.inflight, deque()
+        reused = self.reused
+        for entry in inflight:
+            fail(entry, lambda: Failed(error, reused=reused))
+        pool = self.pool
+        if pool is None:
+            self._transport.abort()
+        else:
+            pool.discard(self)  # closed; its slot comes back once the socket is
+            if reused and isinstance(error, STALE_ERRORS):
+                # The server closed a pooled connection (a restart, an idle timeout
+                # at a proxy); its siblings idled through the same event.
+                pool.close_idle()
+
+    # -- handshakes and probes ----------------------------------------------------------
 
     async def run_flow(self, flow: ConnectionFlow) -> Any:
         """Drive a connection flow (handshake, probe): send each request, hand back its reply."""
@@ -279,6 +372,7 @@ class AsyncConnection:
 
         The socket itself closes on the loop's next turn (:meth:`when_closed`).
         """
+        self.closed = True
         self._transport.abort()
 
     def when_closed(self, callback: Callable[[], None]) -> None:

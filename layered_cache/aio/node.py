@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
+from layered_cache.aio.batch import Batch, Failed, Pending
 from layered_cache.aio.connection import AsyncConnection
 from layered_cache.auth._base import Authenticator
 from layered_cache.core.connection_flows import meta_probe_flow
@@ -34,6 +35,7 @@ from layered_cache.core.translate import (
 )
 from layered_cache.errors import LayeredCacheError, PoolTimeoutError
 from layered_cache.observability.events import StaleConnectionEvent
+from layered_cache.protocol import Expect
 from layered_cache.transport.tcp import ConnectionPlan
 
 __all__ = ["AsyncServer", "LoopPool"]
@@ -67,14 +69,143 @@ class LoopPool:
 
     def __init__(self, server: AsyncServer) -> None:
         self._server = server
+        self.loop = asyncio.get_running_loop()
         self.idle: deque[AsyncConnection] = deque()
         #: Connections open or being opened (idle ones included).
         self.size = 0
         self._waiters: deque[asyncio.Future[AsyncConnection | None]] = deque()
+        #: The calls of this turn of the loop, sent as one batch at its end.
+        self._pending: Pending | None = None
+        #: Tasks sending a batch once a connection is free (kept until they end).
+        self._senders: set[asyncio.Task[None]] = set()
         self._sentinel = _close_at_loop_shutdown(self)
         # First iteration registers it with the running loop; it then waits there.
         with contextlib.suppress(StopIteration):
             self._sentinel.__anext__().send(None)
+
+    # -- sending ----------------------------------------------------------------------
+
+    def submit(
+        self, request: bytes, expect: int | None, count: int, keys: Any, idempotent: bool
+    ) -> asyncio.Future[Any]:
+        """Send a request with this turn's batch; the future gets its reply (or the failure).
+
+        A call made while nothing is in flight is sent at once, if it is safe to
+        send again (a read, a plain ``set``): the one-at-a-time case then costs
+        no extra turn of the loop. Any other call waits for the
+        end of the turn, which also lets a connection the server closed meanwhile
+        be seen as closed before anything that must not run twice is sent on it.
+        """
+        waiter = self.loop.create_future()
+        pending = self._pending
+        if pending is None:
+            if idempotent and self.idle and len(self.idle) == self.size:
+                # Nothing in flight: a call on its own, sent at once. (Once one is in
+                # flight, the calls that follow in this turn wait for its batch.)
+                conn = self._take_idle()
+                if conn is not None:
+                    if count == 1 and expect is not None:
+                        conn.send_one(waiter, request, expect, keys)
+                    else:
+                        batch = Batch()
+                        batch.add(waiter, request, expect, count, keys)
+                        conn.send(batch)
+                    return waiter
+            pending = self._pending = Pending()
+            self.loop.call_soon(self._flush)
+        pending.add(waiter, request, expect, count, keys, idempotent)
+        return waiter
+
+    def submit_get(self, key: bytes) -> asyncio.Future[Any]:
+        """A single-key ``get`` (an encoded key), autobatched with this turn's other gets."""
+        pending = self._pending
+        if pending is None:
+            if self.idle and len(self.idle) == self.size:  # nothing in flight (see submit)
+                conn = self._take_idle()
+                if conn is not None:
+                    waiter = self.loop.create_future()
+                    conn.send_one(waiter, b"get " + key + b"\r\n", Expect.VALUES, (key,))
+                    return waiter
+            pending = self._pending = Pending()
+            self.loop.call_soon(self._flush)
+        waiter = self.loop.create_future()
+        pending.add_get(waiter, key)
+        return waiter
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:  # pragma: no cover - one flush per pending batch
+            return
+        if pending.empty:  # the turn's only call went out at once
+            return
+        batch = pending.build()
+        conn = self._take_idle(careful=pending.careful)
+        if conn is not None:
+            conn.send(batch)
+            return
+        sender = self.loop.create_task(self._send_later(batch, pending.careful))
+        self._senders.add(sender)
+        sender.add_done_callback(self._senders.discard)
+
+    async def _send_later(self, batch: Batch, careful: bool) -> None:
+        """Send ``batch`` once a connection is free (or opened); its calls get any failure."""
+        server = self._server
+        health = server.health
+        seen = health.down_until
+        try:
+            while True:
+                conn = await self.acquire()
+                if conn is None or not careful or not conn.peer_closed():
+                    break
+                self._close(conn)  # closed by the server: what must not run twice waits
+        except PoolTimeoutError:
+            batch.fail(server.pool_exhausted)
+            return
+        except BaseException:
+            for waiter in batch.waiters():  # the loop is shutting down
+                waiter.cancel()
+            raise
+        if health.down_until != seen:
+            # It failed while this batch waited for a connection: fail fast, as the
+            # calls that arrive now do, instead of trying it on every freed slot.
+            try:
+                health.check()
+            except LayeredCacheError:
+                self.give_back(conn)
+                batch.fail(health.unavailable)
+                return
+        if batch.abandoned():
+            self.give_back(conn)
+            return
+        if conn is None:
+            try:
+                conn = await server.open(self)
+            except BaseException as exc:
+                self._hand_over(None)
+                error = exc
+                batch.fail(lambda: Failed(error, reused=False))
+                if not isinstance(exc, Exception):
+                    raise
+                return
+        conn.send(batch)
+
+    def _take_idle(self, *, careful: bool = False) -> AsyncConnection | None:
+        """An idle connection fit for use, if there is one (closing those that are not).
+
+        ``careful``: the socket itself is asked for an end-of-file the loop has
+        not handled yet (for what must not be sent twice).
+        """
+        server = self._server
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if conn.broken or server.idle_expired(conn) or (careful and conn.peer_closed()):
+                self._close(conn)
+                continue
+            return conn
+        return None
+
+    # -- connections ------------------------------------------------------------------
 
     async def acquire(self) -> AsyncConnection | None:
         """An idle connection, or None: the caller may open one (a slot is reserved for it).
@@ -247,10 +378,15 @@ class AsyncServer:
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopPool] = (
             weakref.WeakKeyDictionary()
         )
+        # The pool used last, and (weakly) its loop: the one looked up nearly every time.
+        self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], LoopPool] | None = None
 
     def pool(self) -> LoopPool:
         """This event loop's pool (made on first use; another loop never sees its connections)."""
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0]() is loop:
+            return last[1]
         pool = self._pools.get(loop)
         if pool is None:
             for old in [old for old in self._pools if old.is_closed()]:
@@ -260,6 +396,7 @@ class AsyncServer:
             pool = self._pools[loop] = LoopPool(self)
             if self.retired:
                 pool.retire()
+        self._last = (weakref.ref(loop), pool)
         return pool
 
     def idle_expired(self, conn: AsyncConnection) -> bool:
@@ -282,80 +419,92 @@ class AsyncServer:
 
     # -- exchanges ------------------------------------------------------------------------
 
+    async def open(self, pool: LoopPool) -> AsyncConnection:
+        """A new connection, authenticated, carrying batches for ``pool``."""
+        conn = await self._open()
+        conn.attach(pool, self.timeout)
+        return conn
+
+    # -- exchanges ------------------------------------------------------------------------
+
     async def exchange(self, step: Exchange) -> Any:
-        """Perform ``step`` on one of this loop's connections; raise a translated error."""
+        """Perform ``step`` with this turn's batch on this loop; raise a translated error."""
         health = self.health
         if health.down_until:
-            health.check()  # raises, or lets this call try the server
+            health.check()
         if step.admin is not None:
             return await self._fresh(step)
-        seen = health.down_until
         pool = self.pool()
-        conn = await pool.acquire()
-        if health.down_until != seen:
-            # It failed while this call waited for a connection: fail fast, as the
-            # calls that arrive now do, instead of trying it on every freed slot.
-            try:
-                health.check()
-            except BaseException:
-                pool.give_back(conn)
-                raise
-        if conn is not None and not step.idempotent and conn.peer_closed():
-            # A command that must not run twice is never sent on a connection the
-            # server already closed: it gets a fresh one.
-            pool.discard(conn)
-            conn = await pool.acquire()
-        reused = conn is not None
         try:
-            if conn is None:
-                conn = await self._open()
-            reply = await conn.exchange(
-                step.request, step.expect, step.count, step.keys, self.timeout
+            reply = await pool.submit(
+                step.request, step.expect, step.count, step.keys, step.idempotent
             )
         except Exception as exc:
-            pool.discard(conn)
-            if reused and isinstance(exc, STALE_ERRORS):
-                # The server closed a pooled connection (a restart, an idle timeout
-                # at a proxy); its siblings idled through the same event.
-                pool.close_idle()
-                if self._observer is not None:
-                    self._observer.emit(StaleConnectionEvent(self.name, type(exc).__name__))
-                if step.idempotent:
-                    return await self._fresh(step)
-                raise translate(exc, self.name, self.timeout) from exc
-            raise self._failed(exc, first_use=not reused, pool=pool) from exc
-        except BaseException:
-            # Cancelled: the reply may still come, so the connection must never be reused.
-            pool.discard(conn)
-            raise
+            return await self._failure(exc, pool, step)
         if health.failures:
             health.recovered()
-        pool.release(conn)
         return reply
+
+    async def get(self, key: bytes) -> Any:
+        """``get`` of one encoded key, autobatched (the reply: a list of 0 or 1 item)."""
+        health = self.health
+        if health.down_until:
+            health.check()
+        pool = self.pool()
+        try:
+            reply = await pool.submit_get(key)
+        except Exception as exc:
+            step = Exchange(self, b"get " + key + b"\r\n", Expect.VALUES, True, 1, (key,))
+            return await self._failure(exc, pool, step)
+        if health.failures:
+            health.recovered()
+        return reply
+
+    async def _failure(self, exc: Exception, pool: LoopPool, step: Exchange) -> Any:
+        """Why ``step`` failed, translated and raised; or its answer, resent once if it may be."""
+        if isinstance(exc, LayeredCacheError):  # the pool stayed busy
+            raise exc
+        if not isinstance(exc, Failed):  # an error line
+            raise self._failed(exc, first_use=False, pool=pool) from exc
+        error = exc.error
+        if exc.reused and isinstance(error, STALE_ERRORS):
+            # The server closed a pooled connection (a restart, an idle timeout at a proxy).
+            if self._observer is not None:
+                self._observer.emit(StaleConnectionEvent(self.name, type(error).__name__))
+            if step.idempotent:
+                return await self._fresh(step)
+            raise translate(error, self.name, self.timeout) from error
+        raise self._failed(error, first_use=not exc.reused, pool=pool) from error
 
     async def _fresh(self, step: Exchange) -> Any:
         """Perform ``step`` on a new connection (a resend, or an administrative command)."""
         pool = self.pool()
         await pool.fresh_slot()
-        conn: AsyncConnection | None = None
         try:
-            conn = await self._open()
-            reply = await conn.exchange(
-                step.request, step.expect, step.count, step.keys, self.timeout
-            )
+            conn = await self.open(pool)
         except Exception as exc:
-            pool.discard(conn)
-            if step.admin is not None and conn is not None and isinstance(exc, PeerClosedError):
-                # Opened fine, then closed without a reply: a proxy such as twemproxy
-                # refusing the command, not an outage.
-                raise unsupported_command(self.name, step.admin) from exc
+            pool.discard(None)
             raise self._failed(exc, first_use=True, pool=pool) from exc
         except BaseException:
-            pool.discard(conn)
+            pool.discard(None)
             raise
+        waiter = pool.loop.create_future()
+        batch = Batch()
+        batch.add(waiter, step.request, step.expect, step.count, step.keys)
+        conn.send(batch)
+        try:
+            reply = await waiter
+        except Failed as failed:
+            error = failed.error
+            if step.admin is not None and isinstance(error, PeerClosedError):
+                # Opened fine, then closed without a reply: a proxy such as twemproxy
+                # refusing the command, not an outage.
+                raise unsupported_command(self.name, step.admin) from error
+            raise self._failed(error, first_use=True, pool=pool) from error
+        except Exception as exc:  # an error line
+            raise self._failed(exc, first_use=True, pool=pool) from exc
         if self.health.failures:
             self.health.recovered()
-        pool.release(conn)
         return reply
 
     async def probe_meta(self) -> bool:
@@ -384,7 +533,7 @@ class AsyncServer:
         return speaks
 
     def _failed(
-        self, exc: Exception, *, first_use: bool, pool: LoopPool | None
+        self, exc: BaseException, *, first_use: bool, pool: LoopPool | None
     ) -> LayeredCacheError:
         tls = self.plan.ssl_context is not None
         error = translate(exc, self.name, self.timeout, first_use=first_use, tls=tls)

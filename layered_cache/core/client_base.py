@@ -39,6 +39,10 @@ class BaseClient(Generic[N]):
     timeout: float | None
     #: Fail-silent mode.
     ignore_exceptions: bool
+    #: The key policy (``"strict"`` refuses keys memcached cannot take, ``"hash"`` digests them).
+    key_policy: str
+    #: Seconds a namespace's generation, once read, is used without asking memcached again.
+    namespace_cache_ttl: float
 
     def __init__(self, config: ClientConfig, nodes: dict[str, N]) -> None:
         self._config = config
@@ -50,10 +54,12 @@ class BaseClient(Generic[N]):
         self.ignore_exceptions = config.fail_silent.enabled
         self._fail_silent = config.fail_silent
         self._nodes = nodes
+        self.key_policy = config.keys.name
+        self.namespace_cache_ttl = config.namespace_cache_ttl
         #: None unless something listens: the engines test it once per call.
         self._observer = config.observer
         self._ops: Operations[N] = Operations(
-            config.codec, nodes, config.fail_silent, config.observer
+            config.codec, nodes, config.fail_silent, config.keys, config.observer
         )
         self._membership: Membership = config.membership
 
@@ -91,7 +97,9 @@ class BaseClient(Generic[N]):
                 return False
             nodes, removed = change
             self._nodes = nodes
-            self._ops = Operations(config.codec, nodes, config.fail_silent, config.observer)
+            self._ops = Operations(
+                config.codec, nodes, config.fail_silent, config.keys, config.observer
+            )
         for node in removed:
             node.retire()
         return True

@@ -15,6 +15,8 @@ from typing import Any
 import attrs
 
 from layered_cache._addresses import ServerSpec, hash_name, parse_servers
+from layered_cache._keys import KeyPolicy
+from layered_cache._keys import key_policy as _key_policy
 from layered_cache.auth import NoAuth
 from layered_cache.auth._base import Authenticator
 from layered_cache.core.codec import ValueCodec
@@ -115,6 +117,8 @@ class ClientConfig:
     servers: tuple[ServerEntry, ...]
     fail_silent: FailSilent = attrs.field(eq=False)
     codec: ValueCodec = attrs.field(eq=False)
+    keys: KeyPolicy = attrs.field(eq=False)
+    namespace_cache_ttl: float
     #: The discovery strategy and its state (static discovery: the servers, for good).
     membership: Membership = attrs.field(eq=False)
     #: None when nothing listens (see :mod:`layered_cache.core.observer`).
@@ -135,6 +139,8 @@ def client_config(
     max_pool_size: int | None,
     pool_idle_timeout: float,
     ignore_exceptions: bool,
+    key_policy: str = "strict",
+    namespace_cache_ttl: float = 1.0,
     discovery: Discovery | None = None,
     listeners: Iterable[Any] | None = None,
     include_keys: bool = False,
@@ -187,6 +193,8 @@ def client_config(
         servers=tuple(entries.values()),
         fail_silent=FailSilent(bool(ignore_exceptions)),
         codec=ValueCodec(serializer),
+        keys=_key_policy(key_policy),
+        namespace_cache_ttl=check_count("namespace_cache_ttl", namespace_cache_ttl, minimum=0),
         membership=membership,
         observer=observer,
     )

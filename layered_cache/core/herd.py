@@ -24,7 +24,6 @@ import hashlib
 import time
 from typing import Any, Final
 
-from layered_cache._keys import MAX_KEY_LENGTH, encode_key
 from layered_cache.core.codec import MISS
 from layered_cache.core.observer import Observer
 from layered_cache.core.operations import Compute, Exchange, Flow, Key, Operations, ProbeMeta, Sleep
@@ -32,7 +31,7 @@ from layered_cache.errors import CacheConnectionError
 from layered_cache.observability.events import HERD_LEASE_WAITED, HERD_LEASE_WON, HERD_STALE_SERVED
 from layered_cache.protocol import Expect, MetaReply, requests
 
-__all__ = ["get_or_set"]
+__all__ = ["absorbing", "get_or_set"]
 
 _MISSING: Final[Any] = object()
 _FIRST_POLL: Final = 0.002
@@ -50,7 +49,7 @@ def get_or_set(
     refresh_ahead: int,
 ) -> Flow[Any]:
     """See :meth:`layered_cache.Client.get_or_set`."""
-    encoded = encode_key(key)
+    encoded = ops.keys.encode(key)
     requests.check_expire(expire)
     requests.check_non_negative("lease_ttl", lease_ttl)
     requests.check_non_negative("refresh_ahead", refresh_ahead)
@@ -143,14 +142,15 @@ def _recompute(
     return value
 
 
-def _lease_key(encoded: bytes) -> bytes:
-    lease = encoded + b":lease"
-    if len(lease) > MAX_KEY_LENGTH:
+def _lease_key(ops: Operations[Any], key: Key, encoded: bytes) -> bytes:
+    """``<key>:lease``, as the key policy lays it out (bytes: placed as it always was)."""
+    lease = (key.encode("utf-8", "surrogatepass") if isinstance(key, str) else key) + b":lease"
+    if ops.keys.problem(lease) is not None:  # too long for the strict policy
         lease = b"lease:" + hashlib.sha256(encoded).hexdigest().encode("ascii")
     return lease
 
 
-def _absorbing(ops: Operations[Any], flow: Flow[Any], fallback: Any) -> Flow[Any]:
+def absorbing(ops: Operations[Any], flow: Flow[Any], fallback: Any) -> Flow[Any]:
     """Run a sub-flow; in fail-silent mode a server failure gives ``fallback`` instead."""
     try:
         return (yield from flow)
@@ -169,20 +169,20 @@ def _classic(
     wait_timeout: float,
     lease_ttl: int,
 ) -> Flow[Any]:
-    value = yield from _absorbing(ops, ops.get(key, _MISSING), _MISSING)
+    value = yield from absorbing(ops, ops.get(key, _MISSING), _MISSING)
     if value is not _MISSING:
         return value
-    lease = _lease_key(encoded)
+    lease = _lease_key(ops, key, encoded)
 
     def add(name: Key, item: Any, ttl: int) -> Flow[bool]:
-        return _absorbing(
+        return absorbing(
             ops,
             ops.ask(ops.store_step(b"add", name, item, ttl, False, None), ops.store_result),
             False,
         )
 
     def release() -> Flow[bool]:
-        return _absorbing(ops, ops.ask(ops.delete_step(lease, False), ops.delete_result), False)
+        return absorbing(ops, ops.ask(ops.delete_step(lease, False), ops.delete_result), False)
 
     started = time.monotonic()
     deadline = started + wait_timeout
@@ -193,7 +193,7 @@ def _classic(
         if (yield from add(lease, b"1", lease_ttl)):
             # The lease is ours, but the previous holder may have stored the value
             # and released the lease since we last looked: look once more.
-            value = yield from _absorbing(ops, ops.get(key, _MISSING), _MISSING)
+            value = yield from absorbing(ops, ops.get(key, _MISSING), _MISSING)
             if value is not _MISSING:
                 yield from release()
                 return value
@@ -210,7 +210,7 @@ def _classic(
             return value
         yield Sleep(poll)
         poll = min(poll * 2, _MAX_POLL)
-        value = yield from _absorbing(ops, ops.get(key, _MISSING), _MISSING)
+        value = yield from absorbing(ops, ops.get(key, _MISSING), _MISSING)
         done = value is not _MISSING or time.monotonic() >= deadline
         if done and observer is not None:
             observer.herd(HERD_LEASE_WAITED, node, encoded, time.monotonic() - started)

@@ -15,10 +15,11 @@ before the first step, so a bad call never reaches the wire.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any, Final, Generic, Protocol, TypeAlias, TypeVar
 
-from layered_cache._keys import encode_key, encode_keys
+from layered_cache._keys import KeyPolicy, key_policy
 from layered_cache._ring import Ring
 from layered_cache.core.codec import MISS, ValueCodec
 from layered_cache.core.health import FailSilent
@@ -190,17 +191,28 @@ class Operations(Generic[N]):
         codec: ValueCodec,
         nodes: Mapping[str, N],
         fail_silent: FailSilent,
+        keys: KeyPolicy | None = None,
         observer: Observer | None = None,
     ) -> None:
         self.codec = codec
         self.nodes = dict(nodes)
         self.fail_silent = fail_silent
+        #: What becomes of each key before it is sent (:class:`~layered_cache._keys.KeyPolicy`).
+        self.keys = key_policy("strict") if keys is None else keys
+        self._encode = self.keys.encode
+        self._encode_many = self.keys.encode_many
         #: Where flows report what they did (herd events); None when nothing listens.
         self.observer = observer
         servers = list(self.nodes.values())
         # One server needs no hashing at all: the common case stays cheap.
         self._only: N | None = servers[0] if len(servers) == 1 else None
         self._ring = Ring(list(self.nodes))
+
+    def with_keys(self, keys: KeyPolicy) -> Operations[N]:
+        """These flows over the same servers and placement, with another key policy."""
+        other = copy.copy(self)
+        other.keys, other._encode, other._encode_many = keys, keys.encode, keys.encode_many
+        return other
 
     # -- placement ------------------------------------------------------------------
 
@@ -236,7 +248,7 @@ class Operations(Generic[N]):
 
     def get_step(self, key: Key) -> Exchange:
         """``get <key>``."""
-        encoded = encode_key(key)
+        encoded = self._encode(key)
         # (self.node(key), inline: this is the hot path)
         node = self._only or self.nodes[self._ring.node_for(key)]
         return Exchange(node, b"get " + encoded + b"\r\n", Expect.VALUES, True, 1, (encoded,))
@@ -266,7 +278,7 @@ class Operations(Generic[N]):
 
     def gets_step(self, key: Key) -> Exchange:
         """``gets <key>``."""
-        encoded = encode_key(key)
+        encoded = self._encode(key)
         request = requests.gets([encoded])
         return Exchange(self.node(key), request, Expect.VALUES, True, 1, (encoded,))
 
@@ -293,7 +305,7 @@ class Operations(Generic[N]):
         With ``cas``: ``{key: (value, cas token)}``.
         """
         keys = keys if isinstance(keys, list) else list(keys)
-        encoded = encode_keys(keys)  # every key, before anything is sent
+        encoded = self._encode_many(keys)  # every key, before anything is sent
         found: dict[Key, Any] = {}
         if not keys:
             return found
@@ -327,7 +339,7 @@ class Operations(Generic[N]):
         flags: int | None,
     ) -> Exchange:
         """``set``/``add``/``replace``/``append``/``prepend``, checked and serialized."""
-        encoded = encode_key(key)
+        encoded = self._encode(key)
         if type(expire) is not int:
             requests.check_expire(expire)  # raises, naming the problem
         data, value_flags = self.codec.encode(key, value, flags)
@@ -353,7 +365,7 @@ class Operations(Generic[N]):
         flags: int | None,
     ) -> Exchange:
         """``cas``, checked and serialized."""
-        encoded = encode_key(key)
+        encoded = self._encode(key)
         requests.check_expire(expire)
         data, value_flags = self.codec.encode(key, value, flags)
         request = requests.cas(encoded, value_flags, expire, data, token, noreply)
@@ -379,7 +391,7 @@ class Operations(Generic[N]):
         """
         requests.check_expire(expire)
         keys = list(values)
-        encoded = encode_keys(keys)
+        encoded = self._encode_many(keys)
         encode = self.codec.encode
         items = {
             raw: encode(key, values[key], flags) for key, raw in zip(keys, encoded, strict=True)
@@ -399,8 +411,11 @@ class Operations(Generic[N]):
                     continue
             usable.append((node, group))
         exchanges = []
-        for node, group in usable:
-            if node.meta:
+        # Whether each request went out as meta, read once: a probe still in flight
+        # elsewhere may change node.meta before the replies are read.
+        as_meta = [bool(node.meta) for node, _ in usable]
+        for (node, group), meta in zip(usable, as_meta, strict=True):
+            if meta:
                 request = b"".join(
                     requests.meta_set(raw, items[raw][0], b"T%d F%d k q" % (expire, items[raw][1]))
                     for raw in group
@@ -429,10 +444,10 @@ class Operations(Generic[N]):
                     )
                 )
         replies = yield from self._fan_out(exchanges)
-        for (node, group), reply in zip(usable, replies, strict=True):
+        for (_, group), meta, reply in zip(usable, as_meta, replies, strict=True):
             if reply is FAILED:
                 failed.extend(group.values())
-            elif node.meta:
+            elif meta:
                 failed.extend(group[r.flags["k"]] for r in reply if r.code != b"HD")
             elif reply is not None:
                 lines = reply if len(group) > 1 else [reply]
@@ -459,7 +474,7 @@ class Operations(Generic[N]):
         Not resent: a delete that landed and lost its reply would answer
         ``NOT_FOUND`` the second time, and the call ``False``, a lie.
         """
-        encoded = encode_key(key)
+        encoded = self._encode(key)
         expect = None if noreply else Expect.DELETE
         return Exchange(self.node(key), requests.delete(encoded, noreply), expect, False)
 
@@ -471,7 +486,7 @@ class Operations(Generic[N]):
     def delete_many(self, keys: Iterable[Key], noreply: bool) -> Flow[bool]:
         """``delete`` of many keys, pipelined per server: True once every server acknowledged."""
         keys = keys if isinstance(keys, list) else list(keys)
-        encoded = encode_keys(keys)  # every key, before anything is deleted
+        encoded = self._encode_many(keys)  # every key, before anything is deleted
         if not keys:
             return True
         groups = self._groups(keys, encoded)
@@ -491,7 +506,7 @@ class Operations(Generic[N]):
 
     def touch_step(self, key: Key, expire: int, noreply: bool) -> Exchange:
         """``touch <key> <expire>``."""
-        encoded = encode_key(key)
+        encoded = self._encode(key)
         request = requests.touch(encoded, expire, noreply)
         return Exchange(self.node(key), request, None if noreply else Expect.TOUCH, not noreply)
 
@@ -504,7 +519,7 @@ class Operations(Generic[N]):
 
     def count_step(self, key: Key, delta: int, noreply: bool, *, decrement: bool) -> Exchange:
         """``incr``/``decr`` (never resent: the first attempt may have counted)."""
-        encoded = encode_key(key)
+        encoded = self._encode(key)
         request = requests.arithmetic(b"decr" if decrement else b"incr", encoded, delta, noreply)
         return Exchange(self.node(key), request, None if noreply else Expect.ARITHMETIC, False)
 
@@ -522,7 +537,7 @@ class Operations(Generic[N]):
             requests.check_non_negative(name, number)
         if type(expire) is not int:
             raise InvalidArgumentError(f"expire must be an integer, not {expire!r}")
-        encoded = encode_key(key)
+        encoded = self._encode(key)
         node = self.node(key)
         # Stored as an int (flags 2), so get() reads a number.
         data, flags = self.codec.encode(key, initial)
@@ -561,7 +576,7 @@ class Operations(Generic[N]):
 
     def mark_stale(self, key: Key, stale_ttl: int) -> Flow[bool]:
         """``md <key> I T<stale_ttl>`` (a plain ``delete`` without meta): True when it existed."""
-        encoded = encode_key(key)
+        encoded = self._encode(key)
         requests.check_expire(stale_ttl)
         node = self.node(key)
         if node.meta is None:

@@ -14,7 +14,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from typing import Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, InvalidCacheKey
@@ -28,6 +28,9 @@ from layered_cache.django.options import CacheConfig, CacheConfigurationError, c
 from layered_cache.errors import InvalidKeyError
 from layered_cache.serialization import Serialized
 from layered_cache.sync.client import Client
+
+if TYPE_CHECKING:
+    from layered_cache.django.namespaces import CacheNamespace
 
 __all__ = ["KEYS_HELP", "MAX_SHARED_CLIENTS", "MemcacheCache", "release_clients"]
 
@@ -143,6 +146,7 @@ class MemcacheCache(SingleKeyMethods):
             self._config: CacheConfig | None = None
             self._config_error = exc
             self._close_connections = False
+            self._hashes_keys = False
             return
         super().__init__(
             list(config.locations),
@@ -156,6 +160,8 @@ class MemcacheCache(SingleKeyMethods):
         # authenticated connections outlive any one backend and any request.
         self._cache = _sync_clients.get(config)
         self._close_connections = config.close_connections
+        # key_policy="hash": every key Django makes is usable (validate_key lets it through).
+        self._hashes_keys = self._cache.key_policy == "hash"
         self._finalizer = weakref.finalize(self, _close_if_released, config.share_key, self._cache)
 
     @property
@@ -372,12 +378,16 @@ class MemcacheCache(SingleKeyMethods):
 
         Same rule as Django's memcached backends, and their message followed by
         what to do about it (hash or shorten the key: see the documentation's
-        *Cache keys*). A key Django's character count lets through but that is
+        *Cache keys*). With ``OPTIONS["key_policy"] = "hash"`` nothing is refused
+        and nothing warned about: a key memcached cannot take is stored under a
+        digest form instead. A key Django's character count lets through but that is
         over 250 bytes once UTF-8 encoded raises
         :class:`~layered_cache.InvalidKeyError` (a :class:`ValueError`). Valid
         keys (the common case) are recognised by one fast check instead of a
         loop over every character.
         """
+        if self._hashes_keys:
+            return  # OPTIONS["key_policy"] = "hash": the client digests what memcached refuses
         problem = key_problem(key)
         if problem is None:
             return
@@ -443,6 +453,26 @@ class MemcacheCache(SingleKeyMethods):
             # This call computed the value: answer it, not the bytes stored for it.
             return computed[-1][0]
         return result
+
+    def namespace(self, name: str) -> CacheNamespace:
+        """This cache, with every key in the namespace ``name``: invalidated at once by ``clear()``.
+
+        The view has the whole cache API (sync and async); its ``clear()`` and
+        ``aclear()`` (or ``invalidate()``/``ainvalidate()``) make every key of
+        the namespace read as a miss, fleet-wide, without touching the rest of
+        the cache. Keys are made as usual (``KEY_PREFIX``, version) and then
+        qualified by the namespace's generation (see
+        :meth:`layered_cache.Client.namespace` and the :doc:`keys guide
+        </guides/keys>`); the name itself is made into a key the same way.
+
+        Raises:
+            InvalidKeyError: the made name is not a valid memcached key of at
+                most 100 bytes.
+        """
+        # The view subclasses this class, hence the import here.
+        from layered_cache.django.namespaces import CacheNamespace  # noqa: PLC0415
+
+        return CacheNamespace(self, name)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {list(self.client_servers)!r}>"

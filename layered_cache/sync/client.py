@@ -22,6 +22,7 @@ from layered_cache.core.config import (
     check_timeout,
     client_config,
 )
+from layered_cache.core.namespaces import NamespaceFlows, forget_generations
 from layered_cache.core.observer import STORE_NAMES as _STORE_NAMES
 from layered_cache.core.observer import Observer
 from layered_cache.core.operations import (
@@ -41,6 +42,7 @@ from layered_cache.serialization._base import Serializer
 from layered_cache.sync.batch import perform_batch
 from layered_cache.sync.connection import Connection
 from layered_cache.sync.discovery import Refresher, run_lookup
+from layered_cache.sync.namespace import Namespace
 from layered_cache.sync.node import ServerNode
 from layered_cache.transport import format_address
 from layered_cache.transport._base import Address, Transport
@@ -103,6 +105,17 @@ class Client(BaseClient[ServerNode]):
             once per server on the ``layered_cache`` logger. Bad keys, values,
             credentials and TLS refusals still raise: they are mistakes to fix,
             not outages to ride out.
+        key_policy: what becomes of a key memcached cannot take as it is (over
+            250 bytes once UTF-8 encoded, whitespace, control characters):
+            ``"strict"`` (default) refuses it with
+            :class:`~layered_cache.errors.InvalidKeyError` before anything is
+            sent; ``"hash"`` stores it under a digest form that keeps its
+            readable start (see the :doc:`keys guide </guides/keys>`). Either
+            way a valid key is sent exactly as it is.
+        namespace_cache_ttl: seconds a namespace's generation, once read, is
+            used without asking memcached again (0: read it on every call);
+            also how long another process may use a generation after this one
+            invalidated it (:meth:`namespace`).
         discovery: where the nodes come from:
             :class:`~layered_cache.discovery.StaticDiscovery` (default: the
             ``servers`` are the nodes),
@@ -168,6 +181,8 @@ class Client(BaseClient[ServerNode]):
         max_pool_size: int | None = None,
         pool_idle_timeout: float = 0.0,
         ignore_exceptions: bool = False,
+        key_policy: str = "strict",
+        namespace_cache_ttl: float = 1.0,
         discovery: Discovery | None = None,
         listeners: Iterable[Callable[[Any], object]] | None = None,
         include_keys: bool = False,
@@ -186,6 +201,8 @@ class Client(BaseClient[ServerNode]):
             max_pool_size=max_pool_size,
             pool_idle_timeout=pool_idle_timeout,
             ignore_exceptions=ignore_exceptions,
+            key_policy=key_policy,
+            namespace_cache_ttl=namespace_cache_ttl,
             discovery=discovery,
             listeners=listeners,
             include_keys=include_keys,
@@ -582,6 +599,26 @@ class Client(BaseClient[ServerNode]):
         reply = self._ask(step, _STORE_NAMES[command])
         return reply is not FAILED and self._ops.store_result(reply)
 
+    def namespace(self, name: str | bytes) -> Namespace:
+        """A view of this client whose keys all belong to the namespace ``name``.
+
+        The view has the client's keyed methods; ``view.invalidate()`` makes
+        every key of the namespace read as a miss at once, fleet-wide (see
+        :class:`~layered_cache.sync.namespace.Namespace` and
+        the :doc:`keys guide </guides/keys>`). Views are cheap: make one per use.
+
+        Raises:
+            InvalidKeyError: ``name`` is not a valid memcached key of at most
+                100 bytes (nothing is sent).
+        """
+        flows = NamespaceFlows(lambda: self._ops, name, self.namespace_cache_ttl)
+
+        def drive(operation: str, flow: Flow[Any]) -> Any:
+            # A namespace flow answers its own fail-silent fallback (core.namespaces).
+            return self._drive(flow, NO_FALLBACK, operation)
+
+        return Namespace(flows, drive, name, self.serializer)
+
     # -- servers ------------------------------------------------------------
 
     def stats(self, *args: str) -> dict[str, dict[str, Any]]:
@@ -594,6 +631,7 @@ class Client(BaseClient[ServerNode]):
 
     def flush_all(self, delay: int = 0, noreply: bool = False) -> bool:
         """Invalidate every item on every server (after ``delay`` seconds); True when all agreed."""
+        forget_generations(self._ops)  # namespaces start new generations
         return self._drive(self._ops.flush_all(delay, noreply), NO_FALLBACK, "flush_all")  # type: ignore[no-any-return]
 
     # -- discovery ------------------------------------------------------------

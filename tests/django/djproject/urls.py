@@ -8,4 +8,7 @@ urlpatterns = [
     path("visits/", views.visits),
     path("profile/<int:user_id>/", views.profile),
     path("page/", views.page),
+    path("dashboard/<int:user_id>/", views.dashboard),
+    path("dashboard/<int:user_id>/changed/", views.dashboard_changed),
+    path("adashboard/<int:user_id>/", views.adashboard),
 ]

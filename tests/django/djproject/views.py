@@ -38,3 +38,34 @@ def page(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(f"render #{next(_renders)}")
     response.set_cookie("flavour", "chocolate")
     return response
+
+
+FRAGMENTS = ("orders", "messages", "recommendations")
+
+
+def dashboard(request: HttpRequest, user_id: int) -> JsonResponse:
+    """Per-user fragments, each cached in the user's namespace (rendered once per generation)."""
+    space = cache.namespace(f"user:{user_id}")
+    return JsonResponse(
+        {
+            name: space.get_or_set(name, lambda name=name: f"{name} #{next(_renders)}", 300)
+            for name in FRAGMENTS
+        }
+    )
+
+
+def dashboard_changed(request: HttpRequest, user_id: int) -> JsonResponse:
+    """Something about the user changed: every fragment of theirs is stale at once."""
+    cache.namespace(f"user:{user_id}").clear()
+    return JsonResponse({"invalidated": user_id})
+
+
+async def adashboard(request: HttpRequest, user_id: int) -> JsonResponse:
+    """The async dashboard, on the same namespaces."""
+    space = cache.namespace(f"user:{user_id}")
+    return JsonResponse(
+        {
+            name: await space.aget_or_set(name, lambda name=name: f"{name} #{next(_renders)}", 300)
+            for name in FRAGMENTS
+        }
+    )
