@@ -9,6 +9,7 @@ path), must come back whole and well within its timeout.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import ssl
@@ -204,3 +205,27 @@ def test_each_write_is_whole_records(
         start, end = next((s, e) for s, e in commands if s < offset <= e)
         assert offset == end or end - start > TLS_RECORD_SIZE
     assert len(record_server.records) < 30  # commands gathered, not one record each
+
+
+def test_concurrent_async_calls_written_together(
+    tls_servers: list[MemcachedProcess], tls_material: TLSMaterial
+) -> None:
+    """The asyncio engine writes concurrent calls' requests together: cut over TLS too."""
+    from layered_cache import AsyncClient
+
+    tls_servers[0].flush()
+    values = {f"tls:together:{i}": "t" * 3000 for i in range(80)}
+
+    async def main() -> list[Any]:
+        async with AsyncClient(
+            str(tls_servers[0].address),
+            transport=TLSTransport(ca_file=tls_material.ca_file),
+            timeout=TIMEOUT,
+        ) as client:
+            stored = await asyncio.gather(*(client.set(k, v) for k, v in values.items()))
+            found = await asyncio.gather(*(client.get(k) for k in values))
+            return [stored, found]
+
+    stored, found = asyncio.run(main())
+    assert stored == [True] * len(values)
+    assert found == list(values.values())
