@@ -19,6 +19,7 @@ connection is closed, never reused.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 from collections import deque
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from layered_cache.auth._base import Authenticator
 from layered_cache.core.connection_flows import CLOSED, ConnectionFlow, handshake_flow
 from layered_cache.core.translate import STALE_ERRORS, PeerClosedError
 from layered_cache.protocol import ErrorReply, ProtocolError, ReplyParser
+from layered_cache.protocol.framing import write_commands
 from layered_cache.transport.tcp import ConnectionPlan, apply_socket_options, input_waiting
 
 if TYPE_CHECKING:
@@ -109,6 +111,7 @@ class AsyncConnection:
         "_protocol",
         "_timer",
         "_transport",
+        "_write",
         "closed",
         "idle_since",
         "inflight",
@@ -121,9 +124,17 @@ class AsyncConnection:
         "used",
     )
 
-    def __init__(self, transport: asyncio.Transport, protocol: _Protocol, name: str) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, protocol: _Protocol, name: str, *, tls: bool = False
+    ) -> None:
         self._transport = transport
         self._protocol = protocol
+        # Over TLS a pipelined write is cut at command boundaries: each write() of
+        # asyncio's TLS transport ends a record, and memcached's TLS mode can stall on a
+        # record that ends inside a command (protocol.framing).
+        self._write: Callable[[bytes], None] = (
+            functools.partial(write_commands, transport.write) if tls else transport.write
+        )
         self._parser = protocol.parser
         self.name = name
         self.loop = asyncio.get_running_loop()
@@ -168,7 +179,7 @@ class AsyncConnection:
                 transport, protocol = await loop.create_connection(
                     lambda: _Protocol(name), address[0], address[1], **tls
                 )
-            conn = cls(transport, protocol, name)
+            conn = cls(transport, protocol, name, tls=plan.ssl_context is not None)
             try:
                 sock = transport.get_extra_info("socket")
                 if isinstance(sock, socket.socket) or hasattr(sock, "setsockopt"):
@@ -236,7 +247,7 @@ class AsyncConnection:
                 waiter.set_exception(Failed(lost, reused=self.reused))
             return
         if data:
-            self._transport.write(data[0] if len(data) == 1 else b"".join(data))
+            self._write(data[0] if len(data) == 1 else b"".join(data))
         for waiter in written:
             waiter.set_result(None)
         if not inflight:
@@ -254,7 +265,7 @@ class AsyncConnection:
             self.fail(lost)
             return
         self._parser.expect(kind, keys)
-        self._transport.write(request)
+        self._write(request)
         if self.timeout is not None:
             self._timer = self.loop.call_later(self.timeout, self._expire)
 

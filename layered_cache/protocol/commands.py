@@ -1,15 +1,17 @@
-"""What a request says, read back: its commands and their keys (for events, not for the wire).
+"""What a request says, read back: its commands, their keys, where each one ends.
 
 The engines send requests as opaque bytes; observers that need to know which
 keys a request carried, or whether it writes, read it back here instead of
-every step carrying its keys (the hot path builds no extra tuple).
+every step carrying its keys (the hot path builds no extra tuple). A TLS
+connection cuts a long pipeline where its commands end
+(:mod:`layered_cache.protocol.framing`).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["WRITE_COMMANDS", "request_commands"]
+__all__ = ["WRITE_COMMANDS", "command_ends", "request_commands"]
 
 #: Commands that change what the server holds.
 WRITE_COMMANDS: Final = frozenset(
@@ -41,6 +43,44 @@ _LENGTH_FIELD: Final = {
 }
 _NO_KEY: Final = frozenset({b"mn", b"stats", b"version", b"flush_all", b"verbosity"})
 _MULTI_KEY: Final = frozenset({b"get", b"gets"})
+
+
+def command_ends(request: bytes) -> list[int]:
+    """Where each command of a (possibly pipelined) request ends, past its data block.
+
+    A command it cannot read (no line end, no length) runs to the end of ``request``.
+
+    Example:
+        >>> command_ends(b"set a 0 0 2\\r\\nhi\\r\\ndelete b\\r\\nmn\\r\\n")
+        [17, 27, 31]
+    """
+    # One tight loop (a pipeline may hold thousands of commands): each line is found,
+    # and only a command with a data block has its header split.
+    find = request.find
+    length_field = _LENGTH_FIELD.get
+    size = len(request)
+    ends: list[int] = []
+    end = 0
+    while end < size:
+        line_end = find(b"\r\n", end)
+        if line_end < 0:
+            break
+        name_end = find(b" ", end, line_end)
+        field = length_field(request[end:name_end]) if name_end > end else None
+        if field is None:
+            end = line_end + 2
+        else:
+            try:
+                length = int(request[name_end + 1 : line_end].split(b" ")[field - 1])
+            except (IndexError, ValueError):
+                break
+            if length < 0:
+                break
+            end = line_end + 4 + length
+        ends.append(min(end, size))
+    if (ends[-1] if ends else 0) < size:
+        ends.append(size)  # (what it cannot read, as one command)
+    return ends
 
 
 def request_commands(request: bytes) -> list[tuple[bytes, tuple[bytes, ...]]]:

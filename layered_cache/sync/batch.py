@@ -37,6 +37,7 @@ from layered_cache.core.operations import FAILED, Batch, Exchange
 from layered_cache.core.translate import STALE_ERRORS, ErrorReplyReceived, PeerClosedError
 from layered_cache.errors import CacheConnectionError
 from layered_cache.protocol import ErrorReply
+from layered_cache.protocol.framing import command_writes
 from layered_cache.sync.connection import Connection
 from layered_cache.sync.node import ServerNode
 
@@ -61,6 +62,7 @@ class _InFlight:
         "offset",
         "replies",
         "request",
+        "rest",
         "reused",
         "settled",
         "step",
@@ -74,7 +76,13 @@ class _InFlight:
         self.node = node
         self.conn = conn
         self.reused = reused
+        #: The write under way, and (TLS) the writes after it, last first: over TLS a
+        #: pipeline goes out cut at command boundaries (layered_cache.protocol.framing).
         self.request = memoryview(step.request)
+        self.rest: list[memoryview] = []
+        if conn.tls:
+            self.rest = command_writes(step.request)[::-1]
+            self.request = self.rest.pop()
         # A kernel-timed (blocking) socket is asked not to wait, call by call;
         # any other is made non-blocking for the batch.
         self.flags = _DONTWAIT if conn.kernel_timed else 0
@@ -93,12 +101,17 @@ class _InFlight:
         """Send what the socket takes now; True once the whole request is out."""
         request = self.request
         sock = self.conn.sock
-        while self.offset < len(request):
-            try:
-                self.offset += sock.send(request[self.offset :], self.flags)
-            except _WOULD_BLOCK:
-                return False
-        return True
+        while True:
+            while self.offset < len(request):
+                try:
+                    # (A TLS write that must wait is retried with these very bytes.)
+                    self.offset += sock.send(request[self.offset :], self.flags)
+                except _WOULD_BLOCK:
+                    return False
+            if not self.rest:
+                return True
+            self.request = request = self.rest.pop()
+            self.offset = 0
 
     def receive(self) -> bool:
         """Read what has arrived; True once every reply is in."""

@@ -9,16 +9,20 @@ through the shared reply parser. It knows nothing of pools, health or retries
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
+import ssl
 import struct
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from layered_cache.auth._base import Authenticator
 from layered_cache.core.connection_flows import CLOSED, ConnectionFlow, handshake_flow
 from layered_cache.core.translate import ErrorReplyReceived, PeerClosedError
 from layered_cache.protocol import ErrorReply, ReplyParser, whole_reply
+from layered_cache.protocol.framing import write_commands
 from layered_cache.transport._base import Address, Transport
 from layered_cache.transport.tcp import input_waiting
 
@@ -59,12 +63,22 @@ class Connection:
         "name",
         "parser",
         "quiet",
+        "send",
         "sock",
         "timeout",
+        "tls",
     )
 
     def __init__(self, sock: socket.socket, name: str, timeout: float | None = None) -> None:
         self.sock = sock
+        #: Whether the socket is TLS, over which a pipelined request goes out cut at
+        #: command boundaries (:mod:`layered_cache.protocol.framing`; memcached's TLS
+        #: mode can stall on a record that ends inside a command).
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        #: Writes a whole request with ``sock.sendall``, over TLS command-aligned.
+        self.send: Callable[[bytes], None] = (
+            functools.partial(write_commands, sock.sendall) if self.tls else sock.sendall
+        )
         self.name = name
         #: Seconds an exchange may take as a whole, or None for no bound.
         self.timeout = timeout
@@ -135,7 +149,7 @@ class Connection:
             # (a reply trickling in byte by byte cannot stretch a call past it).
             self._deadline = time.monotonic() + self.timeout
         try:
-            self.sock.sendall(request)
+            self.send(request)
             if expect is None:
                 self.quiet = True
                 return None
