@@ -58,10 +58,13 @@ class BaseClient(Generic[N]):
         self.namespace_cache_ttl = config.namespace_cache_ttl
         #: None unless something listens: the engines test it once per call.
         self._observer = config.observer
-        self._ops: Operations[N] = Operations(
-            config.codec, nodes, config.fail_silent, config.keys, config.observer
-        )
+        self._ops: Operations[N] = self._operations(nodes)
         self._membership: Membership = config.membership
+
+    def _operations(self, nodes: dict[str, N]) -> Operations[N]:
+        """The flows over ``nodes`` with this client's codec, policies and observer."""
+        config = self._config
+        return Operations(config.codec, nodes, config.fail_silent, config.keys, config.observer)
 
     # -- discovery ------------------------------------------------------------------
 
@@ -97,9 +100,7 @@ class BaseClient(Generic[N]):
                 return False
             nodes, removed = change
             self._nodes = nodes
-            self._ops = Operations(
-                config.codec, nodes, config.fail_silent, config.keys, config.observer
-            )
+            self._ops = self._operations(nodes)
         for node in removed:
             node.retire()
         return True
