@@ -280,17 +280,12 @@ class Client(BaseClient[ServerNode]):
             observer = self._observer
             if observer is None:
                 return perform_batch(step, self._fail_silent.absorb)
-            # With listeners, each server's exchange is reported as it ends: the
-            # servers are asked one after another.
-            answers = []
-            for exchange in step.exchanges:
-                try:
-                    answers.append(observer.exchange(exchange, operation))
-                except CacheConnectionError as error:
-                    if not (step.absorb and self._fail_silent.absorb(error)):
-                        raise
-                    answers.append(FAILED)
-            return answers
+            exchanged = observer.exchanged
+
+            def report(exchange: Exchange, start: float, reply: Any, error: Any) -> None:
+                exchanged(exchange, operation, start, reply, error)
+
+            return perform_batch(step, self._fail_silent.absorb, report)
         if type(step) is ProbeMeta:
             return step.node.probe_meta()
         if type(step) is Sleep:
