@@ -575,10 +575,30 @@ def build_rows(endpoints: dict[str, Endpoint], ours_ok: bool, res: Results) -> l
     return rows
 
 
+def keep_rows(rows: list[Row], words: list[str]) -> list[Row]:
+    """The rows whose name contains one of ``words`` (all of them if none); the others closed."""
+    if not words:
+        return rows
+    kept = []
+    for row in rows:
+        if any(word in row.name.lower() for word in words):
+            kept.append(row)
+        else:
+            row.close()
+    return kept
+
+
 def measure(  # noqa: PLR0912 - one loop per kind of workload
-    rows: list[Row], seconds: float, repeats: int, res: Results, log: Callable[[str], None]
+    rows: list[Row],
+    seconds: float,
+    repeats: int,
+    res: Results,
+    log: Callable[[str], None],
+    workloads: list[str],
 ) -> None:
     for workload, title in WORKLOADS.items():
+        if workload not in workloads:
+            continue
         started = time.monotonic()
         res.placements[workload] = place("split" if workload in THREAD_WORKLOADS else "same")
         if workload in THREAD_WORKLOADS:
@@ -889,6 +909,32 @@ def _thread_scaling(res: Results, row: str, one: str, many: str) -> float | None
     return None if a is None or b is None else a.best / b.best
 
 
+def print_thread_scaling(res: Results, out: Callable[[str], None]) -> None:
+    """What 8 threads do against one for the rows that are not targets, for reference.
+
+    The threads rows pin this process to one CPU and the server to the other: with
+    the machine otherwise idle a round trip across the two is a few microseconds,
+    less than what a call costs the one client CPU shared by 8 threads (a context
+    switch and a wake-up per call), so even the raw-socket loop can do fewer calls
+    with 8 threads than with one; on a busy machine the round trip is tens of
+    microseconds and 8 threads do several times more.
+    """
+    lines = []
+    for row in (WIRE, OURS, DJ_PYLIBMC):
+        for operation, one, eight in (
+            ("get", "threads_1", "threads_8"),
+            ("set", "threads_1_set", "threads_8_set"),
+        ):
+            ratio = _thread_scaling(res, row, one, eight)
+            if ratio is not None:
+                lines.append(f"      {row}, {operation}: {ratio:.2f}×")
+    if lines:
+        out("")
+        out("8 threads vs 1 thread (throughput, tcp), for reference:")
+        for line in lines:
+            out(line)
+
+
 def print_targets(found: list[Target], out: Callable[[str], None], title: str) -> None:
     out("")
     out(f"== {title} (speed ratios; goal = at least) ==")
@@ -1038,6 +1084,17 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a linear scri
         help="seconds to wait at most for other processes to leave the CPUs "
         "alone before measuring (default 120; 0: don't wait)",
     )
+    parser.add_argument(
+        "--workloads",
+        default=",".join([*WORKLOADS, "request_loop"]),
+        help="comma-separated subset of " + ", ".join([*WORKLOADS, "request_loop"]),
+    )
+    parser.add_argument(
+        "--rows",
+        default="",
+        help="comma-separated words; only rows whose name contains one of them "
+        "(case-insensitive; e.g. 'raw,layered,pylibmc')",
+    )
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--png", type=Path, help="draw the chart (matplotlib) here")
     args = parser.parse_args(argv)
@@ -1048,6 +1105,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a linear scri
     unknown = set(wanted) - set(TRANSPORTS)
     if unknown:
         parser.error(f"unknown transport(s) {', '.join(sorted(unknown))}")
+    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = set(workloads) - {*WORKLOADS, "request_loop"}
+    if unknown:
+        parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}")
+    row_words = [w.strip().lower() for w in args.rows.split(",") if w.strip()]
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -1075,16 +1137,18 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a linear scri
         ours_ok = ours_problem is None
         log(f"servers up: {', '.join(f'{t}={e.address}' for t, e in endpoints.items())}")
         rows = build_rows(endpoints, ours_ok, res)
+        rows = keep_rows(rows, row_words)
         log(f"{len(rows)} rows; {repeats} run(s) of ~{seconds} s per measurement")
         interference.start()
         try:
-            measure(rows, seconds, repeats, res, log)
+            measure(rows, seconds, repeats, res, log, workloads)
         finally:
             for row in rows:
                 with contextlib.suppress(Exception):
                     row.close()
-        log("  Django request loop ...")
-        measure_request_loop(endpoints, ours_ok, loop_seconds, repeats, res)
+        if "request_loop" in workloads:
+            log("  Django request loop ...")
+            measure_request_loop(endpoints, ours_ok, loop_seconds, repeats, res)
         res.interference = interference.stop()
     log(f"done in {time.monotonic() - began:.0f} s")
 
@@ -1093,6 +1157,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a linear scri
     print_tables(res, print)
     print_targets(found, print, "issue 6 targets")
     print_targets(found14, print, "issue 14 targets")
+    print_thread_scaling(res, print)
     found = found + found14
     config = {
         "seconds": seconds,
@@ -1100,6 +1165,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a linear scri
         "threads": THREADS,
         "quick": args.quick,
         "transports": wanted,
+        "workloads": workloads,
+        "rows": row_words,
         "command": " ".join(["python -m benchmarks.run", *(argv or sys.argv[1:])]),
     }
     data = to_json(res, found, config)

@@ -41,6 +41,11 @@ class SingleKeyMethods(BaseMemcachedCache):
             and cls.make_and_validate_key is BaseCache.make_and_validate_key
             and cls.validate_key is getattr(cls, "client_key_rules", None)
         )
+        #: ``KEY_PREFIX:VERSION:`` of the default version, which a plain str key is
+        #: appended to (what Django's ``default_key_func`` makes, without its formatting).
+        self._key_head: str | None = (
+            f"{self.key_prefix}:{self.version}:" if self._own_keys else None
+        )
         default = self.default_timeout
         self._default_expire: int | None = (
             int(self.get_backend_timeout(default) or 0)
@@ -50,6 +55,9 @@ class SingleKeyMethods(BaseMemcachedCache):
 
     def _made(self, key: Any, version: int | None) -> Any:
         """The memcached key (checked by the client as it encodes it), or made and validated."""
+        head = self._key_head
+        if head is not None and version is None and type(key) is str:
+            return head + key
         if self._own_keys:
             return f"{self.key_prefix}:{self.version if version is None else version}:{key}"
         return self.make_and_validate_key(key, version=version)
@@ -65,7 +73,12 @@ class SingleKeyMethods(BaseMemcachedCache):
         self.validate_key(made)
 
     def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
-        made = self._made(key, version)
+        head = self._key_head  # (self._made, inline: this is the hot path)
+        made = (
+            head + key
+            if head is not None and version is None and type(key) is str
+            else self._made(key, version)
+        )
         try:
             return self._cache.get(made, default)
         except InvalidKeyError:
@@ -75,9 +88,17 @@ class SingleKeyMethods(BaseMemcachedCache):
     def set(
         self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
     ) -> None:
-        made = self._made(key, version)
+        head = self._key_head  # (self._made and self._expire, inline: this is the hot path)
+        made = (
+            head + key
+            if head is not None and version is None and type(key) is str
+            else self._made(key, version)
+        )
+        expire = self._default_expire
+        if timeout is not DEFAULT_TIMEOUT or expire is None:
+            expire = self._expire(timeout)
         try:
-            stored = self._cache.set(made, value, self._expire(timeout))
+            stored = self._cache.set(made, value, expire)
         except InvalidKeyError:
             self._refused(made)
             raise

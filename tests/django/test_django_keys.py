@@ -209,3 +209,27 @@ def test_a_view_caching_per_user_fragments_invalidated_at_once(browser: Client) 
     assert browser.get("/dashboard/2/").json() == other  # the other user's stay cached
     # The async view reads the same namespaces.
     assert asyncio.run(AsyncClient().get("/adashboard/1/")).json() == fresh
+
+
+def test_single_key_methods_store_under_djangos_own_keys(memcached: MemcachedProcess) -> None:
+    """The backend's key making (a prefix joined once) gives what ``make_key`` gives."""
+    from django.utils.safestring import mark_safe
+
+    setting = {
+        "default": {
+            "BACKEND": BACKEND,
+            "LOCATION": memcached.address,
+            "KEY_PREFIX": "shop",
+            "VERSION": 3,
+        }
+    }
+    with override_settings(CACHES=setting):
+        cache = caches["default"]
+        raw = cache.client  # type: ignore[attr-defined]
+        for key, version in [("plain", None), (mark_safe("safe"), None), (42, None), ("v", 7)]:
+            cache.set(key, f"value of {key}", version=version)
+            made = cache.make_key(key, version=version)
+            assert raw.get(made) == f"value of {key}"
+            assert cache.get(key, version=version) == f"value of {key}"
+        assert raw.get("shop:3:plain") == "value of plain"
+        assert raw.get("shop:7:v") == "value of v"
