@@ -24,7 +24,7 @@ from layered_cache.core.translate import ErrorReplyReceived, PeerClosedError
 from layered_cache.protocol import ErrorReply, ReplyParser, whole_reply
 from layered_cache.protocol.framing import write_commands
 from layered_cache.transport._base import Address, Transport
-from layered_cache.transport.tcp import input_waiting
+from layered_cache.transport.tcp import input_watch
 
 __all__ = ["Connection"]
 
@@ -56,6 +56,7 @@ class Connection:
 
     __slots__ = (
         "_deadline",
+        "_input_waiting",
         "_stretched",
         "_timeval",
         "idle_since",
@@ -92,6 +93,8 @@ class Connection:
         #: A blocking socket timed by the kernel (see :meth:`time_by_kernel`).
         self.kernel_timed = False
         self._timeval = b""
+        # Asked before commands that must not reach a server that hung up (see peer_closed).
+        self._input_waiting = input_watch(sock)
 
     def time_by_kernel(self) -> None:
         """Make a plain socket blocking, its ``timeout`` enforced by the kernel.
@@ -252,7 +255,7 @@ class Connection:
         asked for (an error answering a ``noreply`` command), must not carry
         the next command.
         """
-        return input_waiting(self.sock)
+        return self._input_waiting()
 
     def close(self) -> None:
         """Close the socket (sends nothing more to the server)."""

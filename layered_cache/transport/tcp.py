@@ -6,6 +6,7 @@ import select
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -87,21 +88,41 @@ def apply_socket_options(sock: socket.socket, plan: ConnectionPlan) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, keepalive.count)
 
 
-def input_waiting(sock: Any) -> bool:
-    """Whether an idle connection's socket has bytes or an end-of-file waiting (or is gone).
+def input_watch(sock: Any) -> Callable[[], bool]:
+    """A check, set up once, of whether ``sock`` has bytes or an end-of-file waiting (or is gone).
 
     On a connection nobody is awaiting a reply on, either means the server hung
     up (a restart, an idle timeout) or sent something nobody asked for: the
     connection must not carry the next command. ``sock`` is anything with a
-    ``fileno()`` (a socket, a TLS socket, asyncio's transport socket).
+    ``fileno()`` (a socket, a TLS socket, asyncio's transport socket). A
+    connection asked before each of its commands keeps its check, so that each
+    look is one ``poll`` call (no poller made and registered every time).
     """
     # poll, not select: select cannot watch descriptors numbered 1024 and up.
     poller = select.poll()
     try:
         poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
     except (OSError, ValueError):
-        return True
+        return _gone
+    poll = poller.poll
+
+    def waiting() -> bool:
+        try:
+            return bool(poll(0))
+        except OSError:
+            return True
+
+    return waiting
+
+
+def _gone() -> bool:
+    """The check of a socket that cannot be watched (closed): treat it as hung up."""
+    return True
+
+
+def input_waiting(sock: Any) -> bool:
+    """Whether ``sock`` has input or an end-of-file waiting, or is gone (:func:`input_watch`)."""
+    return input_watch(sock)()
 
 
 def open_socket(plan: ConnectionPlan, *, connect_timeout: float | None) -> socket.socket:
