@@ -287,7 +287,10 @@ class Client(BaseClient[ServerNode]):
 
             return perform_batch(step, self._fail_silent.absorb, report)
         if type(step) is ProbeMeta:
-            return step.node.probe_meta()
+            observer = self._observer
+            if observer is None:
+                return step.node.probe_meta()
+            return observer.probe(step.node, operation)
         if type(step) is Sleep:
             time.sleep(step.seconds)
             return None
