@@ -229,9 +229,14 @@ class Operations(Generic[N]):
         if only is not None:
             return [(only, dict(zip(encoded, keys, strict=True)))]
         groups: dict[str, dict[bytes, Key]] = {}
+        group_of = groups.get
         node_for = self._ring.node_for
         for key, raw in zip(keys, encoded, strict=True):
-            groups.setdefault(node_for(key), {})[raw] = key
+            name = node_for(key)
+            group = group_of(name)
+            if group is None:  # (not setdefault: it would make a dict for every key)
+                group = groups[name] = {}
+            group[raw] = key
         return [(self.nodes[name], group) for name, group in groups.items()]
 
     @staticmethod

@@ -13,6 +13,7 @@ timeout's memcached expiry is worked out once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
@@ -71,6 +72,15 @@ class SingleKeyMethods(BaseMemcachedCache):
     def _refused(self, made: Any) -> None:
         """The client refused ``made``: raise what Django's backends raise for it."""
         self.validate_key(made)
+
+    def _refused_any(self, made: Iterable[Any]) -> None:
+        """The client refused one of ``made``: raise what Django's backends raise for the first.
+
+        (Django's backends check the keys in order, before anything is sent, as
+        the client does.)
+        """
+        for one in made:
+            self.validate_key(one)
 
     def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
         head = self._key_head  # (self._made, inline: this is the hot path)

@@ -43,6 +43,9 @@ KEYS_HELP = (
 
 _DJANGO_CACHE_CHECKS = "django.core.checks.caches"
 
+#: ``make(key, version)``: a memcached key from the caller's (``MemcacheCache._made``).
+_KeyMaker = Callable[[Any, "int | None"], Any]
+
 
 class _NeverRaised(Exception):
     """Stands for "the library's missing-key exception" in Django's base backend.
@@ -226,18 +229,30 @@ class MemcacheCache(SingleKeyMethods):
 
     # -- shared by the sync and the async methods ----------------------------------------
 
-    def _made_keys(self, keys: Iterable[str], version: int | None) -> dict[Any, str]:
-        """``{memcached key: caller's key}``, every key made and validated first."""
-        return {self.make_and_validate_key(key, version=version): key for key in keys}
+    def _made_keys(
+        self, keys: Iterable[str], version: int | None, make: _KeyMaker | None = None
+    ) -> dict[Any, str]:
+        """``{memcached key: caller's key}``, every key made by ``make``, else made and validated.
+
+        The sync methods pass :meth:`_made`, whose keys the client checks as it
+        encodes them, before anything is sent (see :meth:`_refused_any`).
+        """
+        if make is None:
+            return {self.make_and_validate_key(key, version=version): key for key in keys}
+        return {make(key, version): key for key in keys}
 
     def _made_items(
-        self, data: Mapping[str, Any], version: int | None
+        self, data: Mapping[str, Any], version: int | None, make: _KeyMaker | None = None
     ) -> tuple[dict[Any, Any], dict[Any, str]]:
         """``({memcached key: value}, {memcached key: caller's key})`` for ``set_many``."""
         values: dict[Any, Any] = {}
         keys: dict[Any, str] = {}
         for key, value in data.items():
-            made = self.make_and_validate_key(key, version=version)
+            made = (
+                self.make_and_validate_key(key, version=version)
+                if make is None
+                else make(key, version)
+            )
             values[made] = value
             keys[made] = key
         return values, keys
@@ -246,21 +261,34 @@ class MemcacheCache(SingleKeyMethods):
 
     def get_many(self, keys: Iterable[str], version: int | None = None) -> dict[str, Any]:
         """Django's ``get_many``: one round trip per server."""
-        key_map = self._made_keys(keys, version)
-        found = self._cache.get_many(key_map)
+        key_map = self._made_keys(keys, version, self._made)
+        try:
+            found = self._cache.get_many(key_map)
+        except InvalidKeyError:
+            self._refused_any(key_map)
+            raise
         return {key_map[k]: v for k, v in found.items()}
 
     def set_many(
         self, data: Mapping[str, Any], timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
     ) -> list[str]:
         """Django's ``set_many``: one round trip per server; the keys not stored."""
-        values, keys = self._made_items(data, version)
-        failed = self._cache.set_many(values, self._expire(timeout))
+        values, keys = self._made_items(data, version, self._made)
+        try:
+            failed = self._cache.set_many(values, self._expire(timeout))
+        except InvalidKeyError:
+            self._refused_any(keys)
+            raise
         return [keys[k] for k in failed]
 
     def delete_many(self, keys: Iterable[str], version: int | None = None) -> None:
         """Django's ``delete_many``: one round trip per server."""
-        self._cache.delete_many(list(self._made_keys(keys, version)))
+        made = list(self._made_keys(keys, version, self._made))
+        try:
+            self._cache.delete_many(made)
+        except InvalidKeyError:
+            self._refused_any(made)
+            raise
 
     def incr(self, key: str, delta: int = 1, version: int | None = None) -> int:
         """Django's ``incr``, atomic on the server; :class:`ValueError` for a missing key."""

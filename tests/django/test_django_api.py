@@ -376,6 +376,16 @@ def test_invalid_keys_raise_like_memcached_backends(
         assert str(caught.value) == expected, operation
 
 
+def test_a_refused_key_among_many_leaves_every_key_unwritten(cache: BaseCache) -> None:
+    # Every key is checked before anything is sent, as Django's backends do.
+    cache.set("last", "old")
+    with pytest.raises(InvalidCacheKey):
+        cache.set_many({"first": 1, "bad key": 2, "last": 3})
+    with pytest.raises(InvalidCacheKey):
+        cache.delete_many(["first", "bad key", "last"])
+    assert cache.get_many(["first", "last"]) == {"last": "old"}
+
+
 def test_the_key_help_points_at_the_keys_section_of_the_docs() -> None:
     url = re.search(r"https://\S+/latest/(\S+)\.html#([\w-]+)\)", KEYS_HELP)
     assert url is not None, KEYS_HELP
