@@ -8,7 +8,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from layered_cache._addresses import ServerSpec
 from layered_cache.auth._base import Authenticator
@@ -22,7 +22,7 @@ from layered_cache.core.config import (
     check_timeout,
     client_config,
 )
-from layered_cache.core.namespaces import NamespaceFlows, forget_generations
+from layered_cache.core.namespaces import forget_generations
 from layered_cache.core.observer import STORE_NAMES as _STORE_NAMES
 from layered_cache.core.observer import Observer
 from layered_cache.core.operations import (
@@ -42,10 +42,12 @@ from layered_cache.serialization._base import Serializer
 from layered_cache.sync.batch import perform_batch
 from layered_cache.sync.connection import Connection
 from layered_cache.sync.discovery import Refresher, run_lookup
-from layered_cache.sync.namespace import Namespace
 from layered_cache.sync.node import ServerNode
 from layered_cache.transport import format_address
 from layered_cache.transport._base import Address, Transport
+
+if TYPE_CHECKING:
+    from layered_cache.sync.namespace import Namespace
 
 __all__ = ["Client"]
 
@@ -611,13 +613,10 @@ class Client(BaseClient[ServerNode]):
             InvalidKeyError: ``name`` is not a valid memcached key of at most
                 100 bytes (nothing is sent).
         """
-        flows = NamespaceFlows(lambda: self._ops, name, self.namespace_cache_ttl)
+        # The view is built from this class's methods, hence the import here.
+        from layered_cache.sync.namespace import Namespace  # noqa: PLC0415
 
-        def drive(operation: str, flow: Flow[Any]) -> Any:
-            # A namespace flow answers its own fail-silent fallback (core.namespaces).
-            return self._drive(flow, NO_FALLBACK, operation)
-
-        return Namespace(flows, drive, name, self.serializer)
+        return Namespace(self._namespace_flows(name), self._drive, name, self.serializer)
 
     # -- servers ------------------------------------------------------------
 
