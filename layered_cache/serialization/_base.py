@@ -16,6 +16,8 @@ from pymemcache.serde import (
 
 from layered_cache.errors import SerializationError
 
+# The public names (layered_cache.serialization re-exports them); the helpers
+# below the contract are the serializers' own.
 __all__ = [
     "FLAG_BYTES",
     "FLAG_COMPRESSED",
@@ -26,10 +28,6 @@ __all__ = [
     "FLAG_TEXT",
     "Serialized",
     "Serializer",
-    "UNPLAIN",
-    "read_plain",
-    "store_plain",
-    "unreadable",
 ]
 
 #: Our flag for JSON documents. pymemcache leaves bit 5 unused; a reader that
