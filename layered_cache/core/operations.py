@@ -77,7 +77,9 @@ class Node(Protocol):
 N = TypeVar("N", bound=Node)
 
 
-@attrs.define(eq=False, repr=False)  # (no repr: requests and values carry keys)
+# One per call: as small as the slots it needs (no weak references), and no repr
+# (requests and values carry keys); compared by identity.
+@attrs.define(eq=False, repr=False, weakref_slot=False)
 class Exchange:
     """Send ``request`` to ``node`` and read ``count`` replies of kind ``expect``.
 
@@ -106,7 +108,7 @@ class Exchange:
     admin: str | None = None
 
 
-@attrs.define(eq=False, repr=False)
+@attrs.define(eq=False, repr=False, weakref_slot=False)
 class Batch:
     """Several exchanges with different servers, sent at once; answered with a list.
 
@@ -119,7 +121,7 @@ class Batch:
     absorb: bool = attrs.field(default=True, kw_only=True)
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, weakref_slot=False)
 class ProbeMeta:
     """Ask ``node`` once whether it speaks the meta protocol.
 
@@ -132,14 +134,14 @@ class ProbeMeta:
     node: Any
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, weakref_slot=False)
 class Sleep:
     """Wait ``seconds`` (a herd waiter polling); answered with None."""
 
     seconds: float
 
 
-@attrs.define(eq=False, repr=False)
+@attrs.define(eq=False, repr=False, weakref_slot=False)
 class Compute:
     """Produce ``default``: the value itself, or what calling it returns (awaited if need be)."""
 
