@@ -237,8 +237,8 @@ def _machine_busy_ticks() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
-def _own_tree_ticks() -> int:
-    """CPU jiffies used so far by this process and its descendants still running."""
+def _processes() -> tuple[dict[int, int], dict[int, int]]:
+    """``({pid: parent pid}, {pid: CPU jiffies used})`` of every process, from /proc."""
     parents: dict[int, int] = {}
     ticks: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -250,18 +250,83 @@ def _own_tree_ticks() -> int:
             pid = int(entry.name)
             parents[pid] = int(rest[1])
             ticks[pid] = int(rest[11]) + int(rest[12])  # utime + stime
+    return parents, ticks
+
+
+def _own_tree(parents: dict[int, int]) -> list[int]:
+    """This process and its descendants."""
     me = os.getpid()
-    total = 0
-    for pid, used in ticks.items():
+    tree = []
+    for pid in parents:
         node = pid
         for _ in range(64):
             if node == me:
-                total += used
+                tree.append(pid)
                 break
             node = parents.get(node, 0)
             if node <= 1:
                 break
-    return total
+    return tree
+
+
+def _own_tree_ticks() -> int:
+    """CPU jiffies used so far by this process and its descendants still running."""
+    parents, ticks = _processes()
+    return sum(ticks[pid] for pid in _own_tree(parents))
+
+
+# -- where processes run ----------------------------------------------------------------------
+#
+# On this kind of machine (a VM whose idle vCPUs halt), a request/response between
+# two processes costs ~7 µs when both run on one CPU and ~70 µs when they run on two
+# (the other vCPU must be woken), and the scheduler picks either at random, per
+# memcached worker thread: left alone, rows of one table land in different modes and
+# their ratios mean nothing. So each measurement pins the processes:
+#
+# - "same": this process, memcached and the proxies on one CPU. Every request is a
+#   strict round trip, so this measures what each client costs in CPU, which is what
+#   the single-caller tables compare;
+# - "split": this process on one CPU, memcached and the proxies on the other, as if
+#   the servers were on other machines: what thread scaling, concurrency and
+#   many-server batches are about (whether waiting for servers overlaps).
+
+#
+# - "free": no pinning (whole systems of several processes, such as uvicorn's).
+
+PLACEMENTS = {
+    "same": "this process and the servers pinned to one CPU",
+    "split": "this process pinned to one CPU, the servers to the other",
+    "free": "not pinned",
+}
+
+
+# The CPUs this process may use, as it started (before any pinning).
+_ALLOWED_CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+def _pin(pid: int, cpus: set[int]) -> None:
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                os.sched_setaffinity(int(task.name), cpus)
+
+
+def place(where: str) -> str:
+    """Pin this process's threads and its child processes' threads as ``where`` says.
+
+    Returns what was done, for the results (``"unpinned"`` when the machine has
+    fewer than two CPUs or cannot pin).
+    """
+    allowed = _ALLOWED_CPUS
+    if len(allowed) < 2:
+        return "unpinned"
+    mine, servers = {allowed[0]}, {allowed[0] if where == "same" else allowed[1]}
+    if where == "free":
+        mine = servers = set(allowed)
+    me = os.getpid()
+    for pid in _own_tree(_processes()[0]):
+        _pin(pid, mine if pid == me else servers)
+    return PLACEMENTS[where]
 
 
 class Interference:

@@ -73,6 +73,7 @@ from benchmarks._bench import (
     fmt_int,
     fmt_ratio,
     machine,
+    place,
     quiet_gc,
     wait_for_quiet,
 )
@@ -178,6 +179,8 @@ class Results:
     skipped: list[str] = field(default_factory=list)
     interference: float | None = None
     background_before: float | None = None
+    #: concurrency -> where the processes ran (_bench.place)
+    placements: dict[int, str] = field(default_factory=dict)
 
 
 # -- timing coroutines ----------------------------------------------------------------------
@@ -440,6 +443,7 @@ async def measure_requests(
         }
         log(f"  thread hops counted ({shape}): {row}")
     for concurrency in CONCURRENCY:
+        res.placements[concurrency] = place_for(concurrency)
         least = max(4, concurrency * 2)
         counts = {}
         for row in rows:
@@ -591,6 +595,7 @@ async def measure_clients(host: str, port: int, seconds: float, repeats: int, re
     try:
         for workload, title in CLIENT_WORKLOADS.items():
             for concurrency in CONCURRENCY:
+                res.placements[concurrency] = place_for(concurrency)
                 least = concurrency * 4
                 counts = {}
                 for row in rows:
@@ -857,6 +862,7 @@ async def measure_uvicorn_backend(
 
 
 async def measure_uvicorn(memcached: tuple[str, int], requests: int, res: Results) -> None:
+    place("free")  # uvicorn, memcached and the load generator: a system of its own
     with tempfile.TemporaryDirectory(prefix="layered-cache-bench-asgi-") as tmp:
         site_dir = Path(tmp)
         (site_dir / f"{SITE_MODULE}.py").write_text(
@@ -915,6 +921,15 @@ def hops_text(hops: dict[str, float]) -> str:
     return f"{hops['sync_to_async']:.1f} / {hops['run_in_executor']:.1f}"
 
 
+def place_for(concurrency: int) -> str:
+    """One at a time compares CPU cost (one CPU); concurrent calls overlap server waits."""
+    return place("same" if concurrency == 1 else "split")
+
+
+def placement_note(res: Results) -> str:
+    return "(" + "; ".join(f"{c} at a time: {where}" for c, where in res.placements.items()) + ")"
+
+
 def print_tables(res: Results, out: Callable[[str], None]) -> None:  # noqa: PLR0912
     for shape, shape_title in SHAPES.items():
         if not any(key[0] == shape for key in res.requests):
@@ -926,6 +941,7 @@ def print_tables(res: Results, out: Callable[[str], None]) -> None:  # noqa: PLR
         )
         out(f"({shape!r}: {shape_title})")
         out(f"our backend's aget/aset/aget_many are {res.ours_async_methods}")
+        out(placement_note(res))
         out(f"{'row':<56} {'at once':>7} {'µs/req':>9} {'req/s':>9} {'vs PyMemcacheCache':>19}")
         for concurrency in CONCURRENCY:
             for row in REQUEST_ROWS:
@@ -953,6 +969,7 @@ def print_tables(res: Results, out: Callable[[str], None]) -> None:  # noqa: PLR
         for workload, title in CLIENT_WORKLOADS.items():
             out("")
             out(f"== asyncio clients: {title}, bytes values ==")
+            out(placement_note(res))
             out(f"{'row':<40} {'tasks':>5} {'µs/op':>8} {'ops/s':>9} {'vs faster peer':>15}")
             for concurrency in CONCURRENCY:
                 ref = best_peer(res, workload, concurrency)

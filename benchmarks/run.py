@@ -59,6 +59,7 @@ from benchmarks._bench import (
     fmt_ratio,
     machine,
     ours_django_backend,
+    place,
     quiet_gc,
     run_once,
     run_threads,
@@ -194,6 +195,8 @@ class Results:
     proxies: dict[str, dict[str, int]] = field(default_factory=dict)
     #: operations sent through each proxy transport (all rows, all workloads)
     proxied_calls: dict[str, int] = field(default_factory=dict)
+    #: where the processes ran for each workload (_bench.place)
+    placements: dict[str, str] = field(default_factory=dict)
 
 
 # -- the raw-socket loop ----------------------------------------------------------------
@@ -577,6 +580,7 @@ def measure(  # noqa: PLR0912 - one loop per kind of workload
 ) -> None:
     for workload, title in WORKLOADS.items():
         started = time.monotonic()
+        res.placements[workload] = place("split" if workload in THREAD_WORKLOADS else "same")
         if workload in THREAD_WORKLOADS:
             threads, operation = THREAD_WORKLOADS[workload]
             active = []
@@ -674,6 +678,7 @@ def measure_request_loop(
         plan.append((DJ_PYMEMCACHE, transport, f"pymemcache-{transport}"))
         if transport == "tcp":
             plan.append((DJ_PYLIBMC, transport, "pylibmc-tcp"))
+    res.placements["request loop"] = place("same")
     for _ in range(repeats):
         for name, transport, alias in plan:
             _forget_caches()
@@ -712,6 +717,8 @@ def print_tables(res: Results, out: Callable[[str], None]) -> None:  # noqa: PLR
     for workload, title in WORKLOADS.items():
         out("")
         out(f"== {title} ==")
+        if workload in res.placements:
+            out(f"({res.placements[workload]})")
         out(header)
         for transport in TRANSPORTS:
             for row in ROW_ORDER:
@@ -727,6 +734,8 @@ def print_tables(res: Results, out: Callable[[str], None]) -> None:  # noqa: PLR
     if res.request_loop:
         out("")
         out("== Django request loop (3 cache calls per request, close_caches after each) ==")
+        if "request loop" in res.placements:
+            out(f"({res.placements['request loop']})")
         out(f"{'row':<30} {'transport':<11} {'µs/req':>9} {'req/s':>10} {'vs PyMemcacheCache':>19}")
         for transport in ("tcp", "tls"):
             for row in ROW_ORDER:
@@ -914,6 +923,7 @@ def to_json(res: Results, found: list[Target], config: dict[str, Any]) -> dict[s
         "benchmark": "peers",
         "machine": machine(),
         "config": config,
+        "placements": res.placements,
         "workloads": WORKLOADS,
         "results": rows,
         "request_loop": loop,

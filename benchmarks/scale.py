@@ -52,6 +52,7 @@ from benchmarks._bench import (
     calibrate,
     machine,
     ours_django_backend,
+    place,
     quiet_gc,
     run_once,
     wait_for_quiet,
@@ -255,6 +256,8 @@ class Results:
     skipped: list[str] = field(default_factory=list)
     #: share of the CPUs other processes used while we measured (the machine is shared)
     interference: float | None = None
+    #: where the processes ran (_bench.place)
+    placement: str = ""
 
 
 def measure(
@@ -437,6 +440,8 @@ def print_tables(res: Results, out: Callable[[str], None]) -> None:
                 out(f"  {row:<34} {value:.2f}×")
     if res.interference is not None:
         out(f"other processes used {res.interference:.0%} of the CPUs during the run")
+    if res.placement:
+        out(f"({res.placement})")
     out("")
     for t in targets(res):
         measured = "—" if t["measured"] is None else f"{t['measured']:.2f}×"
@@ -557,6 +562,8 @@ def main(argv: list[str] | None = None) -> int:
     interference = Interference()
     with fleet(max(NODE_COUNTS)) as (nodes, proxy):
         log(f"{len(nodes)} memcached + twemproxy up; {repeats} run(s) of ~{seconds} s")
+        # Many servers asked at once: whether their work overlaps ours is the question.
+        res.placement = place("split")
         interference.start()
         measure(nodes, proxy, problem is None, seconds, repeats, res, log)
         res.interference = interference.stop()

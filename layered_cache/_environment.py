@@ -17,15 +17,30 @@ names) and ``MEMCACHIER_*`` (Heroku's MemCachier add-on), each with ``_SERVERS``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Final
 
 import attrs
 
-__all__ = ["ENV_FAMILIES", "Environment"]
+__all__ = ["ENV_FAMILIES", "ENV_VARIABLES", "Environment", "environment_values"]
 
 #: The variable families, in the order they are looked for.
 ENV_FAMILIES: Final = ("MEMCACHE", "MEMCACHIER")
+#: Every variable either family reads.
+ENV_VARIABLES: Final = tuple(
+    f"{family}_{field}" for family in ENV_FAMILIES for field in ("SERVERS", "USERNAME", "PASSWORD")
+)
+
+
+def environment_values() -> tuple[str | None, ...]:
+    """The values of :data:`ENV_VARIABLES` in :data:`os.environ` now (None: unset).
+
+    What a configuration read from the environment depends on: equal tuples,
+    equal configurations.
+    """
+    get = os.environ.get
+    return tuple([get(name) for name in ENV_VARIABLES])
 
 
 @attrs.frozen

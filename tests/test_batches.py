@@ -57,6 +57,50 @@ def test_every_server_is_asked_at_once(
     assert took < 0.75  # three servers, 0.3 s each: at once, not one after another
 
 
+@pytest.mark.parametrize("batch", list(BATCHES))
+def test_with_listeners_every_server_is_still_asked_at_once(
+    make: Callable[..., Any], proxies: list[FaultProxy], batch: str
+) -> None:
+    events: list[Any] = []
+    client = make([p.address for p in proxies], timeout=5, listeners=[events.append])
+    _spread(client, proxies)
+    assert client.set_many(dict.fromkeys(KEYS, 1)) == []
+    for p in proxies:
+        p.delay(0.3)
+    events.clear()
+    started = time.monotonic()
+    BATCHES[batch](client)
+    took = time.monotonic() - started
+    assert took < 0.75
+    # One event per server, each timed from the start of the batch and named after the call.
+    assert sorted(event.server for event in events) == sorted(p.address for p in proxies)
+    assert {event.operation for event in events} == {batch}
+    assert sum(event.keys for event in events) == len(KEYS)
+    assert all(0.25 < event.duration < 0.75 for event in events)
+    assert all(event.error is None for event in events)
+    if batch in ("get_many", "gets_many"):
+        assert sum(event.hits for event in events) == len(KEYS)
+
+
+def test_with_listeners_a_failed_server_is_reported_and_absorbed(
+    make: Callable[..., Any], proxies: list[FaultProxy]
+) -> None:
+    events: list[Any] = []
+    client = make(
+        [p.address for p in proxies], timeout=0.5, listeners=[events.append], ignore_exceptions=True
+    )
+    _spread(client, proxies)
+    assert client.set_many(dict.fromkeys(KEYS, 1)) == []
+    proxies[0].delay(2.0)
+    events.clear()
+    found = client.get_many(KEYS)
+    assert 0 < len(found) < len(KEYS)
+    failed = [event for event in events if getattr(event, "operation", None) == "get_many"]
+    assert len(failed) == 3
+    errors = [event for event in failed if event.error is not None]
+    assert [event.server for event in errors] == [proxies[0].address]
+
+
 def test_answers_come_back_whole_and_in_place(make: Callable[..., Any], proxies: list[Any]) -> None:
     client = make([p.address for p in proxies], timeout=5)
     values = {key: {"n": n, "pad": "p" * (n * 50)} for n, key in enumerate(KEYS)}

@@ -255,6 +255,12 @@ class AsyncClient(BaseClient[AsyncServer]):
                 raise
             return FAILED
 
+    async def _probe(self, node: AsyncServer, operation: str) -> bool:
+        """Ask ``node`` whether it speaks meta (once), reported to listeners as ``operation``."""
+        if self._observer is None:
+            return await node.probe_meta()
+        return await self._observer.aprobe(node, operation)
+
     async def _perform(self, step: object, operation: str) -> Any:
         if type(step) is Batch:
             if len(step.exchanges) == 1 and self._observer is None:
@@ -287,7 +293,7 @@ class AsyncClient(BaseClient[AsyncServer]):
                     answers.append(outcome)
             return answers
         if type(step) is ProbeMeta:
-            return await step.node.probe_meta()
+            return await self._probe(step.node, operation)
         if type(step) is Sleep:
             await asyncio.sleep(step.seconds)
             return None

@@ -112,6 +112,7 @@ class AsyncConnection:
     """A connected, authenticated asyncio connection and the parser of its reply stream."""
 
     __slots__ = (
+        "_deadline",
         "_parser",
         "_protocol",
         "_timer",
@@ -151,6 +152,10 @@ class AsyncConnection:
         self.pool: LoopPool | None = None
         #: Seconds a batch may take as a whole; None: no limit.
         self.timeout: float | None = None
+        #: Loop time the batch on the wire must be answered by (None: nothing awaited).
+        self._deadline: float | None = None
+        # One timer per connection, re-armed only when it fires early: a timer made
+        # and cancelled for every batch would cost more than the rest of a small call.
         self._timer: asyncio.TimerHandle | None = None
         #: Batches sent on it so far.
         self.used = 0
@@ -258,7 +263,7 @@ class AsyncConnection:
         if not inflight:
             self._answered()
         elif self.timeout is not None:
-            self._timer = self.loop.call_later(self.timeout, self._expire)
+            self._arm()
 
     def send_one(self, waiter: asyncio.Future[Any], request: bytes, kind: int, keys: Any) -> None:
         """:meth:`send` of a batch of one request with one reply, without building the batch."""
@@ -272,7 +277,7 @@ class AsyncConnection:
         self._parser.expect(kind, keys)
         self._write(request)
         if self.timeout is not None:
-            self._timer = self.loop.call_later(self.timeout, self._expire)
+            self._arm()
 
     def deliver(self) -> None:
         """Hand every complete reply to its call (the protocol calls this as bytes arrive)."""
@@ -302,20 +307,32 @@ class AsyncConnection:
             return
         self._answered()
 
+    def _arm(self) -> None:
+        """The batch just sent must be answered within ``timeout``."""
+        deadline = self._deadline = self.loop.time() + self.timeout  # type: ignore[operator]
+        if self._timer is None:
+            self._timer = self.loop.call_at(deadline, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        """The timer fired: fail the batch if it is late, else wait for its own deadline."""
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None or self.closed:
+            return
+        if self.loop.time() >= deadline:
+            self._deadline = None
+            self.fail(TimeoutError(f"{self.name}: the reply did not complete in time"))
+        else:
+            self._timer = self.loop.call_at(deadline, self._check_deadline)
+
     def _answered(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
+        self._deadline = None  # (the timer, if it fires, finds nothing awaited)
         pool = self.pool
         if pool is not None:
             if self.poisoned:
                 pool.discard(self)
             else:
                 pool.release(self)
-
-    def _expire(self) -> None:
-        self._timer = None
-        self.fail(TimeoutError(f"{self.name}: the reply did not complete in time"))
 
     def fail(self, error: BaseException) -> None:
         """Give every call still waiting on this connection ``error``; close it for good."""

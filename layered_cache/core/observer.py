@@ -187,6 +187,34 @@ class Observer:
             self._listener_failed(one, event)
         return reply
 
+    def probe(self, node: Any, operation: str) -> bool:
+        """``node.probe_meta()`` (does it speak meta?), reported as an exchange of no keys."""
+        start = _clock()
+        try:
+            speaks: bool = node.probe_meta()
+        except Exception as error:
+            self.probed(node.name, operation, start, error)
+            raise
+        self.probed(node.name, operation, start, None)
+        return speaks
+
+    async def aprobe(self, node: Any, operation: str) -> bool:
+        """:meth:`probe` for the asyncio engine's nodes."""
+        start = _clock()
+        try:
+            speaks: bool = await node.probe_meta()
+        except Exception as error:
+            self.probed(node.name, operation, start, error)
+            raise
+        self.probed(node.name, operation, start, None)
+        return speaks
+
+    def probed(self, server: str, operation: str, start: float, error: Exception | None) -> None:
+        """Report a finished meta probe of ``server`` (begun at ``start``, a perf_counter time)."""
+        if self.listeners:
+            error_name = None if error is None else type(error).__name__
+            self.emit(OperationEvent(operation, server, 0, 0, 0, _clock() - start, error_name))
+
     async def aexchange(self, step: Any, operation: str) -> Any:
         """:meth:`exchange` for the asyncio engine's nodes."""
         start = time.perf_counter()

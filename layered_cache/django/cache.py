@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import inspect
 import threading
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
@@ -23,6 +22,7 @@ from django.core.exceptions import SynchronousOnlyOperation
 import layered_cache
 from layered_cache._keys import describe_key, key_problem
 from layered_cache.aio.client import AsyncClient
+from layered_cache.django._prepared import PreparedBackends
 from layered_cache.django._single_key import SingleKeyMethods
 from layered_cache.django.options import CacheConfig, CacheConfigurationError, cached_cache_config
 from layered_cache.errors import InvalidKeyError
@@ -130,6 +130,12 @@ class MemcacheCache(SingleKeyMethods):
     _async_client: AsyncClient | None = None
 
     def __init__(self, server: str | Sequence[str], params: dict[str, Any]) -> None:
+        cls = type(self)
+        attributes = _prepared.lookup(cls, server, params)
+        if attributes is not None:  # an entry seen before: copy its backend
+            self.__dict__.update(attributes)
+            self._cache = _sync_clients.get(attributes["_config"])
+            return
         try:
             config = cached_cache_config(server, params)
         except CacheConfigurationError as exc:
@@ -162,7 +168,10 @@ class MemcacheCache(SingleKeyMethods):
         self._close_connections = config.close_connections
         # key_policy="hash": every key Django makes is usable (validate_key lets it through).
         self._hashes_keys = self._cache.key_policy == "hash"
-        self._finalizer = weakref.finalize(self, _close_if_released, config.share_key, self._cache)
+        # The client is looked up again by every copy: release_clients() and
+        # the limit on shared clients decide which one a backend gets.
+        attributes = {name: value for name, value in vars(self).items() if name != "_cache"}
+        _prepared.remember(cls, server, params, attributes)
 
     @property
     def config(self) -> CacheConfig:
@@ -503,10 +512,6 @@ class _SharedClients(Generic[C]):
             self._release(released)
         return client
 
-    def is_shared(self, key: Hashable, client: C) -> bool:
-        with self._lock:
-            return self._clients.get(key) is client
-
     def release_all(self) -> None:
         with self._lock:
             clients = list(self._clients.values())
@@ -525,12 +530,7 @@ def _forget(client: AsyncClient) -> None:
 
 _sync_clients: _SharedClients[Client] = _SharedClients(CacheConfig.make_client, Client.close)
 _async_clients: _SharedClients[AsyncClient] = _SharedClients(CacheConfig.make_async_client, _forget)
-
-
-def _close_if_released(key: Hashable, client: Client) -> None:
-    """When a backend goes away: close its client's idle connections if no longer shared."""
-    if not _sync_clients.is_shared(key, client):
-        client.close()
+_prepared = PreparedBackends()
 
 
 def release_clients() -> None:

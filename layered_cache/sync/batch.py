@@ -21,7 +21,8 @@ Failures read as they do one server at a time:
   :meth:`~layered_cache.sync.node.ServerNode.exchange` does.
 
 ``timeout`` bounds the batch as a whole: every server must have answered in
-full within it.
+full within it. With listeners, each server's exchange is reported as it
+settles (:data:`Report`), timed from the start of the batch.
 """
 
 from __future__ import annotations
@@ -41,7 +42,12 @@ from layered_cache.protocol.framing import command_writes
 from layered_cache.sync.connection import Connection
 from layered_cache.sync.node import ServerNode
 
-__all__ = ["perform_batch"]
+__all__ = ["Report", "perform_batch"]
+
+#: ``report(exchange, start, reply, error)``: one server's part of a batch has
+#: settled (``start`` is the batch's ``time.perf_counter()`` start; one of
+#: ``reply`` and ``error`` is None).
+Report = Callable[[Exchange, float, Any, Exception | None], None]
 
 # What a non-blocking socket raises when it must wait (TLS: for the other direction too).
 _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -147,7 +153,9 @@ class _InFlight:
         return self.replies[0] if self.step.count == 1 else self.replies
 
 
-def perform_batch(batch: Batch, absorb: Callable[[CacheConnectionError], bool]) -> list[Any]:
+def perform_batch(
+    batch: Batch, absorb: Callable[[CacheConnectionError], bool], report: Report | None = None
+) -> list[Any]:
     """Perform every exchange of ``batch`` at once; their answers, in the batch's order.
 
     Args:
@@ -155,22 +163,33 @@ def perform_batch(batch: Batch, absorb: Callable[[CacheConnectionError], bool]) 
         absorb: fail-silent mode's verdict on a server's failure (True: answer
             :data:`~layered_cache.core.operations.FAILED` for that server),
             consulted only when the batch allows it.
+        report: told of each server's exchange as it settles (listeners).
 
     Raises:
         CacheConnectionError: a server failed and was not absorbed.
     """
     exchanges = batch.exchanges
     answers: list[Any] = [None] * len(exchanges)
+    start = time.perf_counter()
 
-    def failed(error: CacheConnectionError) -> bool:
+    def failed(step: Exchange, error: CacheConnectionError) -> bool:
+        if report is not None:
+            report(step, start, None, error)
         return batch.absorb and absorb(error)
+
+    def answered(step: Exchange, reply: Any) -> Any:
+        if report is not None:
+            report(step, start, reply, None)
+        return reply
 
     if len(exchanges) < 2 or any(step.admin is not None for step in exchanges):
         for index, step in enumerate(exchanges):
+            if report is not None:
+                start = time.perf_counter()
             try:
-                answers[index] = step.node.exchange(step)
+                answers[index] = answered(step, step.node.exchange(step))
             except CacheConnectionError as error:
-                if not failed(error):
+                if not failed(step, error):
                     raise
                 answers[index] = FAILED
         return answers
@@ -184,12 +203,12 @@ def perform_batch(batch: Batch, absorb: Callable[[CacheConnectionError], bool]) 
             try:
                 conn, reused = node.checkout(step)
             except CacheConnectionError as error:
-                if not failed(error):
+                if not failed(step, error):
                     raise
                 answers[index] = FAILED
                 continue
             flights.append(_InFlight(index, step, node, conn, reused))
-        _Exchanges(flights, answers, failed).run()
+        _Exchanges(flights, answers, failed, answered).run()
     except BaseException:
         for flight in flights:
             if not flight.settled:
@@ -205,10 +224,12 @@ class _Exchanges:
         self,
         flights: list[_InFlight],
         answers: list[Any],
-        failed: Callable[[CacheConnectionError], bool],
+        failed: Callable[[Exchange, CacheConnectionError], bool],
+        answered: Callable[[Exchange, Any], Any],
     ) -> None:
         self.answers = answers
         self.failed = failed
+        self.answered = answered
         self.poller = select.poll()
         self.waiting: dict[int, _InFlight] = {}
         #: Flights whose pooled connection the server had closed, and what that raised.
@@ -276,9 +297,11 @@ class _Exchanges:
                     self.step(fd, ready, events)
         for flight, exc in self.stale:
             try:
-                self.answers[flight.index] = flight.node.stale(flight.step, exc)
+                self.answers[flight.index] = self.answered(
+                    flight.step, flight.node.stale(flight.step, exc)
+                )
             except CacheConnectionError as error:
-                if not self.failed(error):
+                if not self.failed(flight.step, error):
                     raise
                 self.answers[flight.index] = FAILED
 
@@ -316,14 +339,14 @@ class _Exchanges:
                 conn.sock.settimeout(conn.timeout)
             if flight.step.expect is None:
                 conn.quiet = True
-            self.answers[flight.index] = flight.answer()
             node.checkin(conn)
+            self.answers[flight.index] = self.answered(flight.step, flight.answer())
             return
         node.pool.discard(conn)
         if flight.reused and not flight.replies and isinstance(exc, STALE_ERRORS):
             self.stale.append((flight, exc))  # sent again afterwards, on a connection of its own
             return
         error = node.failed(exc, first_use=not flight.reused)
-        if not isinstance(error, CacheConnectionError) or not self.failed(error):
+        if not isinstance(error, CacheConnectionError) or not self.failed(flight.step, error):
             raise error from exc
         self.answers[flight.index] = FAILED

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from layered_cache.core.observer import Observer
-from layered_cache.core.operations import FAILED, Batch, Compute, ProbeMeta, Sleep
+from layered_cache.core.operations import Batch, Compute, Exchange, ProbeMeta, Sleep
 from layered_cache.errors import CacheConnectionError
 from layered_cache.sync.batch import perform_batch
 
@@ -38,19 +38,16 @@ def perform(
     if type(step) is Batch:
         if observer is None:
             return perform_batch(step, absorb)
-        # With listeners, each server's exchange is reported as it ends: the
-        # servers are asked one after another.
-        answers = []
-        for exchange in step.exchanges:
-            try:
-                answers.append(observer.exchange(exchange, operation))
-            except CacheConnectionError as error:
-                if not (step.absorb and absorb(error)):
-                    raise
-                answers.append(FAILED)
-        return answers
+        exchanged = observer.exchanged
+
+        def report(exchange: Exchange, start: float, reply: Any, error: Any) -> None:
+            exchanged(exchange, operation, start, reply, error)
+
+        return perform_batch(step, absorb, report)
     if type(step) is ProbeMeta:
-        return step.node.probe_meta()
+        if observer is None:
+            return step.node.probe_meta()
+        return observer.probe(step.node, operation)
     if type(step) is Sleep:
         time.sleep(step.seconds)
         return None

@@ -16,7 +16,7 @@ from django.core.signals import setting_changed
 from django.views.decorators.debug import sensitive_variables
 
 from layered_cache import AsyncClient, Client
-from layered_cache._environment import ENV_FAMILIES, Environment
+from layered_cache._environment import Environment, environment_values
 from layered_cache.core.config import check_count, check_timeout, client_config
 from layered_cache.django.options._errors import (
     E_UNKNOWN_OPTION,
@@ -303,9 +303,6 @@ def _check_client_options(
 
 #: Distinct ``CACHES`` entries whose parsed configuration :func:`cached_cache_config` keeps.
 _MAX_CACHED = 64
-_ENV_VARS: Final = tuple(
-    f"{family}_{field}" for family in ENV_FAMILIES for field in ("SERVERS", "USERNAME", "PASSWORD")
-)
 _cached: OrderedDict[Hashable, CacheConfig] = OrderedDict()
 _cached_lock = threading.Lock()
 
@@ -339,7 +336,7 @@ def cached_cache_config(location: object, params: Mapping[str, Any]) -> CacheCon
 def _entry_key(location: object, params: Mapping[str, Any]) -> Hashable | None:
     """What a parse depends on, hashable (None: it cannot be made)."""
     try:
-        key = (freeze(location), freeze(params), tuple(os.environ.get(n) for n in _ENV_VARS))
+        key = (freeze(location), freeze(params), environment_values())
         hash(key)
     except (TypeError, ValueError, RecursionError):
         return None
