@@ -69,6 +69,9 @@ nitpick_ignore = [
     ("py:class", "layered_cache.core.operations.N"),
     # ... and the result type of a flow (Operations.ask), a type variable too.
     ("py:class", "layered_cache.core.operations.T"),
+    # The type variables of NamespaceFlows (an engine's client) and of view_method (a method).
+    ("py:class", "layered_cache.core.namespaces.C"),
+    ("py:class", "layered_cache.core.namespaces.F"),
     # asyncio.Future is the C class of that name, which autodoc shows by its home module.
     ("py:class", "_asyncio.Future"),
     # The asyncio engine's connection class is internal (no page documents it).

@@ -13,26 +13,9 @@ serializer (pickle, JSON), composed into one thread-safe :class:`Client`::
 
 from importlib.metadata import PackageNotFoundError, version
 
+from layered_cache import errors
 from layered_cache.aio.client import AsyncClient
-from layered_cache.errors import (
-    AuthenticationError,
-    CacheConnectionError,
-    CacheTimeoutError,
-    ConfigurationError,
-    DiscoveryError,
-    InvalidArgumentError,
-    InvalidKeyError,
-    LayeredCacheError,
-    PoolTimeoutError,
-    SerializationError,
-    ServerError,
-    ServerResponseError,
-    ServerUnavailableError,
-    TLSError,
-    UnexpectedReplyError,
-    UnsupportedCommandError,
-    UpstreamUnavailableError,
-)
+from layered_cache.errors import *  # noqa: F403 - the exceptions are public here too
 from layered_cache.sync.client import Client
 
 try:
@@ -40,25 +23,6 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0+unknown"
 
-__all__ = [
-    "AsyncClient",
-    "AuthenticationError",
-    "CacheConnectionError",
-    "CacheTimeoutError",
-    "Client",
-    "ConfigurationError",
-    "DiscoveryError",
-    "InvalidArgumentError",
-    "InvalidKeyError",
-    "LayeredCacheError",
-    "PoolTimeoutError",
-    "SerializationError",
-    "ServerError",
-    "ServerResponseError",
-    "ServerUnavailableError",
-    "TLSError",
-    "UnexpectedReplyError",
-    "UnsupportedCommandError",
-    "UpstreamUnavailableError",
-    "__version__",
-]
+__all__ = ["AsyncClient", "Client", "__version__"]
+__all__ += errors.__all__
+__all__.sort()

@@ -6,12 +6,11 @@ import asyncio
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from layered_cache._addresses import ServerSpec
 from layered_cache.aio.connection import AsyncConnection
 from layered_cache.aio.discovery import LoopRefreshers, run_lookup
-from layered_cache.aio.namespace import AsyncNamespace
 from layered_cache.aio.node import AsyncServer
 from layered_cache.auth._base import Authenticator
 from layered_cache.core import herd
@@ -24,7 +23,7 @@ from layered_cache.core.config import (
     check_timeout,
     client_config,
 )
-from layered_cache.core.namespaces import NamespaceFlows, forget_generations
+from layered_cache.core.namespaces import forget_generations
 from layered_cache.core.observer import STORE_NAMES
 from layered_cache.core.operations import (
     FAILED,
@@ -42,6 +41,9 @@ from layered_cache.observability.events import WriteFailureEvent
 from layered_cache.serialization._base import Serializer
 from layered_cache.transport import format_address
 from layered_cache.transport._base import Address, Transport
+
+if TYPE_CHECKING:
+    from layered_cache.aio.namespace import AsyncNamespace
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "AsyncClient"]
 
@@ -504,13 +506,10 @@ class AsyncClient(BaseClient[AsyncServer]):
             InvalidKeyError: ``name`` is not a valid memcached key of at most
                 100 bytes (nothing is sent).
         """
-        flows = NamespaceFlows(lambda: self._ops, name, self.namespace_cache_ttl)
+        # The view is built from this class's methods, hence the import here.
+        from layered_cache.aio.namespace import AsyncNamespace  # noqa: PLC0415
 
-        def drive(operation: str, flow: Flow[Any]) -> Any:
-            # A namespace flow answers its own fail-silent fallback (core.namespaces).
-            return self._drive(flow, NO_FALLBACK, operation)
-
-        return AsyncNamespace(flows, drive, name, self.serializer)
+        return AsyncNamespace(self._namespace_flows(name), self._drive, name, self.serializer)
 
     # -- servers ----------------------------------------------------------------
 

@@ -27,7 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from layered_cache.aio.batch import FUTURE, Batch, Failed, deliver, fail, over
 from layered_cache.auth._base import Authenticator
-from layered_cache.core.connection_flows import CLOSED, ConnectionFlow, handshake_flow
+from layered_cache.core.connection_flows import (
+    CLOSED,
+    ConnectionFlow,
+    Conversation,
+    handshake_flow,
+)
 from layered_cache.core.translate import STALE_ERRORS, PeerClosedError
 from layered_cache.protocol import ErrorReply, ProtocolError, ReplyParser
 from layered_cache.protocol.framing import write_commands
@@ -355,34 +360,27 @@ class AsyncConnection:
 
     async def run_flow(self, flow: ConnectionFlow) -> Any:
         """Drive a connection flow (handshake, probe): send each request, hand back its reply."""
-        try:
-            step = next(flow)
-        except StopIteration as done:
-            return done.value
-        protocol = self._protocol
-        parser = protocol.parser
-        while True:
-            request, expect = step
-            del step  # a handshake request may carry a password
-            if protocol.lost is None:
+        talk = Conversation(flow, self._protocol.parser)
+        request = talk.start()
+        while request is not None:
+            if self._protocol.lost is None:
                 self._transport.write(request)
-            del request
-            parser.expect(expect)
-            reply = parser.next_reply()
-            while reply is None:
-                if protocol.lost is not None:
-                    if not isinstance(protocol.lost, PeerClosedError):
-                        raise protocol.lost
-                    reply = CLOSED
-                    break
-                await protocol.wait_data()
-                reply = parser.next_reply()
-            try:
-                step = flow.send(reply)
-            except StopIteration as done:
-                if reply is not CLOSED:
-                    parser.check_idle()
-                return done.value
+            del request  # a handshake request may carry a password
+            request = talk.reply(await self._flow_reply())
+        return talk.result
+
+    async def _flow_reply(self) -> Any:
+        """The reply a connection flow waits for, or :data:`CLOSED` if the server hung up."""
+        protocol = self._protocol
+        reply = protocol.parser.next_reply()
+        while reply is None:
+            if protocol.lost is not None:
+                if not isinstance(protocol.lost, PeerClosedError):
+                    raise protocol.lost
+                return CLOSED
+            await protocol.wait_data()
+            reply = protocol.parser.next_reply()
+        return reply
 
     def close(self) -> None:
         """Drop the connection at once (nothing more is sent; unread replies are discarded).

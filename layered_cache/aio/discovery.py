@@ -27,10 +27,7 @@ from typing import Any
 
 from layered_cache.aio.connection import AsyncConnection
 from layered_cache.core.membership import LookupRun, Membership
-from layered_cache.core.translate import translate
 from layered_cache.discovery._base import Ask, DiscoveryFlow, Found
-from layered_cache.errors import LayeredCacheError
-from layered_cache.transport import format_address
 from layered_cache.transport._base import Address
 
 __all__ = ["LoopRefreshers", "run_lookup"]
@@ -43,34 +40,33 @@ async def run_lookup(
     connect: Callable[[Address], Coroutine[Any, Any, AsyncConnection]],
     timeout: float | None,
 ) -> Found:
-    """Drive a lookup flow to its result (see the module docstring).
-
-    Raises:
-        DiscoveryError: the flow found no usable node list.
-    """
-    run = LookupRun(flow)
-    answer: Any = None
-    error: BaseException | None = None
-    while run.advance(answer, error):
-        answer = error = None
+    """:func:`layered_cache.sync.discovery.run_lookup` on the event loop (see the module
+    docstring); a :class:`~layered_cache.errors.DiscoveryError` when no usable list is found."""
+    run = LookupRun(flow, timeout)
+    while run.advance():
         step = run.step
-        if isinstance(step, Ask):
-            conn: AsyncConnection | None = None
-            try:
-                conn = await connect(step.address)
-                async with asyncio.timeout(timeout):
-                    answer = await conn.run_flow(step.conversation)
-            except Exception as exc:
-                error = translate(exc, format_address(step.address), timeout, first_use=True)
-            finally:
-                if conn is not None:
-                    conn.close()
-        elif step is not None:
-            try:
-                answer = await asyncio.to_thread(step.function)
-            except Exception as exc:
-                error = exc
+        try:
+            if isinstance(step, Ask):
+                run.answer = await _converse(step, connect, timeout)
+            elif step is not None:
+                run.answer = await asyncio.to_thread(step.function)
+        except Exception as exc:
+            run.fail(exc)
     return run.result()
+
+
+async def _converse(
+    step: Ask,
+    connect: Callable[[Address], Coroutine[Any, Any, AsyncConnection]],
+    timeout: float | None,
+) -> Any:
+    """Run an :class:`Ask`'s conversation on a new connection of its own, within ``timeout``."""
+    conn = await connect(step.address)
+    try:
+        async with asyncio.timeout(timeout):
+            return await conn.run_flow(step.conversation)
+    finally:
+        conn.close()
 
 
 class LoopRefreshers:
@@ -120,8 +116,8 @@ class LoopRefreshers:
     async def _run(self, event: asyncio.Event) -> None:
         membership = self._membership
         while True:
-            delay = membership.due_in()
-            if delay > 0:
+            delay = membership.claim_or_wait()
+            if delay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), delay)
                 event.clear()
@@ -129,11 +125,6 @@ class LoopRefreshers:
             refresh = self._refresh()
             if refresh is None:
                 return  # the client is gone
-            if membership.claim():
-                try:
-                    await refresh()
-                except LayeredCacheError:
-                    pass  # recorded and logged by the membership; the last good list stays
-                except Exception:  # pragma: no cover - a bug must not end the task silently
-                    logger.exception("discovery: the background lookup failed")
+            with membership.in_background():
+                await refresh()
             del refresh

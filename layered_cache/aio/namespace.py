@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from layered_cache.core.namespaces import NamespaceFlows
-from layered_cache.core.operations import Flow
+import attrs
+
+from layered_cache.aio.client import AsyncClient
+from layered_cache.core.namespaces import NamespaceFlows, view_method
+from layered_cache.core.operations import NO_FALLBACK, Flow
 from layered_cache.serialization._base import Serializer
 
 __all__ = ["AsyncNamespace"]
 
-Key = str | bytes
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
+def _keyed(
+    method: Callable[Concatenate[AsyncClient, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[AsyncNamespace, P], Coroutine[Any, Any, R]]:
+    """The client's ``method``, awaited on the client of the namespace's current generation."""
+    name = method.__name__
+
+    async def call(self: AsyncNamespace, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        client = await self._drive(self._flows.client(), NO_FALLBACK, name)
+        return await method(client, *args, **kwargs)
+
+    return view_method(call, method, "AsyncNamespace")
+
+
+@attrs.define(eq=False)
 class AsyncNamespace:
     """A group of keys of an :class:`~layered_cache.AsyncClient`, invalidated at once.
 
@@ -26,21 +44,12 @@ class AsyncNamespace:
     method's fallback (a miss, False, ...), and never another generation's data.
     """
 
-    __slots__ = ("_drive", "_flows", "name", "serializer")
-
-    def __init__(
-        self,
-        flows: NamespaceFlows,
-        drive: Callable[[str, Flow[Any]], Awaitable[Any]],
-        name: str | bytes,
-        serializer: Serializer,
-    ) -> None:
-        self._flows = flows
-        self._drive = drive
-        #: The namespace's name, as given.
-        self.name = name
-        #: The client's serializer.
-        self.serializer = serializer
+    _flows: NamespaceFlows[AsyncClient]
+    _drive: Callable[[Flow[Any], Any, str], Awaitable[Any]]
+    #: The namespace's name, as given.
+    name: str | bytes
+    #: The client's serializer.
+    serializer: Serializer
 
     async def invalidate(self) -> bool:
         """Move the namespace to a new generation: every key in it reads as a miss from now on.
@@ -53,150 +62,30 @@ class AsyncNamespace:
             True when memcached stored the new generation (False in fail-silent
             mode when its server could not be reached).
         """
-        return await self._drive("invalidate", self._flows.invalidate())  # type: ignore[no-any-return]
+        return await self._drive(self._flows.invalidate(), NO_FALLBACK, "invalidate")  # type: ignore[no-any-return]
 
     async def generation(self) -> bytes:
         """The namespace's current generation (made if it has none), as stored in memcached."""
-        return await self._drive("generation", self._flows.generation())  # type: ignore[no-any-return]
+        return await self._drive(self._flows.generation(), NO_FALLBACK, "generation")  # type: ignore[no-any-return]
 
-    async def get(self, key: Key, default: Any = None) -> Any:
-        """:meth:`~layered_cache.AsyncClient.get` in this namespace."""
-        return await self._drive("get", self._flows.get(key, default))
-
-    async def get_many(self, keys: Iterable[Key]) -> dict[Key, Any]:
-        """:meth:`~layered_cache.AsyncClient.get_many` in this namespace."""
-        return await self._drive("get_many", self._flows.get_many(keys))  # type: ignore[no-any-return]
-
-    async def gets(self, key: Key, default: Any = None, cas_default: Any = None) -> tuple[Any, Any]:
-        """:meth:`~layered_cache.AsyncClient.gets` in this namespace."""
-        return await self._drive("gets", self._flows.gets(key, default, cas_default))  # type: ignore[no-any-return]
-
-    async def gets_many(self, keys: Iterable[Key]) -> dict[Key, tuple[Any, Any]]:
-        """:meth:`~layered_cache.AsyncClient.gets_many` in this namespace."""
-        return await self._drive("gets_many", self._flows.gets_many(keys))  # type: ignore[no-any-return]
-
-    async def _store(
-        self, command: bytes, key: Key, value: Any, expire: int, noreply: bool, flags: int | None
-    ) -> bool:
-        flow = self._flows.store(command, key, value, expire, noreply, flags)
-        return await self._drive(command.decode(), flow)  # type: ignore[no-any-return]
-
-    async def set(
-        self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
-    ) -> bool:
-        """:meth:`~layered_cache.AsyncClient.set` in this namespace."""
-        return await self._store(b"set", key, value, expire, noreply, flags)
-
-    async def add(
-        self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
-    ) -> bool:
-        """:meth:`~layered_cache.AsyncClient.add` in this namespace."""
-        return await self._store(b"add", key, value, expire, noreply, flags)
-
-    async def replace(
-        self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
-    ) -> bool:
-        """:meth:`~layered_cache.AsyncClient.replace` in this namespace."""
-        return await self._store(b"replace", key, value, expire, noreply, flags)
-
-    async def append(
-        self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
-    ) -> bool:
-        """:meth:`~layered_cache.AsyncClient.append` in this namespace."""
-        return await self._store(b"append", key, value, expire, noreply, flags)
-
-    async def prepend(
-        self, key: Key, value: Any, expire: int = 0, noreply: bool = False, flags: int | None = None
-    ) -> bool:
-        """:meth:`~layered_cache.AsyncClient.prepend` in this namespace."""
-        return await self._store(b"prepend", key, value, expire, noreply, flags)
-
-    async def set_many(
-        self,
-        values: Mapping[Key, Any],
-        expire: int = 0,
-        noreply: bool = False,
-        flags: int | None = None,
-    ) -> list[Key]:
-        """:meth:`~layered_cache.AsyncClient.set_many` in this namespace: the keys not stored."""
-        flow = self._flows.set_many(values, expire, noreply, flags)
-        return await self._drive("set_many", flow)  # type: ignore[no-any-return]
-
-    async def cas(
-        self,
-        key: Key,
-        value: Any,
-        cas: int | str | bytes,
-        expire: int = 0,
-        noreply: bool = False,
-        flags: int | None = None,
-    ) -> bool | None:
-        """:meth:`~layered_cache.AsyncClient.cas` in this namespace."""
-        flow = self._flows.cas(key, value, cas, expire, noreply, flags)
-        return await self._drive("cas", flow)  # type: ignore[no-any-return]
-
-    async def delete(self, key: Key, noreply: bool = False) -> bool:
-        """:meth:`~layered_cache.AsyncClient.delete` in this namespace."""
-        return await self._drive("delete", self._flows.delete(key, noreply))  # type: ignore[no-any-return]
-
-    async def delete_many(self, keys: Iterable[Key], noreply: bool = False) -> bool:
-        """:meth:`~layered_cache.AsyncClient.delete_many` in this namespace."""
-        return await self._drive("delete_many", self._flows.delete_many(keys, noreply))  # type: ignore[no-any-return]
-
-    async def incr(
-        self,
-        key: Key,
-        value: int,
-        noreply: bool = False,
-        *,
-        initial: int | None = None,
-        expire: int = 0,
-    ) -> int | None:
-        """:meth:`~layered_cache.AsyncClient.incr` in this namespace."""
-        flow = self._flows.count(key, value, noreply, initial, expire, decrement=False)
-        return await self._drive("incr", flow)  # type: ignore[no-any-return]
-
-    async def decr(
-        self,
-        key: Key,
-        value: int,
-        noreply: bool = False,
-        *,
-        initial: int | None = None,
-        expire: int = 0,
-    ) -> int | None:
-        """:meth:`~layered_cache.AsyncClient.decr` in this namespace."""
-        flow = self._flows.count(key, value, noreply, initial, expire, decrement=True)
-        return await self._drive("decr", flow)  # type: ignore[no-any-return]
-
-    async def touch(self, key: Key, expire: int = 0, noreply: bool = False) -> bool:
-        """:meth:`~layered_cache.AsyncClient.touch` in this namespace."""
-        return await self._drive("touch", self._flows.touch(key, expire, noreply))  # type: ignore[no-any-return]
-
-    async def get_or_set(
-        self,
-        key: Key,
-        default: Any,
-        expire: int = 0,
-        *,
-        wait_timeout: float = 5.0,
-        lease_ttl: int = 30,
-        refresh_ahead: int = 0,
-    ) -> Any:
-        """:meth:`~layered_cache.AsyncClient.get_or_set` in this namespace (herd-safe)."""
-        flow = self._flows.get_or_set(
-            key,
-            default,
-            expire,
-            wait_timeout=wait_timeout,
-            lease_ttl=lease_ttl,
-            refresh_ahead=refresh_ahead,
-        )
-        return await self._drive("get_or_set", flow)
-
-    async def mark_stale(self, key: Key, stale_ttl: int = 30) -> bool:
-        """:meth:`~layered_cache.AsyncClient.mark_stale` in this namespace."""
-        return await self._drive("mark_stale", self._flows.mark_stale(key, stale_ttl))  # type: ignore[no-any-return]
+    get = _keyed(AsyncClient.get)
+    get_many = _keyed(AsyncClient.get_many)
+    gets = _keyed(AsyncClient.gets)
+    gets_many = _keyed(AsyncClient.gets_many)
+    set = _keyed(AsyncClient.set)
+    add = _keyed(AsyncClient.add)
+    replace = _keyed(AsyncClient.replace)
+    append = _keyed(AsyncClient.append)
+    prepend = _keyed(AsyncClient.prepend)
+    set_many = _keyed(AsyncClient.set_many)
+    cas = _keyed(AsyncClient.cas)
+    delete = _keyed(AsyncClient.delete)
+    delete_many = _keyed(AsyncClient.delete_many)
+    incr = _keyed(AsyncClient.incr)
+    decr = _keyed(AsyncClient.decr)
+    touch = _keyed(AsyncClient.touch)
+    get_or_set = _keyed(AsyncClient.get_or_set)
+    mark_stale = _keyed(AsyncClient.mark_stale)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {len(self.name)} characters>"

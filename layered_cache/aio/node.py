@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
+import attrs
+
 from layered_cache.aio.batch import Batch, Failed, Pending
 from layered_cache.aio.connection import AsyncConnection
 from layered_cache.auth._base import Authenticator
@@ -340,46 +342,34 @@ class _Retired(LoopPool):
         self.discard(conn)
 
 
+@attrs.define(eq=False, repr=False)
 class AsyncServer:
     """A server's identity, health and connection recipe, shared by every event loop."""
 
-    def __init__(
-        self,
-        plan: ConnectionPlan,
-        name: str,
-        health: ServerHealth,
-        *,
-        auth: Authenticator,
-        connect_timeout: float | None,
-        timeout: float | None,
-        max_connections: int,
-        pool_timeout: float | None,
-        idle_timeout: float,
-        on_open: Callable[[], None] | None = None,
-        observer: Observer | None = None,
-    ) -> None:
-        self.plan = plan
-        #: ``host:port`` as shown in errors and logs.
-        self.name = name
-        self.health = health
-        self.auth = auth
-        self.connect_timeout = connect_timeout
-        self.timeout = timeout
-        self.max_connections = max_connections
-        self.pool_timeout = pool_timeout
-        self.idle_timeout = idle_timeout
-        self._observer = observer
-        #: Whether the server speaks the meta protocol; None until asked.
-        self.meta: bool | None = None
-        #: Discovery removed the server: its connections are closed as they come back.
-        self.retired = False
-        #: Called before each new connection (discovery starts this loop's refresh task).
-        self.on_open = on_open
-        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopPool] = (
-            weakref.WeakKeyDictionary()
-        )
-        # The pool used last, and (weakly) its loop: the one looked up nearly every time.
-        self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], LoopPool] | None = None
+    plan: ConnectionPlan
+    #: ``host:port`` as shown in errors and logs.
+    name: str
+    health: ServerHealth
+    auth: Authenticator = attrs.field(kw_only=True)
+    connect_timeout: float | None = attrs.field(kw_only=True)
+    timeout: float | None = attrs.field(kw_only=True)
+    max_connections: int = attrs.field(kw_only=True)
+    pool_timeout: float | None = attrs.field(kw_only=True)
+    idle_timeout: float = attrs.field(kw_only=True)
+    #: Called before each new connection (discovery starts this loop's refresh task).
+    on_open: Callable[[], None] | None = attrs.field(default=None, kw_only=True)
+    _observer: Observer | None = attrs.field(default=None, kw_only=True)
+    #: Whether the server speaks the meta protocol; None until asked.
+    meta: bool | None = attrs.field(default=None, init=False)
+    #: Discovery removed the server: its connections are closed as they come back.
+    retired: bool = attrs.field(default=False, init=False)
+    _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopPool] = attrs.field(
+        factory=weakref.WeakKeyDictionary, init=False
+    )
+    # The pool used last, and (weakly) its loop: the one looked up nearly every time.
+    _last: tuple[weakref.ref[asyncio.AbstractEventLoop], LoopPool] | None = attrs.field(
+        default=None, init=False
+    )
 
     def pool(self) -> LoopPool:
         """This event loop's pool (made on first use; another loop never sees its connections)."""

@@ -9,11 +9,13 @@ public methods (``def`` for one, ``async def`` for the other).
 
 from __future__ import annotations
 
-from typing import Generic
+import copy
+from typing import Generic, Self
 
 from layered_cache.auth._base import Authenticator
 from layered_cache.core.config import ClientConfig, ServerEntry, server_entry
 from layered_cache.core.membership import DiscoveryStatus, Membership, reconcile
+from layered_cache.core.namespaces import NamespaceFlows
 from layered_cache.core.operations import N, Operations
 from layered_cache.discovery._base import Found
 from layered_cache.serialization._base import Serializer
@@ -65,6 +67,21 @@ class BaseClient(Generic[N]):
         """The flows over ``nodes`` with this client's codec, policies and observer."""
         config = self._config
         return Operations(config.codec, nodes, config.fail_silent, config.keys, config.observer)
+
+    def _over(self, ops: Operations[N]) -> Self:
+        """This client over other flows: a namespace's key layout, for one call.
+
+        A shallow copy: the same servers, policies and driver; the listeners
+        are the flows' own (none for flows that report nothing).
+        """
+        view = copy.copy(self)
+        view._ops = ops
+        view._observer = ops.observer
+        return view
+
+    def _namespace_flows(self, name: str | bytes) -> NamespaceFlows[Self]:
+        """The namespace ``name`` of this client, for its engine's namespace view."""
+        return NamespaceFlows(lambda: self._ops, self._over, name, self.namespace_cache_ttl)
 
     # -- discovery ------------------------------------------------------------------
 

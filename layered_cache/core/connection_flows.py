@@ -13,9 +13,9 @@ from typing import Any, Final, TypeAlias
 
 from layered_cache.auth._base import HandshakeFlow
 from layered_cache.core.translate import ErrorReplyReceived, PeerClosedError
-from layered_cache.protocol import ErrorReply, Expect, requests
+from layered_cache.protocol import ErrorReply, Expect, ReplyParser, requests
 
-__all__ = ["CLOSED", "ConnectionFlow", "handshake_flow", "meta_probe_flow"]
+__all__ = ["CLOSED", "Conversation", "ConnectionFlow", "handshake_flow", "meta_probe_flow"]
 
 
 class _Closed:
@@ -32,6 +32,51 @@ CLOSED: Final[Any] = _Closed()
 ConnectionFlow: TypeAlias = Generator[tuple[bytes, int], Any, Any]
 
 _PROBE_KEY: Final = b"layered_cache:meta-probe"
+
+
+class Conversation:
+    """A connection flow being driven: the stepping both engines' connections share.
+
+    The connection writes each request :meth:`start` and :meth:`reply` give
+    (the parser already expects its reply), reads until the parser has the
+    reply (or the server hung up: :data:`CLOSED`), and hands it to
+    :meth:`reply`, until there is no request left; then :attr:`result` is what
+    the flow returned. No request is kept here: one may carry a password.
+    """
+
+    __slots__ = ("_flow", "_parser", "result")
+
+    def __init__(self, flow: ConnectionFlow, parser: ReplyParser) -> None:
+        self._flow = flow
+        self._parser = parser
+        #: What the flow returned, once :meth:`reply` answered None.
+        self.result: Any = None
+
+    def start(self) -> bytes | None:
+        """The first request, or None if the flow asks nothing."""
+        try:
+            request, expect = next(self._flow)
+        except StopIteration as done:
+            self.result = done.value
+            return None
+        self._parser.expect(expect)
+        return request
+
+    def reply(self, reply: Any) -> bytes | None:
+        """Hand the flow its reply; the next request, or None once the flow is done.
+
+        Raises:
+            ProtocolError: the flow is done but bytes nobody asked for came after the reply.
+        """
+        try:
+            request, expect = self._flow.send(reply)
+        except StopIteration as done:
+            if reply is not CLOSED:
+                self._parser.check_idle()
+            self.result = done.value
+            return None
+        self._parser.expect(expect)
+        return request
 
 
 def handshake_flow(flow: HandshakeFlow) -> ConnectionFlow:

@@ -20,8 +20,9 @@ from typing import Any, NamedTuple
 
 from layered_cache._addresses import hash_name
 from layered_cache.core.operations import N
+from layered_cache.core.translate import translate
 from layered_cache.discovery._base import Ask, Call, Discovery, DiscoveryFlow, Found
-from layered_cache.errors import DiscoveryError
+from layered_cache.errors import DiscoveryError, LayeredCacheError
 from layered_cache.transport import format_address
 from layered_cache.transport._base import Address
 
@@ -97,12 +98,18 @@ class Membership:
         ``force``: an explicit ``refresh()``, which always runs (and counts as the
         lookup that was due).
         """
+        return self.claim_or_wait(force=force) == 0
+
+    def claim_or_wait(self, *, force: bool = False) -> float:
+        """0 when the caller is to run the lookup due now (as :meth:`claim`), else the
+        seconds until the next one is due (a background refresher waits that long)."""
         with self._state_lock:
-            if self.due_in() > 0 and not force:
-                return False
+            wait = self.due_in()
+            if wait > 0 and not force:
+                return wait
             self._attempted_at = time.monotonic()
             self._hinted = False
-            return True
+            return 0.0
 
     def hint(self) -> None:
         """A node failed: look up sooner (a replaced node is found within :data:`FAILURE_GAP`)."""
@@ -136,6 +143,21 @@ class Membership:
                 found.source,
                 found.version,
             )
+
+    @contextlib.contextmanager
+    def in_background(self) -> Iterator[None]:
+        """Around a background lookup: a failure never ends the refresher.
+
+        A :class:`~layered_cache.errors.LayeredCacheError` was recorded and
+        logged (the last good list stays); anything else is a bug, logged with
+        its traceback.
+        """
+        try:
+            yield
+        except LayeredCacheError:
+            pass
+        except Exception:  # pragma: no cover - a bug must not end the refresher silently
+            logger.exception("discovery: the background lookup failed")
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[None]:
@@ -178,26 +200,48 @@ class Membership:
 class LookupRun:
     """One lookup flow being driven: the stepping both engines' drivers share.
 
-    The driver calls :meth:`advance` with the last step's answer (or the error
-    it failed with) while it returns True, performing ``step`` in between;
-    then :meth:`result` is what it returned.
+    The driver calls :meth:`advance` while it returns True, performing
+    ``step`` in between: it sets ``answer`` to what the step gave, or calls
+    :meth:`fail` with what it raised. Then :meth:`result` is what the flow
+    returned.
+
+    Args:
+        flow: the strategy's lookup.
+        timeout: the client's exchange timeout, named in the error of an
+            :class:`~layered_cache.discovery.Ask` that timed out.
     """
 
-    __slots__ = ("_flow", "found", "step")
+    __slots__ = ("_error", "_flow", "_timeout", "answer", "found", "step")
 
-    def __init__(self, flow: DiscoveryFlow) -> None:
+    def __init__(self, flow: DiscoveryFlow, timeout: float | None) -> None:
         self._flow = flow
+        self._timeout = timeout
         self.step: Ask | Call | None = None
         self.found: Found | None = None
+        #: What the last step gave, sent into the flow by the next :meth:`advance`.
+        self.answer: Any = None
+        self._error: BaseException | None = None
 
-    def advance(self, answer: Any = None, error: BaseException | None = None) -> bool:
-        """Send ``answer`` (or throw ``error``) into the flow; True while it has a step."""
+    def advance(self) -> bool:
+        """Send ``answer`` (or throw the failure) into the flow; True while it has a step."""
+        answer, error = self.answer, self._error
+        self.answer = self._error = None
         try:
             self.step = self._flow.send(answer) if error is None else self._flow.throw(error)
         except StopIteration as done:
             self.found = done.value
             return False
         return True
+
+    def fail(self, error: Exception) -> None:
+        """The step failed with ``error``: it is thrown into the flow, an :class:`Ask`'s
+        translated (:func:`~layered_cache.core.translate.translate`) as a connection's."""
+        step = self.step
+        if isinstance(step, Ask):
+            address = format_address(step.address)
+            self._error = translate(error, address, self._timeout, first_use=True)
+        else:
+            self._error = error
 
     def result(self) -> Found:
         """What the finished flow returned."""

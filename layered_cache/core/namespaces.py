@@ -17,29 +17,39 @@ read for ``namespace_cache_ttl`` seconds (:class:`GenerationCache`, shared by
 every client of the same servers), which is how long another process may keep
 using a generation this one just left.
 
-If the generation cannot be read, the call fails as it would if its own
-server had failed: it raises, or in fail-silent mode answers its fallback. The
-flows here wrap :class:`~layered_cache.core.operations.Operations`' flows; both
-engines' namespace views drive them.
+A namespace view runs the client's own methods on a copy of the client
+whose flows lay keys out under the current generation
+(:meth:`NamespaceFlows.client`). If the generation cannot be read, the copy's
+every server fails as the generation's server did, so the call fails as it
+would if its own server had failed: it raises, or in fail-silent mode answers
+its fallback, and never reads another generation's data.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, Generic, TypeVar
 
 from layered_cache._keys import generation_key, namespace_name, namespace_prefix
 from layered_cache.core import herd
-from layered_cache.core.operations import NO_FALLBACK, Compute, Exchange, Flow, Key, Operations
+from layered_cache.core.operations import Exchange, Flow, Operations
 from layered_cache.errors import CacheConnectionError, ServerResponseError
 from layered_cache.protocol import Expect, requests
 
-__all__ = ["GENERATIONS", "GenerationCache", "NamespaceFlows", "fleet_of", "forget_generations"]
+__all__ = [
+    "GENERATIONS",
+    "GenerationCache",
+    "NamespaceFlows",
+    "fleet_of",
+    "forget_generations",
+    "view_method",
+]
 
 # Generations are random numbers below this: two generations of one namespace
 # meet with a chance of one in 2**62.
@@ -116,17 +126,22 @@ def forget_generations(ops: Operations[Any]) -> None:
     GENERATIONS.forget_fleet(fleet_of(ops))
 
 
-class NamespaceFlows:
-    """Every keyed flow of :class:`~layered_cache.core.operations.Operations`, in one namespace.
+C = TypeVar("C")
+F = TypeVar("F", bound=Callable[..., Any])
 
-    Each method returns a flow that finds the namespace's generation (in the
-    process's :class:`GenerationCache`, else from memcached), then runs the
-    client's own flow with keys laid out under that generation, and answers
-    ``fallback`` when fail-silent mode absorbs a server failure (the
-    generation's server or the key's).
+
+class NamespaceFlows(Generic[C]):
+    """One namespace of a client: its generation, and the client ``C`` to run a call on.
+
+    Each call of a namespace view first runs :meth:`client`, which finds the
+    namespace's generation (in the process's :class:`GenerationCache`, else
+    from memcached) and answers a copy of the client whose flows lay every key
+    out under that generation; the view then calls the client's own method on
+    that copy.
 
     Args:
         current: the client's flows (asked at every call: discovery may change them).
+        over: the client over other flows (its ``_over``).
         name: the namespace's name: a valid memcached key of at most 100 bytes.
         ttl: seconds a generation read is used before it is read again.
 
@@ -135,16 +150,21 @@ class NamespaceFlows:
     """
 
     def __init__(
-        self, current: Callable[[], Operations[Any]], name: str | bytes, ttl: float
+        self,
+        current: Callable[[], Operations[Any]],
+        over: Callable[[Operations[Any]], C],
+        name: str | bytes,
+        ttl: float,
     ) -> None:
         # The client's flows are asked for at each call: discovery may swap in
         # other servers (and a new placement) at any time.
         self._current_ops = current
+        self._over = over
         self._name = namespace_name(name)
         self._key = generation_key(self._name)
         self._ttl = ttl
-        # (client flows, their fleet, generation, flows in that generation), last used.
-        self._last: tuple[Operations[Any], frozenset[str], bytes, Operations[Any]] | None = None
+        # (client flows, their fleet, generation, the client in that generation), last used.
+        self._last: tuple[Operations[Any], frozenset[str], bytes, C] | None = None
 
     # -- the generation -----------------------------------------------------------------
 
@@ -155,15 +175,6 @@ class NamespaceFlows:
     def _fleet(self, ops: Operations[Any]) -> frozenset[str]:
         last = self._last
         return last[1] if last is not None and last[0] is ops else fleet_of(ops)
-
-    def _in_generation(self, ops: Operations[Any], generation: bytes) -> Operations[Any]:
-        last = self._last
-        if last is not None and last[0] is ops and last[2] == generation:
-            return last[3]
-        keys = ops.keys.within(*namespace_prefix(self._name, generation))
-        qualified = ops.with_keys(keys)
-        self._last = (ops, self._fleet(ops), generation, qualified)
-        return qualified
 
     def _exchange(self, request: bytes, expect: int, *, idempotent: bool) -> Exchange:
         node = self._ops.node(self._key)
@@ -226,120 +237,68 @@ class NamespaceFlows:
         GENERATIONS.remember(fleet, self._key, fresh)
         return True
 
-    def run(self, call: Callable[[Operations[Any]], Flow[Any]], fallback: Any) -> Flow[Any]:
-        """``call``'s flow in the current generation; ``fallback`` when fail-silent absorbs."""
-        flow = self._run(call)
-        return flow if fallback is NO_FALLBACK else herd.absorbing(self._ops, flow, fallback)
+    # -- the client of a call -------------------------------------------------------------
 
-    def _run(self, call: Callable[[Operations[Any]], Flow[Any]]) -> Flow[Any]:
-        ops = self._ops
-        generation = yield from self.generation()
-        return (yield from call(self._in_generation(ops, generation)))
+    def client(self) -> Flow[C]:
+        """The client to run one call on: its flows lay keys out in the current generation.
 
-    # -- the keyed methods -----------------------------------------------------------------
-
-    def get(self, key: Key, default: Any) -> Flow[Any]:
-        return self.run(lambda ops: ops.get(key, default), default)
-
-    def get_many(self, keys: Iterable[Key]) -> Flow[dict[Key, Any]]:
-        return self.run(lambda ops: ops.get_many(keys), {})
-
-    def gets(self, key: Key, default: Any, cas_default: Any) -> Flow[tuple[Any, Any]]:
-        return self.run(
-            lambda ops: ops.ask(
-                ops.gets_step(key), lambda r: ops.gets_result(key, r, default, cas_default)
-            ),
-            (default, cas_default),
-        )
-
-    def gets_many(self, keys: Iterable[Key]) -> Flow[dict[Key, tuple[Any, Any]]]:
-        return self.run(lambda ops: ops.gets_many(keys), {})
-
-    def store(
-        self, command: bytes, key: Key, value: Any, expire: int, noreply: bool, flags: int | None
-    ) -> Flow[bool]:
-        return self.run(
-            lambda ops: ops.ask(
-                ops.store_step(command, key, value, expire, noreply, flags), ops.store_result
-            ),
-            False,
-        )
-
-    def set_many(
-        self, values: Mapping[Key, Any], expire: int, noreply: bool, flags: int | None
-    ) -> Flow[list[Key]]:
-        return self.run(lambda ops: ops.set_many(values, expire, noreply, flags), list(values))
-
-    def cas(
-        self, key: Key, value: Any, token: Any, expire: int, noreply: bool, flags: int | None
-    ) -> Flow[bool | None]:
-        return self.run(
-            lambda ops: ops.ask(
-                ops.cas_step(key, value, token, expire, noreply, flags), ops.cas_result
-            ),
-            False,
-        )
-
-    def delete(self, key: Key, noreply: bool) -> Flow[bool]:
-        return self.run(
-            lambda ops: ops.ask(ops.delete_step(key, noreply), ops.delete_result), False
-        )
-
-    def delete_many(self, keys: Iterable[Key], noreply: bool) -> Flow[bool]:
-        return self.run(lambda ops: ops.delete_many(keys, noreply), False)
-
-    def touch(self, key: Key, expire: int, noreply: bool) -> Flow[bool]:
-        return self.run(
-            lambda ops: ops.ask(ops.touch_step(key, expire, noreply), ops.touch_result), False
-        )
-
-    def count(
-        self,
-        key: Key,
-        delta: int,
-        noreply: bool,
-        initial: int | None,
-        expire: int,
-        *,
-        decrement: bool,
-    ) -> Flow[int | None]:
-        def call(ops: Operations[Any]) -> Flow[int | None]:
-            if initial is not None:
-                return ops.count_or_create(key, delta, initial, expire, decrement=decrement)
-            step = ops.count_step(key, delta, noreply, decrement=decrement)
-            return ops.ask(step, ops.count_result)
-
-        return self.run(call, None)
-
-    def get_or_set(
-        self,
-        key: Key,
-        default: Any,
-        expire: int,
-        *,
-        wait_timeout: float,
-        lease_ttl: int,
-        refresh_ahead: int,
-    ) -> Flow[Any]:
+        When the generation cannot be read, the client answered is one whose
+        every server fails with that error (reporting nothing more to
+        listeners: the failed read was reported): the call
+        then raises it, or in fail-silent mode answers its fallback, as when
+        its own server fails.
+        """
         ops = self._ops
         try:
             generation = yield from self.generation()
         except CacheConnectionError as error:
-            # As get_or_set does when its own server fails: compute, store nothing.
-            if not ops.fail_silent.absorb(error):
-                raise
-            return (yield Compute(default))
-        return (
-            yield from herd.get_or_set(
-                self._in_generation(ops, generation),
-                key,
-                default,
-                expire,
-                wait_timeout=wait_timeout,
-                lease_ttl=lease_ttl,
-                refresh_ahead=refresh_ahead,
-            )
-        )
+            node = _Unreachable(ops.node(self._key).name, error)
+            return self._over(Operations(ops.codec, {node.name: node}, ops.fail_silent, ops.keys))
+        last = self._last
+        if last is not None and last[0] is ops and last[2] == generation:
+            return last[3]
+        keys = ops.keys.within(*namespace_prefix(self._name, generation))
+        client = self._over(ops.with_keys(keys))
+        self._last = (ops, self._fleet(ops), generation, client)
+        return client
 
-    def mark_stale(self, key: Key, stale_ttl: int) -> Flow[bool]:
-        return self.run(lambda ops: ops.mark_stale(key, stale_ttl), False)
+
+class _Unreachable:
+    """Every server of a call whose namespace generation could not be read.
+
+    Each step on it (an exchange, a single ``get``, a meta probe) raises the
+    failure of the generation's read, as a server that cannot be reached does.
+    """
+
+    __slots__ = ("_error", "name")
+
+    #: Never asked: the probe fails.
+    meta = None
+
+    def __init__(self, name: str, error: CacheConnectionError) -> None:
+        self.name = name
+        self._error = error
+
+    def _fail(self, *args: object) -> Any:
+        raise self._error
+
+    exchange = get = checkout = probe_meta = _fail
+
+    def retire(self) -> None:
+        """Nothing to close."""
+
+
+def view_method(call: F, method: Callable[..., Any], view: str) -> F:
+    """``call``, presented as the client's ``method`` in the namespace view class ``view``.
+
+    Its signature and annotations are ``method``'s (``__wrapped__``, which
+    :func:`inspect.signature` and the documentation follow); its docstring
+    points to the client's.
+    """
+    module = call.__module__
+    functools.update_wrapper(call, method)
+    call.__module__ = module
+    client, name = method.__qualname__.rsplit(".", 1)
+    call.__qualname__ = f"{view}.{name}"
+    call.__doc__ = f":meth:`~layered_cache.{client}.{name}` in this namespace."
+    return call

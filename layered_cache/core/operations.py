@@ -19,6 +19,8 @@ import copy
 from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any, Final, Generic, Protocol, TypeAlias, TypeVar
 
+import attrs
+
 from layered_cache._keys import KeyPolicy, key_policy
 from layered_cache._ring import Ring
 from layered_cache.core.codec import MISS, ValueCodec
@@ -75,6 +77,9 @@ class Node(Protocol):
 N = TypeVar("N", bound=Node)
 
 
+# One per call: as small as the slots it needs (no weak references), and no repr
+# (requests and values carry keys); compared by identity.
+@attrs.define(eq=False, repr=False, weakref_slot=False)
 class Exchange:
     """Send ``request`` to ``node`` and read ``count`` replies of kind ``expect``.
 
@@ -86,35 +91,24 @@ class Exchange:
         request: the bytes to send.
         expect: the :class:`~layered_cache.protocol.replies.Expect` kind of each reply,
             or None.
-        count: how many replies (pipelined requests).
-        keys: for ``VALUES`` replies, the keys that may come back.
         idempotent: safe to send again on a fresh connection if the pooled one
             turns out to be closed by the server.
+        count: how many replies (pipelined requests).
+        keys: for ``VALUES`` replies, the keys that may come back.
         admin: the command's name when it must run on a connection of its own
             (``stats``, ``flush_all``: proxies hang up on these).
     """
 
-    __slots__ = ("admin", "count", "expect", "idempotent", "keys", "node", "request")
-
-    def __init__(
-        self,
-        node: Any,
-        request: bytes,
-        expect: int | None,
-        idempotent: bool,
-        count: int = 1,
-        keys: Any = None,
-        admin: str | None = None,
-    ) -> None:
-        self.node = node
-        self.request = request
-        self.expect = expect
-        self.count = count
-        self.keys = keys
-        self.idempotent = idempotent
-        self.admin = admin
+    node: Any
+    request: bytes
+    expect: int | None
+    idempotent: bool
+    count: int = 1
+    keys: Any = None
+    admin: str | None = None
 
 
+@attrs.define(eq=False, repr=False, weakref_slot=False)
 class Batch:
     """Several exchanges with different servers, sent at once; answered with a list.
 
@@ -123,13 +117,11 @@ class Batch:
     Without ``absorb`` (or outside fail-silent mode) the first failure is raised.
     """
 
-    __slots__ = ("absorb", "exchanges")
-
-    def __init__(self, exchanges: list[Exchange], *, absorb: bool = True) -> None:
-        self.exchanges = exchanges
-        self.absorb = absorb
+    exchanges: list[Exchange]
+    absorb: bool = attrs.field(default=True, kw_only=True)
 
 
+@attrs.define(eq=False, weakref_slot=False)
 class ProbeMeta:
     """Ask ``node`` once whether it speaks the meta protocol.
 
@@ -139,28 +131,21 @@ class ProbeMeta:
     The engine sets ``node.meta`` and answers with it.
     """
 
-    __slots__ = ("node",)
-
-    def __init__(self, node: Any) -> None:
-        self.node = node
+    node: Any
 
 
+@attrs.define(eq=False, weakref_slot=False)
 class Sleep:
     """Wait ``seconds`` (a herd waiter polling); answered with None."""
 
-    __slots__ = ("seconds",)
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
+    seconds: float
 
 
+@attrs.define(eq=False, repr=False, weakref_slot=False)
 class Compute:
     """Produce ``default``: the value itself, or what calling it returns (awaited if need be)."""
 
-    __slots__ = ("default",)
-
-    def __init__(self, default: Any) -> None:
-        self.default = default
+    default: Any
 
 
 Step: TypeAlias = Exchange | Batch | ProbeMeta | Sleep | Compute

@@ -442,11 +442,7 @@ class MemcacheCache(SingleKeyMethods):
     client_key_rules = validate_key
 
     def get_or_set(
-        self,
-        key: str,
-        default: Any,
-        timeout: Any = DEFAULT_TIMEOUT,
-        version: int | None = None,
+        self, key: str, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
     ) -> Any:
         """Django's ``get_or_set``, safe against a thundering herd.
 
@@ -459,11 +455,7 @@ class MemcacheCache(SingleKeyMethods):
         return self._cache.get_or_set(key, default, self._expire(timeout))
 
     async def aget_or_set(
-        self,
-        key: str,
-        default: Any,
-        timeout: Any = DEFAULT_TIMEOUT,
-        version: int | None = None,
+        self, key: str, default: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
     ) -> Any:
         """The async ``get_or_set``, herd-safe too; ``default`` may be a coroutine function.
 

@@ -15,34 +15,10 @@ optional extra:
 See :doc:`/guides/observability`.
 """
 
-from layered_cache.observability.events import (
-    HERD_LEASE_WAITED,
-    HERD_LEASE_WON,
-    HERD_STALE_SERVED,
-    ConnectEvent,
-    Event,
-    HandshakeEvent,
-    HerdEvent,
-    OperationEvent,
-    ServerDownEvent,
-    ServerUpEvent,
-    StaleConnectionEvent,
-    WriteFailureEvent,
-)
+from layered_cache.observability import events
+from layered_cache.observability.events import *  # noqa: F403 - the events are public here too
 from layered_cache.observability.logging import LoggingListener
 
-__all__ = [
-    "HERD_LEASE_WAITED",
-    "HERD_LEASE_WON",
-    "HERD_STALE_SERVED",
-    "ConnectEvent",
-    "Event",
-    "HandshakeEvent",
-    "HerdEvent",
-    "LoggingListener",
-    "OperationEvent",
-    "ServerDownEvent",
-    "ServerUpEvent",
-    "StaleConnectionEvent",
-    "WriteFailureEvent",
-]
+__all__ = ["LoggingListener"]
+__all__ += events.__all__
+__all__.sort()

@@ -8,22 +8,7 @@ come back into replies. Neither imports :mod:`socket` or
 :mod:`asyncio`; they are tested byte by byte without a server.
 """
 
-from layered_cache.protocol.replies import (
-    ErrorReply,
-    Expect,
-    Item,
-    MetaReply,
-    ProtocolError,
-    ReplyParser,
-    whole_reply,
-)
+from layered_cache.protocol import replies
+from layered_cache.protocol.replies import *  # noqa: F403 - the parser and its replies
 
-__all__ = [
-    "ErrorReply",
-    "Expect",
-    "Item",
-    "MetaReply",
-    "ProtocolError",
-    "ReplyParser",
-    "whole_reply",
-]
+__all__ = replies.__all__

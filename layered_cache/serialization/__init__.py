@@ -6,17 +6,8 @@ Example:
     [1, 2]
 """
 
-from layered_cache.serialization._base import (
-    FLAG_BYTES,
-    FLAG_COMPRESSED,
-    FLAG_INTEGER,
-    FLAG_JSON,
-    FLAG_LONG,
-    FLAG_PICKLE,
-    FLAG_TEXT,
-    Serialized,
-    Serializer,
-)
+from layered_cache.serialization import _base
+from layered_cache.serialization._base import *  # noqa: F403 - the contract and its flags
 from layered_cache.serialization.compression import FLAG_ZSTD, CompressedSerializer
 from layered_cache.serialization.json import JSONSerializer
 from layered_cache.serialization.pickle import PickleSerializer, UnpicklableValueError
@@ -24,19 +15,12 @@ from layered_cache.serialization.signed import FLAG_SIGNED_PICKLE, SignedPickleS
 
 __all__ = [
     "CompressedSerializer",
-    "FLAG_BYTES",
-    "FLAG_COMPRESSED",
-    "FLAG_INTEGER",
-    "FLAG_JSON",
-    "FLAG_LONG",
-    "FLAG_PICKLE",
     "FLAG_SIGNED_PICKLE",
-    "FLAG_TEXT",
     "FLAG_ZSTD",
     "JSONSerializer",
     "PickleSerializer",
-    "Serialized",
-    "Serializer",
     "SignedPickleSerializer",
     "UnpicklableValueError",
 ]
+__all__ += _base.__all__
+__all__.sort()

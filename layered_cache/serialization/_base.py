@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
 import attrs
@@ -16,6 +17,8 @@ from pymemcache.serde import (
 
 from layered_cache.errors import SerializationError
 
+# The public names (layered_cache.serialization re-exports them); the helpers
+# below the contract are the serializers' own.
 __all__ = [
     "FLAG_BYTES",
     "FLAG_COMPRESSED",
@@ -26,10 +29,6 @@ __all__ = [
     "FLAG_TEXT",
     "Serialized",
     "Serializer",
-    "UNPLAIN",
-    "read_plain",
-    "store_plain",
-    "unreadable",
 ]
 
 #: Our flag for JSON documents. pymemcache leaves bit 5 unused; a reader that
@@ -117,6 +116,30 @@ def read_plain(value: bytes, flags: int) -> Any:
     if flags in (FLAG_INTEGER, FLAG_LONG):
         return int(value)
     return UNPLAIN
+
+
+def read_shared(serializer: str, value: bytes, flags: int) -> Any:
+    """What every serializer reads besides its own format: plain values and JSON documents.
+
+    Other flags raise, saying why (compressed, pickled, unknown), in the name
+    of ``serializer``.
+
+    Raises:
+        SerializationError: the bytes are not one of these, or not valid JSON.
+    """
+    plain = read_plain(value, flags)
+    if plain is not UNPLAIN:
+        return plain
+    if flags == FLAG_JSON:
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise unreadable(serializer, flags, f"invalid JSON: {exc}") from exc
+    if flags & FLAG_COMPRESSED:
+        raise unreadable(serializer, flags, "it is compressed; configure a CompressedSerializer")
+    if flags & FLAG_PICKLE:
+        raise unreadable(serializer, flags, "it is a pickle, and this serializer never unpickles")
+    raise unreadable(serializer, flags, "unknown flags")
 
 
 def unreadable(serializer: str, flags: int, why: str) -> SerializationError:

@@ -8,14 +8,7 @@ from typing import Any
 import attrs
 
 from layered_cache.errors import SerializationError
-from layered_cache.serialization._base import (
-    FLAG_JSON,
-    FLAG_PICKLE,
-    UNPLAIN,
-    read_plain,
-    store_plain,
-    unreadable,
-)
+from layered_cache.serialization._base import FLAG_JSON, read_shared, store_plain
 
 __all__ = ["JSONSerializer"]
 
@@ -76,16 +69,4 @@ class JSONSerializer:
 
     def deserialize(self, key: Any, value: bytes, flags: int) -> Any:
         """Return the value stored as ``value`` with ``flags``; refuses pickles."""
-        if flags == FLAG_JSON:
-            try:
-                return json.loads(value)
-            except ValueError as exc:
-                raise unreadable("JSONSerializer", flags, f"invalid JSON: {exc}") from exc
-        plain = read_plain(value, flags)
-        if plain is not UNPLAIN:
-            return plain
-        if flags & FLAG_PICKLE:
-            raise unreadable(
-                "JSONSerializer", flags, "it is a pickle, and this serializer never unpickles"
-            )
-        raise SerializationError(f"JSONSerializer cannot read a value stored with flags {flags}")
+        return read_shared("JSONSerializer", value, flags)

@@ -8,16 +8,7 @@ from typing import Any
 import attrs
 
 from layered_cache.errors import SerializationError
-from layered_cache.serialization._base import (
-    FLAG_COMPRESSED,
-    FLAG_JSON,
-    FLAG_PICKLE,
-    UNPLAIN,
-    read_plain,
-    store_plain,
-    unreadable,
-)
-from layered_cache.serialization.json import JSONSerializer
+from layered_cache.serialization._base import FLAG_PICKLE, read_shared, store_plain, unreadable
 
 __all__ = ["PickleSerializer", "UnpicklableValueError"]
 
@@ -83,14 +74,6 @@ class PickleSerializer:
                 return pickle.loads(value)
             except Exception as exc:
                 raise unreadable("PickleSerializer", flags, f"unpickling failed: {exc!r}") from exc
-        plain = read_plain(value, flags)
-        if plain is not UNPLAIN:
-            return plain
-        if flags == FLAG_JSON:
-            # Written by a JSONSerializer client sharing the cache; JSON is safe to read.
-            return JSONSerializer().deserialize(key, value, flags)
-        if flags & FLAG_COMPRESSED:
-            raise unreadable(
-                "PickleSerializer", flags, "it is compressed; configure a CompressedSerializer"
-            )
-        raise unreadable("PickleSerializer", flags, "unknown flags")
+        # Plain values, and JSON documents a JSONSerializer client sharing the cache
+        # wrote (JSON is safe to read).
+        return read_shared("PickleSerializer", value, flags)

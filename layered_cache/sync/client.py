@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from layered_cache._addresses import ServerSpec
 from layered_cache.auth._base import Authenticator
@@ -16,36 +14,32 @@ from layered_cache.core import herd
 from layered_cache.core.client_base import BaseClient
 from layered_cache.core.config import (
     DEFAULT_MAX_CONNECTIONS,
-    ClientConfig,
     ServerEntry,
     check_count,
     check_timeout,
     client_config,
 )
-from layered_cache.core.namespaces import NamespaceFlows, forget_generations
+from layered_cache.core.namespaces import forget_generations
 from layered_cache.core.observer import STORE_NAMES as _STORE_NAMES
-from layered_cache.core.observer import Observer
 from layered_cache.core.operations import (
     FAILED,
     NO_FALLBACK,
-    Batch,
-    Compute,
     Exchange,
     Flow,
-    ProbeMeta,
-    Sleep,
 )
 from layered_cache.discovery._base import Discovery
 from layered_cache.errors import CacheConnectionError, DiscoveryError
 from layered_cache.observability.events import WriteFailureEvent
 from layered_cache.serialization._base import Serializer
-from layered_cache.sync.batch import perform_batch
 from layered_cache.sync.connection import Connection
 from layered_cache.sync.discovery import Refresher, run_lookup
-from layered_cache.sync.namespace import Namespace
 from layered_cache.sync.node import ServerNode
-from layered_cache.transport import format_address
+from layered_cache.sync.servers import close_all, connection_factory, on_fork_in_child, server_node
+from layered_cache.sync.steps import perform
 from layered_cache.transport._base import Address, Transport
+
+if TYPE_CHECKING:
+    from layered_cache.sync.namespace import Namespace
 
 __all__ = ["Client"]
 
@@ -214,16 +208,16 @@ class Client(BaseClient[ServerNode]):
         self.pool_timeout = check_timeout("pool_timeout", pool_timeout)
         self._refresher = Refresher(config.membership, self._refresh_in_background)
         nodes = {
-            entry.key: _server_node(entry, config, self._refresher, self._pool_bounds())
+            entry.key: server_node(entry, config, self._refresher, self._pool_bounds())
             for entry in config.servers
         }
         super().__init__(config, nodes)
         # Sockets of a client that is simply dropped are closed, not left to the GC
         # (the list follows discovery's swaps: see _refresh_in_background).
         self._owned = list(nodes.values())
-        weakref.finalize(self, _close_all, self._owned)
+        weakref.finalize(self, close_all, self._owned)
         weakref.finalize(self, self._refresher.stop)
-        _live_clients.add(self)
+        on_fork_in_child(self._after_fork)
         if config.membership.interval:
             # The first lookup before any call, so that keys land on the real nodes
             # from the first write on (bounded by the timeouts; on failure the client
@@ -247,7 +241,7 @@ class Client(BaseClient[ServerNode]):
             while True:
                 try:
                     if type(step) is not Exchange:
-                        answer = self._perform(step, operation)
+                        answer = perform(step, operation, observer, self._fail_silent.absorb)
                     elif observer is None:
                         answer = step.node.exchange(step)
                     else:
@@ -274,30 +268,6 @@ class Client(BaseClient[ServerNode]):
             if not self._fail_silent.absorb(error):
                 raise
             return FAILED
-
-    def _perform(self, step: object, operation: str) -> Any:
-        if type(step) is Batch:
-            observer = self._observer
-            if observer is None:
-                return perform_batch(step, self._fail_silent.absorb)
-            exchanged = observer.exchanged
-
-            def report(exchange: Exchange, start: float, reply: Any, error: Any) -> None:
-                exchanged(exchange, operation, start, reply, error)
-
-            return perform_batch(step, self._fail_silent.absorb, report)
-        if type(step) is ProbeMeta:
-            observer = self._observer
-            if observer is None:
-                return step.node.probe_meta()
-            return observer.probe(step.node, operation)
-        if type(step) is Sleep:
-            time.sleep(step.seconds)
-            return None
-        if type(step) is Compute:
-            default = step.default
-            return default() if callable(default) else default
-        raise TypeError(f"not a step: {step!r}")  # pragma: no cover
 
     # -- reads --------------------------------------------------------------
 
@@ -609,13 +579,10 @@ class Client(BaseClient[ServerNode]):
             InvalidKeyError: ``name`` is not a valid memcached key of at most
                 100 bytes (nothing is sent).
         """
-        flows = NamespaceFlows(lambda: self._ops, name, self.namespace_cache_ttl)
+        # The view is built from this class's methods, hence the import here.
+        from layered_cache.sync.namespace import Namespace  # noqa: PLC0415
 
-        def drive(operation: str, flow: Flow[Any]) -> Any:
-            # A namespace flow answers its own fail-silent fallback (core.namespaces).
-            return self._drive(flow, NO_FALLBACK, operation)
-
-        return Namespace(flows, drive, name, self.serializer)
+        return Namespace(self._namespace_flows(name), self._drive, name, self.serializer)
 
     # -- servers ------------------------------------------------------------
 
@@ -651,14 +618,8 @@ class Client(BaseClient[ServerNode]):
         membership = self._membership
 
         def connect(address: Address) -> Connection:
-            return _connection_factory(
-                address,
-                transport=config.transport,
-                auth=config.auth,
-                connect_timeout=config.connect_timeout,
-                timeout=config.timeout,
-                observer=None,  # the configuration endpoint is not a cache server
-            )()
+            # No observer: the configuration endpoint is not a cache server.
+            return connection_factory(address, config, None)()
 
         with membership.recording():
             found = run_lookup(
@@ -670,13 +631,14 @@ class Client(BaseClient[ServerNode]):
         return changed
 
     def _new_node(self, entry: ServerEntry) -> ServerNode:
-        return _server_node(entry, self._config, self._refresher, self._pool_bounds())
+        return server_node(entry, self._config, self._refresher, self._pool_bounds())
 
     def _pool_bounds(self) -> tuple[int, float | None]:
         """``(max_connections, pool_timeout)`` of each server's pool."""
         return self.max_connections, self.pool_timeout
 
     def _after_fork(self) -> None:
+        # A forked child must not reuse the parent's connections (sync.servers).
         self._fail_silent.after_fork()
         self._membership.after_fork()
         self._refresher.after_fork()
@@ -690,7 +652,7 @@ class Client(BaseClient[ServerNode]):
         starts again with the first new connection.
         """
         self._refresher.stop()
-        _close_all(list(self._nodes.values()))
+        close_all(list(self._nodes.values()))
 
     # pymemcache's aliases, so code (and Django's base backend) written for it works unchanged.
     get_multi = get_many
@@ -708,82 +670,3 @@ class Client(BaseClient[ServerNode]):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _connection_factory(
-    address: Address,
-    *,
-    transport: Transport,
-    auth: Authenticator,
-    connect_timeout: float | None,
-    timeout: float | None,
-    observer: Observer | None,
-) -> Callable[[], Connection]:
-    # A closure over the strategies, not over the client, so that the client
-    # can be garbage collected while its nodes are still referenced.
-    name = format_address(address)
-
-    def connect() -> Connection:
-        return Connection.open(
-            address,
-            name=name,
-            transport=transport,
-            auth=auth,
-            connect_timeout=connect_timeout,
-            timeout=timeout,
-        )
-
-    return connect if observer is None else observer.observed_connect(connect, name, auth)
-
-
-def _server_node(
-    entry: ServerEntry, config: ClientConfig, refresher: Refresher, bounds: tuple[int, float | None]
-) -> ServerNode:
-    connect = _connection_factory(
-        entry.address,
-        transport=config.transport,
-        auth=config.auth,
-        connect_timeout=config.connect_timeout,
-        timeout=config.timeout,
-        observer=config.observer,
-    )
-    if config.membership.interval:
-        plain_connect = connect
-
-        def connect() -> Connection:
-            # A new connection is where a closed (or forked) client comes back to
-            # life: discovery restarts here, never on the hot path of a call.
-            refresher.ensure_running()
-            return plain_connect()
-
-    return ServerNode(
-        entry.address,
-        entry.name,
-        connect,
-        entry.health,
-        timeout=config.timeout,
-        max_connections=bounds[0],
-        pool_timeout=bounds[1],
-        max_idle=config.max_pool_size,
-        idle_timeout=config.idle_timeout,
-        observer=config.observer,
-    )
-
-
-def _close_all(nodes: list[ServerNode]) -> None:
-    for node in nodes:
-        node.discard_idle()
-
-
-# A child process (gunicorn and Celery workers, multiprocessing) must not reuse
-# its parent's connections: each client starts the child with an empty pool.
-_live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for client in list(_live_clients):
-        client._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -19,7 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 from layered_cache.auth._base import Authenticator
-from layered_cache.core.connection_flows import CLOSED, ConnectionFlow, handshake_flow
+from layered_cache.core.connection_flows import (
+    CLOSED,
+    ConnectionFlow,
+    Conversation,
+    handshake_flow,
+)
 from layered_cache.core.translate import ErrorReplyReceived, PeerClosedError
 from layered_cache.protocol import ErrorReply, ReplyParser, whole_reply
 from layered_cache.protocol.framing import write_commands
@@ -222,31 +227,25 @@ class Connection:
 
     def run_flow(self, flow: ConnectionFlow) -> Any:
         """Drive a connection flow (handshake, probe): send each request, hand back its reply."""
-        try:
-            step = next(flow)
-        except StopIteration as done:
-            return done.value
-        parser = self.parser
-        while True:
-            request, expect = step
-            del step  # a handshake request may carry a password
+        talk = Conversation(flow, self.parser)
+        request = talk.start()
+        while request is not None:
             self.sock.sendall(request)
-            del request
-            parser.expect(expect)
+            del request  # a handshake request may carry a password
+            request = talk.reply(self._flow_reply())
+        return talk.result
+
+    def _flow_reply(self) -> Any:
+        """The reply a connection flow waits for, or :data:`CLOSED` if the server hung up."""
+        parser = self.parser
+        reply = parser.next_reply()
+        while reply is None:
+            data = self.sock.recv(parser.wanted())
+            if not data:
+                return CLOSED
+            parser.feed(data)
             reply = parser.next_reply()
-            while reply is None:
-                data = self.sock.recv(parser.wanted())
-                if not data:
-                    reply = CLOSED
-                    break
-                parser.feed(data)
-                reply = parser.next_reply()
-            try:
-                step = flow.send(reply)
-            except StopIteration as done:
-                if reply is not CLOSED:
-                    parser.check_idle()
-                return done.value
+        return reply
 
     def peer_closed(self) -> bool:
         """Whether this idle connection has bytes or an end-of-file waiting (the server hung up).

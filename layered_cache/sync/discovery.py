@@ -23,11 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 from layered_cache.core.membership import LookupRun, Membership
-from layered_cache.core.translate import translate
 from layered_cache.discovery._base import Ask, DiscoveryFlow, Found
-from layered_cache.errors import LayeredCacheError
 from layered_cache.sync.connection import Connection
-from layered_cache.transport import format_address
 from layered_cache.transport._base import Address
 
 __all__ = ["Refresher", "run_lookup"]
@@ -43,28 +40,26 @@ def run_lookup(
     Raises:
         DiscoveryError: the flow found no usable node list.
     """
-    run = LookupRun(flow)
-    answer: Any = None
-    error: BaseException | None = None
-    while run.advance(answer, error):
-        answer = error = None
+    run = LookupRun(flow, timeout)
+    while run.advance():
         step = run.step
-        if isinstance(step, Ask):
-            conn: Connection | None = None
-            try:
-                conn = connect(step.address)
-                answer = conn.run_flow(step.conversation)
-            except Exception as exc:
-                error = translate(exc, format_address(step.address), timeout, first_use=True)
-            finally:
-                if conn is not None:
-                    conn.close()
-        elif step is not None:
-            try:
-                answer = step.function()
-            except Exception as exc:
-                error = exc
+        try:
+            if isinstance(step, Ask):
+                run.answer = _converse(step, connect)
+            elif step is not None:
+                run.answer = step.function()
+        except Exception as exc:
+            run.fail(exc)
     return run.result()
+
+
+def _converse(step: Ask, connect: Callable[[Address], Connection]) -> Any:
+    """Run an :class:`Ask`'s conversation on a new connection of its own."""
+    conn = connect(step.address)
+    try:
+        return conn.run_flow(step.conversation)
+    finally:
+        conn.close()
 
 
 class Refresher:
@@ -118,19 +113,14 @@ class Refresher:
     def _run(self, stop: threading.Event) -> None:
         membership = self._membership
         while not stop.is_set():
-            delay = membership.due_in()
-            if delay > 0:
+            delay = membership.claim_or_wait()
+            if delay:
                 self._wake.wait(delay)
                 self._wake.clear()
                 continue
             refresh = self._refresh()
             if refresh is None:
                 return  # the client is gone
-            if membership.claim():
-                try:
-                    refresh()
-                except LayeredCacheError:
-                    pass  # recorded and logged by the membership; the last good list stays
-                except Exception:  # pragma: no cover - a bug must not end the thread silently
-                    logger.exception("discovery: the background lookup failed")
+            with membership.in_background():
+                refresh()
             del refresh
