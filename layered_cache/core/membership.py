@@ -234,7 +234,8 @@ class LookupRun:
         return True
 
     def fail(self, error: Exception) -> None:
-        """The step failed with ``error``: it is thrown into the flow, an :class:`Ask`'s
+        """The step failed with ``error``: it is thrown into the flow, an
+        :class:`~layered_cache.discovery.Ask`'s
         translated (:func:`~layered_cache.core.translate.translate`) as a connection's."""
         step = self.step
         if isinstance(step, Ask):
