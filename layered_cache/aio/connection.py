@@ -263,7 +263,7 @@ class AsyncConnection:
         if not inflight:
             self._answered()
         elif self.timeout is not None:
-            self._arm()
+            self._arm(self.timeout)
 
     def send_one(self, waiter: asyncio.Future[Any], request: bytes, kind: int, keys: Any) -> None:
         """:meth:`send` of a batch of one request with one reply, without building the batch."""
@@ -277,7 +277,7 @@ class AsyncConnection:
         self._parser.expect(kind, keys)
         self._write(request)
         if self.timeout is not None:
-            self._arm()
+            self._arm(self.timeout)
 
     def deliver(self) -> None:
         """Hand every complete reply to its call (the protocol calls this as bytes arrive)."""
@@ -307,9 +307,9 @@ class AsyncConnection:
             return
         self._answered()
 
-    def _arm(self) -> None:
-        """The batch just sent must be answered within ``timeout``."""
-        deadline = self._deadline = self.loop.time() + self.timeout  # type: ignore[operator]
+    def _arm(self, timeout: float) -> None:
+        """The batch just sent must be answered within ``timeout`` seconds."""
+        deadline = self._deadline = self.loop.time() + timeout
         if self._timer is None:
             self._timer = self.loop.call_at(deadline, self._check_deadline)
 

@@ -237,25 +237,25 @@ class MemcacheCache(SingleKeyMethods):
         The sync methods pass :meth:`_made`, whose keys the client checks as it
         encodes them, before anything is sent (see :meth:`_refused_any`).
         """
-        if make is None:
-            return {self.make_and_validate_key(key, version=version): key for key in keys}
+        make = make or self._made_and_validated
         return {make(key, version): key for key in keys}
 
     def _made_items(
         self, data: Mapping[str, Any], version: int | None, make: _KeyMaker | None = None
     ) -> tuple[dict[Any, Any], dict[Any, str]]:
         """``({memcached key: value}, {memcached key: caller's key})`` for ``set_many``."""
+        make = make or self._made_and_validated
         values: dict[Any, Any] = {}
         keys: dict[Any, str] = {}
         for key, value in data.items():
-            made = (
-                self.make_and_validate_key(key, version=version)
-                if make is None
-                else make(key, version)
-            )
+            made = make(key, version)
             values[made] = value
             keys[made] = key
         return values, keys
+
+    def _made_and_validated(self, key: Any, version: int | None) -> Any:
+        """Django's own key making and validation (the async methods' keys)."""
+        return self.make_and_validate_key(key, version=version)
 
     # -- sync methods (Django's, on the helpers the async ones share) --------------------
 
