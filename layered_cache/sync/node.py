@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from layered_cache.core.connection_flows import meta_probe_flow
 from layered_cache.core.health import ServerHealth
 from layered_cache.core.observer import Observer
@@ -33,6 +35,7 @@ from layered_cache.transport._base import Address
 __all__ = ["ServerNode"]
 
 
+@attrs.define(eq=False, repr=False)
 class ServerNode:
     """Connections to one server, reused across calls and threads, at most ``max_connections``.
 
@@ -41,37 +44,17 @@ class ServerNode:
     connections are busy.
     """
 
-    def __init__(
-        self,
-        address: Address,
-        name: str,
-        connect: Callable[[], Connection],
-        health: ServerHealth,
-        *,
-        timeout: float | None,
-        max_connections: int,
-        pool_timeout: float | None,
-        max_idle: int | None,
-        idle_timeout: float,
-        observer: Observer | None = None,
-    ) -> None:
-        self.address = address
-        #: ``host:port`` as shown in errors and logs.
-        self.name = name
-        self.health = health
-        self._connect = connect
-        self._timeout = timeout
-        #: This server's connections.
-        self.pool = ConnectionPool(
-            name,
-            max_connections=max_connections,
-            pool_timeout=pool_timeout,
-            max_idle=max_idle,
-            idle_timeout=idle_timeout,
-        )
-        self._observer = observer
-        #: Whether the server speaks the meta protocol; None until asked.
-        self.meta: bool | None = None
+    address: Address
+    #: ``host:port`` as shown in errors and logs.
+    name: str
+    _connect: Callable[[], Connection]
+    health: ServerHealth
+    #: This server's connections.
+    pool: ConnectionPool
+    _timeout: float | None = attrs.field(kw_only=True)
+    _observer: Observer | None = attrs.field(kw_only=True, default=None)
+    #: Whether the server speaks the meta protocol; None until asked.
+    meta: bool | None = attrs.field(init=False, default=None)
 
     # -- exchanges ------------------------------------------------------------------------
 

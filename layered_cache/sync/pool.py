@@ -21,6 +21,8 @@ import threading
 import time
 from collections import deque
 
+import attrs
+
 from layered_cache.core.translate import pool_exhausted
 from layered_cache.errors import PoolTimeoutError
 from layered_cache.sync.connection import Connection
@@ -28,6 +30,7 @@ from layered_cache.sync.connection import Connection
 __all__ = ["ConnectionPool"]
 
 
+@attrs.define(eq=False, repr=False)
 class ConnectionPool:
     """At most ``max_connections`` connections to one server, shared by threads.
 
@@ -39,29 +42,24 @@ class ConnectionPool:
         idle_timeout: seconds after which an idle connection is replaced (0: never).
     """
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        max_connections: int,
-        pool_timeout: float | None,
-        max_idle: int | None,
-        idle_timeout: float,
-    ) -> None:
-        self.name = name
-        self.max_connections = max_connections
-        self.pool_timeout = pool_timeout
-        self.max_idle = max_idle
-        self.idle_timeout = idle_timeout
-        #: Idle connections, most recently used last.
-        self.idle: deque[Connection] = deque()
-        #: Connections open or being opened (idle ones included).
-        self.size = 0
-        self._lock = threading.Lock()
-        # Threads waiting for a connection, each parked on a (held) lock of its own.
-        self.waiters: deque[threading.Lock] = deque()
-        #: Whether returned connections are put back as they are (no bound, no clock).
-        self.plain = max_idle is None and not idle_timeout
+    name: str
+    max_connections: int = attrs.field(kw_only=True)
+    pool_timeout: float | None = attrs.field(kw_only=True)
+    max_idle: int | None = attrs.field(kw_only=True)
+    idle_timeout: float = attrs.field(kw_only=True)
+    #: Idle connections, most recently used last.
+    idle: deque[Connection] = attrs.field(init=False, factory=deque)
+    #: Connections open or being opened (idle ones included).
+    size: int = attrs.field(init=False, default=0)
+    _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
+    # Threads waiting for a connection, each parked on a (held) lock of its own.
+    waiters: deque[threading.Lock] = attrs.field(init=False, factory=deque)
+    #: Whether returned connections are put back as they are (no bound, no clock).
+    plain: bool = attrs.field(init=False)
+
+    @plain.default
+    def _plain_default(self) -> bool:
+        return self.max_idle is None and not self.idle_timeout
 
     # -- taking -----------------------------------------------------------------------------
 

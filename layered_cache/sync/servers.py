@@ -21,6 +21,7 @@ from layered_cache.core.observer import Observer
 from layered_cache.sync.connection import Connection
 from layered_cache.sync.discovery import Refresher
 from layered_cache.sync.node import ServerNode
+from layered_cache.sync.pool import ConnectionPool
 from layered_cache.transport import format_address
 from layered_cache.transport._base import Address
 
@@ -67,11 +68,14 @@ def server_node(
         entry.name,
         connect,
         entry.health,
+        ConnectionPool(
+            entry.name,
+            max_connections=bounds[0],
+            pool_timeout=bounds[1],
+            max_idle=config.max_pool_size,
+            idle_timeout=config.idle_timeout,
+        ),
         timeout=config.timeout,
-        max_connections=bounds[0],
-        pool_timeout=bounds[1],
-        max_idle=config.max_pool_size,
-        idle_timeout=config.idle_timeout,
         observer=config.observer,
     )
 
