@@ -15,16 +15,11 @@ import time
 from collections.abc import Callable
 
 from layered_cache.core.observer import Observer
-from layered_cache.errors import (
-    CacheConnectionError,
-    PoolTimeoutError,
-    ServerUnavailableError,
-    TLSError,
-    UpstreamUnavailableError,
-)
+from layered_cache.core.translate import counts_against_health, fail_silent_absorbs
+from layered_cache.errors import CacheConnectionError, ServerUnavailableError
 from layered_cache.observability.events import ServerDownEvent, ServerUpEvent
 
-__all__ = ["FailSilent", "HealthPolicy", "ServerHealth", "counts_against_health"]
+__all__ = ["FailSilent", "HealthPolicy", "ServerHealth"]
 
 logger = logging.getLogger("layered_cache")
 
@@ -57,19 +52,6 @@ class HealthPolicy:
     def window(self, failures: int) -> float:
         """Seconds to skip a server that has failed ``failures`` times in a row."""
         return self.dead_timeout if failures >= self.retry_attempts else self.retry_timeout
-
-
-def counts_against_health(error: Exception) -> bool:
-    """Whether ``error`` says the server is unreachable (an outage), not misconfigured.
-
-    Unreachable, stalled or garbling servers are skipped for a while; TLS and
-    authentication refusals are configuration problems, reported each time;
-    a proxy saying a server *behind* it is down says nothing of the proxy; a
-    call that found every connection busy says the client is overloaded.
-    """
-    return isinstance(error, CacheConnectionError) and not isinstance(
-        error, TLSError | UpstreamUnavailableError | ServerUnavailableError | PoolTimeoutError
-    )
 
 
 class ServerHealth:
@@ -223,7 +205,7 @@ class FailSilent:
 
     def absorb(self, error: CacheConnectionError) -> bool:
         """Count and absorb ``error`` in fail-silent mode; False means: raise it."""
-        if not self.enabled or isinstance(error, TLSError):
+        if not self.enabled or not fail_silent_absorbs(error):
             return False
         with self._lock:
             self._count += 1

@@ -21,12 +21,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, TypeVar
 
-from layered_cache.errors import (
-    AuthenticationError,
-    CacheConnectionError,
-    ConfigurationError,
-    TLSError,
-)
+from layered_cache.core.translate import fail_silent_absorbs
+from layered_cache.errors import AuthenticationError, ConfigurationError
 from layered_cache.observability.events import (
     ConnectEvent,
     Event,
@@ -267,12 +263,7 @@ class Observer:
                     names,
                 )
             )
-        if (
-            error is not None
-            and self.fail_silent
-            and isinstance(error, CacheConnectionError)
-            and not isinstance(error, TLSError)
-        ):
+        if error is not None and self.fail_silent and fail_silent_absorbs(error):
             commands = request_commands(step.request) if commands is None else commands
             written = [key for command, ks in commands if command in WRITE_COMMANDS for key in ks]
             if written:

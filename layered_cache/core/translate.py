@@ -17,6 +17,7 @@ from layered_cache.errors import (
     PoolTimeoutError,
     ServerError,
     ServerResponseError,
+    ServerUnavailableError,
     TLSError,
     UnexpectedReplyError,
     UnsupportedCommandError,
@@ -28,6 +29,8 @@ __all__ = [
     "STALE_ERRORS",
     "ErrorReplyReceived",
     "PeerClosedError",
+    "counts_against_health",
+    "fail_silent_absorbs",
     "pool_exhausted",
     "translate",
     "unsupported_command",
@@ -74,6 +77,29 @@ _UPSTREAM_FAILURES = frozenset(
         "Broken pipe",
     }
 )
+
+
+def counts_against_health(error: Exception) -> bool:
+    """Whether ``error`` says the server is unreachable (an outage), not misconfigured.
+
+    Unreachable, stalled or garbling servers are skipped for a while; TLS and
+    authentication refusals are configuration problems, reported each time;
+    a proxy saying a server *behind* it is down says nothing of the proxy; a
+    call that found every connection busy says the client is overloaded.
+    """
+    return isinstance(error, CacheConnectionError) and not isinstance(
+        error, TLSError | UpstreamUnavailableError | ServerUnavailableError | PoolTimeoutError
+    )
+
+
+def fail_silent_absorbs(error: Exception) -> bool:
+    """Whether fail-silent mode answers ``error`` as a miss (or a write as False).
+
+    Outages are absorbed (unreachable, timed out, dropped, garbled, skipped
+    servers, and servers a proxy cannot reach); TLS refusals are not: they are
+    mistakes to fix, not outages to ride out.
+    """
+    return isinstance(error, CacheConnectionError) and not isinstance(error, TLSError)
 
 
 def pool_exhausted(
