@@ -439,14 +439,7 @@ class AsyncClient(BaseClient[AsyncServer]):
         return await self._count(key, value, noreply, initial, expire, decrement=True)
 
     async def _count(
-        self,
-        key: Key,
-        value: int,
-        noreply: bool,
-        initial: int | None,
-        expire: int,
-        *,
-        decrement: bool,
+        self, key: Key, value: int, noreply: bool, initial: int | None, expire: int, decrement: bool
     ) -> int | None:
         ops = self._ops
         name = "decr" if decrement else "incr"

@@ -21,22 +21,16 @@ from layered_cache.core.config import (
 )
 from layered_cache.core.namespaces import forget_generations
 from layered_cache.core.observer import STORE_NAMES as _STORE_NAMES
-from layered_cache.core.operations import (
-    FAILED,
-    NO_FALLBACK,
-    Exchange,
-    Flow,
-)
+from layered_cache.core.operations import FAILED, NO_FALLBACK, Exchange, Flow
 from layered_cache.discovery._base import Discovery
 from layered_cache.errors import CacheConnectionError, DiscoveryError
 from layered_cache.observability.events import WriteFailureEvent
 from layered_cache.serialization._base import Serializer
-from layered_cache.sync.connection import Connection
 from layered_cache.sync.discovery import Refresher, run_lookup
 from layered_cache.sync.node import ServerNode
-from layered_cache.sync.servers import close_all, connection_factory, on_fork_in_child, server_node
+from layered_cache.sync.servers import close_all, endpoint_connector, on_fork_in_child, server_node
 from layered_cache.sync.steps import perform
-from layered_cache.transport._base import Address, Transport
+from layered_cache.transport._base import Transport
 
 if TYPE_CHECKING:
     from layered_cache.sync.namespace import Namespace
@@ -73,7 +67,9 @@ class Client(BaseClient[ServerNode]):
         retry_timeout: seconds a server that just failed is skipped: calls for
             its keys raise :class:`~layered_cache.errors.ServerUnavailableError`
             at once. Then exactly one call tries it again while the others
-            keep failing fast; a success puts it back in service.
+            keep failing fast; a success puts it back in service. Keys on the
+            other servers keep working, and a miss (``None``) always means "not
+            in the cache", never "could not ask".
         dead_timeout: the same window once the server is down (after
             ``retry_attempts`` failures): one call every ``dead_timeout``
             seconds tries it. The default (1 s) uses a restarted server again
@@ -139,11 +135,6 @@ class Client(BaseClient[ServerNode]):
     Connections are pooled per server and shared by threads; a process forked
     from this one (a gunicorn or Celery worker) starts with an empty pool and
     opens its own connections.
-
-    While a server is being skipped, calls for its keys raise
-    :class:`~layered_cache.errors.ServerUnavailableError` at once (no timeout
-    wait); keys on the other servers keep working. A miss (``None``) therefore
-    always means "not in the cache", never "could not ask".
 
     Raises:
         ConfigurationError: an option is invalid; no connection is attempted
@@ -471,14 +462,7 @@ class Client(BaseClient[ServerNode]):
         return self._count(key, value, noreply, initial, expire, decrement=True)
 
     def _count(
-        self,
-        key: Key,
-        value: int,
-        noreply: bool,
-        initial: int | None,
-        expire: int,
-        *,
-        decrement: bool,
+        self, key: Key, value: int, noreply: bool, initial: int | None, expire: int, decrement: bool
     ) -> int | None:
         ops = self._ops
         name = "decr" if decrement else "incr"
@@ -614,17 +598,10 @@ class Client(BaseClient[ServerNode]):
         return self._refresh_in_background()
 
     def _refresh_in_background(self) -> bool:
-        config = self._config
-        membership = self._membership
-
-        def connect(address: Address) -> Connection:
-            # No observer: the configuration endpoint is not a cache server.
-            return connection_factory(address, config, None)()
-
+        config, membership = self._config, self._membership
         with membership.recording():
-            found = run_lookup(
-                membership.discovery.lookup(membership.seeds), connect, config.timeout
-            )
+            lookup = membership.discovery.lookup(membership.seeds)
+            found = run_lookup(lookup, endpoint_connector(config), config.timeout)
         changed = self._adopt(found)
         if changed:
             self._owned[:] = self._nodes.values()

@@ -25,7 +25,13 @@ from layered_cache.sync.pool import ConnectionPool
 from layered_cache.transport import format_address
 from layered_cache.transport._base import Address
 
-__all__ = ["close_all", "connection_factory", "on_fork_in_child", "server_node"]
+__all__ = [
+    "close_all",
+    "connection_factory",
+    "endpoint_connector",
+    "on_fork_in_child",
+    "server_node",
+]
 
 
 def connection_factory(
@@ -47,6 +53,15 @@ def connection_factory(
         )
 
     return connect if observer is None else observer.observed_connect(connect, name, auth)
+
+
+def endpoint_connector(config: ClientConfig) -> Callable[[Address], Connection]:
+    """What opens a connection to a discovery endpoint: unobserved (it is not a cache server)."""
+
+    def connect(address: Address) -> Connection:
+        return connection_factory(address, config, None)()
+
+    return connect
 
 
 def server_node(
