@@ -76,7 +76,8 @@ OURS_DJANGO = "layered_cache Django backend"
 PM_HASH = "pymemcache HashClient"
 DJ_PYMEMCACHE = "Django PyMemcacheCache"
 TWEMPROXY = "twemproxy (layered_cache Client)"
-ROW_ORDER = [OURS, OURS_DJANGO, PM_HASH, DJ_PYMEMCACHE, TWEMPROXY]
+RAW = "raw sockets (floor: no Python per key)"
+ROW_ORDER = [OURS, OURS_DJANGO, PM_HASH, DJ_PYMEMCACHE, TWEMPROXY, RAW]
 
 
 # -- twemproxy ----------------------------------------------------------------------------
@@ -234,12 +235,66 @@ def make_clients(nodes: list[str], proxy_address: str, ours_ok: bool) -> dict[st
         ),
         DJ_PYMEMCACHE: PyMemcacheCache(nodes, {}),
         TWEMPROXY: Client(proxy_address),
+        RAW: RawPipelines(nodes),
     }
     if ours_ok:
         from layered_cache.django import MemcacheCache
 
         clients[OURS_DJANGO] = MemcacheCache(nodes, {})
     return clients
+
+
+class RawPipelines:
+    """The floor of a batch over these nodes: the meta pipelines our client sends, made once.
+
+    Keys go round-robin to the nodes; each call sends every node its bytes, then reads
+    every reply up to ``MN``. What is left is the kernel's and the servers' share of a
+    batch (the wake-ups of N processes), which no client's Python can remove.
+    """
+
+    def __init__(self, nodes: list[str]) -> None:
+        self._socks = []
+        for node in nodes:
+            host, port = node.rsplit(":", 1)
+            sock = socket.create_connection((host, int(port)))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._socks.append(sock)
+        self._made: dict[tuple[str, int], list[bytes]] = {}
+
+    def _parts(self, kind: str, keys: list[str], line: Callable[[bytes], bytes]) -> list[bytes]:
+        made = self._made.get((kind, len(keys)))
+        if made is None:
+            n = len(self._socks)
+            made = [
+                b"".join(line(key.encode()) for key in keys[i::n]) + b"mn\r\n" for i in range(n)
+            ]
+            self._made[kind, len(keys)] = made
+        return made
+
+    def _exchange(self, parts: list[bytes]) -> int:
+        for sock, part in zip(self._socks, parts, strict=False):
+            sock.sendall(part)
+        got = 0
+        for sock in self._socks[: len(parts)]:
+            buf = sock.recv(262144)
+            while not buf.endswith(b"MN\r\n"):
+                buf += sock.recv(262144)
+            got += len(buf)
+        return got
+
+    def get_many(self, keys: list[str]) -> dict[str, bytes]:
+        self._exchange(self._parts("get", keys, lambda k: b"mg %s v q\r\n" % k))
+        return dict.fromkeys(keys, VALUE)  # (the floor does not parse the values)
+
+    def set_many(self, mapping: dict[str, bytes]) -> list[str]:
+        line = b" %d q T0 F0\r\n" % len(VALUE)
+        keys = list(mapping)
+        self._exchange(self._parts("set", keys, lambda k: b"ms " + k + line + VALUE + b"\r\n"))
+        return []
+
+    def close(self) -> None:
+        for sock in self._socks:
+            sock.close()
 
 
 def close_client(client: Any) -> None:
@@ -269,71 +324,95 @@ def measure(
     res: Results,
     log: Callable[[str], None],
 ) -> None:
-    for n in NODE_COUNTS:
-        started = time.monotonic()
-        clients = make_clients(nodes[:n], proxy.address(f"nodes{n}"), ours_ok)
-        try:
-            measure_cold(clients, seconds, repeats, n, res)
-            for batch in BATCHES:
-                for op in ("get_many", "set_many"):
-                    fns: dict[str, Callable[[], object]] = {}
+    """Every cell, the node counts of one shape measured in the same rounds.
+
+    The N-node vs 1-node ratios compare cells of different node counts, so those cells
+    take turns within each round: this VM's wake-up cost changes over seconds (see
+    benchmarks/README.md), and cells measured minutes apart would compare two modes.
+    """
+    started = time.monotonic()
+    by_count = {
+        n: make_clients(nodes[:n], proxy.address(f"nodes{n}"), ours_ok) for n in NODE_COUNTS
+    }
+    try:
+        measure_cold(by_count, seconds, repeats, res)
+        for batch in BATCHES:
+            for op in ("get_many", "set_many"):
+                fns: dict[tuple[str, int], Callable[[], object]] = {}
+                for n, clients in by_count.items():
                     for name, client in clients.items():
-                        prefix = f"{ROW_ORDER.index(name)}:{n}:"
-                        keys = [f"{prefix}k{i:05d}" for i in range(batch)]
-                        mapping = dict.fromkeys(keys, VALUE)
-                        fn = (
-                            (lambda c=client, k=keys: c.get_many(k))
-                            if op == "get_many"
-                            else (lambda c=client, m=mapping: c.set_many(m))
-                        )
-                        try:
-                            failed = client.set_many(mapping)
-                            assert not failed, f"set_many failed for {len(failed)} keys"
-                            got = client.get_many(keys)
-                            assert len(got) == batch, f"get_many found {len(got)}/{batch}"
-                            fn()
-                        except Exception as exc:
-                            res.skipped.append(
-                                f"{name}, {n} nodes, {op} {batch}: {type(exc).__name__}: {exc}"
-                            )
-                        else:
-                            fns[name] = fn
-                    counts = {name: calibrate(fn, seconds) for name, fn in fns.items()}
-                    for _ in range(repeats):
-                        for name, fn in fns.items():
-                            timing = res.cells.setdefault(
-                                (name, n, batch, op), Timing(ops=counts[name])
-                            )
-                            with quiet_gc():
-                                timing.runs.append(run_once(fn, counts[name]))
-        finally:
+                        fn = _batch_call(client, name, n, batch, op, res)
+                        if fn is not None:
+                            fns[name, n] = fn
+                _rounds(fns, seconds, repeats, res, batch, op)
+            log(f"  batches of {batch}: {time.monotonic() - started:.1f} s")
+    finally:
+        for clients in by_count.values():
             for client in clients.values():
                 close_client(client)
-        log(f"  {n} node(s): {time.monotonic() - started:.1f} s")
+
+
+def _batch_call(
+    client: Any, name: str, n: int, batch: int, op: str, res: Results
+) -> Callable[[], object] | None:
+    """The call one cell times (its keys stored and checked first), or None if it failed."""
+    prefix = f"{ROW_ORDER.index(name)}:{n}:"
+    keys = [f"{prefix}k{i:05d}" for i in range(batch)]
+    mapping = dict.fromkeys(keys, VALUE)
+    fn = (
+        (lambda c=client, k=keys: c.get_many(k))
+        if op == "get_many"
+        else (lambda c=client, m=mapping: c.set_many(m))
+    )
+    try:
+        failed = client.set_many(mapping)
+        assert not failed, f"set_many failed for {len(failed)} keys"
+        got = client.get_many(keys)
+        assert len(got) == batch, f"get_many found {len(got)}/{batch}"
+        fn()
+    except Exception as exc:
+        res.skipped.append(f"{name}, {n} nodes, {op} {batch}: {type(exc).__name__}: {exc}")
+        return None
+    return fn
+
+
+def _rounds(
+    fns: dict[tuple[str, int], Callable[[], object]],
+    seconds: float,
+    repeats: int,
+    res: Results,
+    batch: int,
+    op: str,
+) -> None:
+    """``repeats`` rounds, each timing every cell of ``fns`` once (best run counts)."""
+    counts = {cell: calibrate(fn, seconds) for cell, fn in fns.items()}
+    for _ in range(repeats):
+        for (name, n), fn in fns.items():
+            timing = res.cells.setdefault((name, n, batch, op), Timing(ops=counts[name, n]))
+            with quiet_gc():
+                timing.runs.append(run_once(fn, counts[name, n]))
 
 
 def measure_cold(
-    clients: dict[str, Any], seconds: float, repeats: int, n: int, res: Results
+    by_count: dict[int, dict[str, Any]], seconds: float, repeats: int, res: Results
 ) -> None:
     """get_many of 100 keys, each call a batch not asked for in the last 65,536 keys."""
     raw = cold_keys()
     batches = [raw[i : i + 100] for i in range(0, len(raw), 100)]
-    fns: dict[str, Callable[[], object]] = {}
-    for name, client in clients.items():
-        cycle = itertools.cycle(batches)
-        try:
-            got = client.get_many(next(cycle))
-            assert len(got) >= 95, f"cold get_many found only {len(got)}/100"
-        except Exception as exc:
-            res.skipped.append(f"{name}, {n} nodes, get_many_cold: {type(exc).__name__}: {exc}")
-            continue
-        fns[name] = lambda c=client, it=cycle: c.get_many(next(it))
-    counts = {name: calibrate(fn, seconds) for name, fn in fns.items()}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            timing = res.cells.setdefault((name, n, 100, "get_many_cold"), Timing(ops=counts[name]))
-            with quiet_gc():
-                timing.runs.append(run_once(fn, counts[name]))
+    fns: dict[tuple[str, int], Callable[[], object]] = {}
+    for n, clients in by_count.items():
+        for name, client in clients.items():
+            if name == RAW:  # its requests are made once: there is nothing to be cold
+                continue
+            cycle = itertools.cycle(batches)
+            try:
+                got = client.get_many(next(cycle))
+                assert len(got) >= 95, f"cold get_many found only {len(got)}/100"
+            except Exception as exc:
+                res.skipped.append(f"{name}, {n} nodes, get_many_cold: {type(exc).__name__}: {exc}")
+                continue
+            fns[name, n] = lambda c=client, it=cycle: c.get_many(next(it))
+    _rounds(fns, seconds, repeats, res, 100, "get_many_cold")
 
 
 # -- reporting ----------------------------------------------------------------------------
@@ -415,6 +494,17 @@ def flatness(res: Results, row: str, op: str) -> float | None:
     return max(per_key) / min(per_key) if per_key else None
 
 
+def print_floor(res: Results, out: Callable[[str], None]) -> None:
+    """The raw sockets' own N-node vs 1-node ratios: what the machine leaves to any client."""
+    for op in ("get_many", "set_many"):
+        one, eight = res.cells.get((RAW, 1, 100, op)), res.cells.get((RAW, 8, 100, op))
+        if one is not None and eight is not None:
+            out(
+                f"      (the floor, raw sockets: {op} of 100 keys, 8 nodes vs 1 node: "
+                f"{eight.best / one.best:.2f}×)"
+            )
+
+
 def print_tables(res: Results, out: Callable[[str], None]) -> None:
     for op in OPS:
         out("")
@@ -446,6 +536,7 @@ def print_tables(res: Results, out: Callable[[str], None]) -> None:
     for t in targets(res):
         measured = "—" if t["measured"] is None else f"{t['measured']:.2f}×"
         out(f"{t['status']:<5} {t['target']}: {measured} (goal {t['comparison']} {t['goal']:.2f}×)")
+    print_floor(res, out)
     for line in res.skipped:
         out(f"skipped: {line}")
 
