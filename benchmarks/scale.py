@@ -76,7 +76,7 @@ OURS_DJANGO = "layered_cache Django backend"
 PM_HASH = "pymemcache HashClient"
 DJ_PYMEMCACHE = "Django PyMemcacheCache"
 TWEMPROXY = "twemproxy (layered_cache Client)"
-RAW = "raw sockets (floor: no Python per key)"
+RAW = "raw sockets (the floor)"
 ROW_ORDER = [OURS, OURS_DJANGO, PM_HASH, DJ_PYMEMCACHE, TWEMPROXY, RAW]
 
 
