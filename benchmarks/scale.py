@@ -271,26 +271,32 @@ class RawPipelines:
             self._made[kind, len(keys)] = made
         return made
 
-    def _exchange(self, parts: list[bytes]) -> int:
-        for sock, part in zip(self._socks, parts, strict=False):
+    def _exchange(self, parts: list[bytes]) -> list[bytes]:
+        """Each node's whole reply, up to and including ``MN``."""
+        for sock, part in zip(self._socks, parts, strict=True):
             sock.sendall(part)
-        got = 0
-        for sock in self._socks[: len(parts)]:
+        replies = []
+        for sock in self._socks:
             buf = sock.recv(262144)
             while not buf.endswith(b"MN\r\n"):
                 buf += sock.recv(262144)
-            got += len(buf)
-        return got
+            replies.append(buf)
+        return replies
 
     def get_many(self, keys: list[str]) -> dict[str, bytes]:
-        self._exchange(self._parts("get", keys, lambda k: b"mg %s v q\r\n" % k))
-        return dict.fromkeys(keys, VALUE)  # (the floor does not parse the values)
+        replies = self._exchange(self._parts("get", keys, lambda k: b"mg %s v q\r\n" % k))
+        # Hits are counted, not parsed: VALUE (bytes 0-99) never holds b"VA ".
+        hits = sum(reply.count(b"VA ") for reply in replies)
+        return dict.fromkeys(keys[:hits], VALUE)
 
     def set_many(self, mapping: dict[str, bytes]) -> list[str]:
         line = b" %d q T0 F0\r\n" % len(VALUE)
         keys = list(mapping)
-        self._exchange(self._parts("set", keys, lambda k: b"ms " + k + line + VALUE + b"\r\n"))
-        return []
+        replies = self._exchange(
+            self._parts("set", keys, lambda k: b"ms " + k + line + VALUE + b"\r\n")
+        )
+        # Quiet ms answers only failures: anything before MN means some were not stored.
+        return [] if all(reply == b"MN\r\n" for reply in replies) else keys
 
     def close(self) -> None:
         for sock in self._socks:
