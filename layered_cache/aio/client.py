@@ -522,12 +522,16 @@ class AsyncClient(BaseClient[AsyncServer]):
     async def aclose(self) -> None:
         """Close this event loop's idle connections and stop its background discovery task.
 
-        The client stays usable: it reconnects when next used, and the loop's
+        Returns once their sockets are closed: a connection whose last requests
+        were ``noreply`` first lets them out to the server (for at most its
+        ``timeout``), so that ending the loop next loses none of them. The
+        client stays usable: it reconnects when next used, and the loop's
         discovery task starts again with its first new connection.
         """
         await self._refreshers.stop()
-        for node in self._nodes.values():
-            node.close_idle()
+        closing = [conn for node in self._nodes.values() for conn in node.close_idle()]
+        for conn in closing:
+            await conn.wait_closed()
 
     async def __aenter__(self) -> Self:
         return self

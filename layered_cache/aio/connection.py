@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncConnection"]
 
+# How long closing a connection with no timeout may take to let its noreply writes out.
+_QUIET_CLOSE_TIMEOUT = 1.0
+
 
 class _Protocol(asyncio.Protocol):
     """Feeds the parser; hands replies to the connection's batch (or wakes a handshake)."""
@@ -56,7 +59,7 @@ class _Protocol(asyncio.Protocol):
         self.conn: AsyncConnection | None = None
         #: The socket is closed (``connection_lost`` ran).
         self.closed = False
-        self._on_closed: Callable[[], None] | None = None
+        self._on_closed: list[Callable[[], None]] = []
         self._waiter: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -78,16 +81,16 @@ class _Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lose(exc or PeerClosedError(f"{self.name} closed the connection"))
         self.closed = True
-        on_closed, self._on_closed = self._on_closed, None
-        if on_closed is not None:
-            on_closed()
+        on_closed, self._on_closed = self._on_closed, []
+        for callback in on_closed:
+            callback()
 
     def when_closed(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once the socket is closed (now, if it is)."""
         if self.closed:
             callback()
         else:
-            self._on_closed = callback
+            self._on_closed.append(callback)
 
     def _lose(self, error: BaseException) -> None:
         if self.lost is None:
@@ -125,6 +128,7 @@ class AsyncConnection:
         "name",
         "poisoned",
         "pool",
+        "quiet",
         "reused",
         "timeout",
         "used",
@@ -163,6 +167,9 @@ class AsyncConnection:
         self.reused = False
         #: The server answered with an error line: no new batch goes on it.
         self.poisoned = False
+        #: ``noreply`` requests went out and no batch answered after them: the server
+        #: may not have read them all yet (see :meth:`close`).
+        self.quiet = False
         self.closed = False
 
     @classmethod
@@ -260,6 +267,8 @@ class AsyncConnection:
             self._write(data[0] if len(data) == 1 else b"".join(data))
         for waiter in written:
             waiter.set_result(None)
+        # (A reply to come vouches for everything sent before it: memcached answers in order.)
+        self.quiet = bool(written) or (self.quiet and not inflight)
         if not inflight:
             self._answered()
         elif self.timeout is not None:
@@ -383,13 +392,34 @@ class AsyncConnection:
         return reply
 
     def close(self) -> None:
-        """Drop the connection at once (nothing more is sent; unread replies are discarded).
+        """Drop the connection (unread replies are discarded).
 
-        The socket itself closes on the loop's next turn (:meth:`when_closed`).
+        An idle connection whose last requests were ``noreply`` is closed in
+        order: what the transport still holds of them goes out first, and the
+        server reads them all before it sees the end of the connection (an
+        abort would drop the first; a reset, the second). That takes at most
+        the connection's timeout; any other connection is aborted at once.
+        The socket itself closes on a later turn of the loop (:meth:`when_closed`).
         """
         self.closed = True
-        self._transport.abort()
+        transport = self._transport
+        if self.quiet and not self.inflight and self._protocol.lost is None:
+            transport.close()
+            self.loop.call_later(self.timeout or _QUIET_CLOSE_TIMEOUT, transport.abort)
+        else:
+            transport.abort()
 
     def when_closed(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once the socket is really closed (now, if it is)."""
         self._protocol.when_closed(callback)
+
+    async def wait_closed(self) -> None:
+        """Return once the socket is really closed."""
+        closed: asyncio.Future[None] = self.loop.create_future()
+
+        def on_closed() -> None:
+            if not closed.done():
+                closed.set_result(None)
+
+        self.when_closed(on_closed)
+        await closed

@@ -48,12 +48,15 @@ async def _close_at_loop_shutdown(pool: LoopPool) -> AsyncGenerator[None, None]:
 
     :func:`asyncio.run` (and any loop owner calling ``shutdown_asyncgens()``)
     closes every live async generator while the loop still runs: the one
-    moment a pool's idle connections can still be closed properly.
+    moment a pool's idle connections can still be closed properly (and the
+    ``noreply`` requests of the last ones still let out, see
+    :meth:`AsyncConnection.close`).
     """
     try:
         yield
     finally:
-        pool.close_idle()
+        for conn in pool.close_idle():
+            await conn.wait_closed()
 
 
 def _give_up(waiter: asyncio.Future[Any]) -> None:
@@ -320,10 +323,14 @@ class LoopPool:
         else:
             self.idle.append(conn)
 
-    def close_idle(self) -> None:
-        """Close every idle connection."""
+    def close_idle(self) -> list[AsyncConnection]:
+        """Close every idle connection; the ones closed (their sockets close soon after)."""
+        closed = []
         while self.idle:
-            self._close(self.idle.pop())
+            conn = self.idle.pop()
+            self._close(conn)
+            closed.append(conn)
+        return closed
 
     def retire(self) -> None:
         """Keep nothing from now on: connections coming back are closed (see :class:`_Retired`).
@@ -547,10 +554,13 @@ class AsyncServer:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(pool.retire)
 
-    def close_idle(self) -> None:
-        """Close this loop's idle connections (other loops close theirs when they next run)."""
+    def close_idle(self) -> list[AsyncConnection]:
+        """Close this loop's idle connections (other loops close theirs when they next run).
+
+        Returns the ones closed, whose sockets close soon after.
+        """
         try:
             pool = self.pool()
         except RuntimeError:  # no running loop
-            return
-        pool.close_idle()
+            return []
+        return pool.close_idle()

@@ -35,6 +35,8 @@ __all__ = ["Connection"]
 
 # What one read asks for when no value body of known size is awaited.
 _RECV_SIZE = 65536
+# How long a TLS connection with no timeout waits for the server to hang up when closed.
+_QUIET_CLOSE_TIMEOUT = 1.0
 
 
 # Plain sockets are timed by the kernel (SO_RCVTIMEO/SO_SNDTIMEO on a blocking
@@ -254,9 +256,67 @@ class Connection:
         asked for (an error answering a ``noreply`` command), must not carry
         the next command.
         """
-        return self._input_waiting()
+        if not self._input_waiting():
+            return False
+        return not self.tls or self._tls_input()
+
+    def _tls_input(self) -> bool:
+        """Read, without waiting, all a TLS socket has: True if it held data or an end-of-file.
+
+        What a TLS socket has waiting may be TLS's own records only: a TLS 1.3
+        server sends its session tickets after the handshake, and a connection
+        whose first command was ``noreply`` has not read them yet. They are not
+        the server hanging up: once read, the connection is as good as before
+        (closing it instead would also lose the ``noreply`` commands the server
+        had not read yet).
+        """
+        sock = self.sock
+        sock.settimeout(0.0)
+        data = False
+        try:
+            while sock.recv(_RECV_SIZE):
+                data = True  # bytes nobody asked for
+            return True  # end-of-file: the server hung up
+        except ssl.SSLWantReadError:
+            return data  # nothing more: without data, the connection is as it was
+        except OSError:
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                sock.settimeout(self.timeout)
 
     def close(self) -> None:
-        """Close the socket (sends nothing more to the server)."""
+        """Close the socket (sends nothing more to the server).
+
+        A TLS connection whose last commands were ``noreply`` is closed in
+        order (our end first, then waiting up to the timeout for the server's),
+        so that the server still carries them out.
+        """
+        if self.tls and self.quiet:
+            self._close_after_quiet_writes()
+        self.drop()
+
+    def drop(self) -> None:
+        """Close this process's descriptor only: a forked child's copy of its parent's socket.
+
+        Nothing is sent or read, so the parent's connection is left as it was.
+        """
         with contextlib.suppress(OSError):  # closing never matters to the caller
             self.sock.close()
+
+    def _close_after_quiet_writes(self) -> None:
+        """Say we are done, then wait (up to the timeout) for the server to hang up.
+
+        A socket closed while its peer still sends is reset (a TCP RST), and a
+        server reset drops what it had not read yet. Over TLS the server does
+        send unasked: its session tickets, which a connection that never read
+        a reply has not consumed, and which may still arrive after the close.
+        Once it has read everything sent before our end-of-file (and carried
+        it out), the server closes too; what it sends meanwhile is discarded.
+        """
+        sock = self.sock
+        with contextlib.suppress(OSError, ValueError):
+            sock.settimeout(_QUIET_CLOSE_TIMEOUT if self.timeout is None else self.timeout)
+            sock.shutdown(socket.SHUT_WR)  # (on a TLS socket: plain TCP from here on)
+            while sock.recv(_RECV_SIZE):
+                pass

@@ -182,5 +182,5 @@ class ConnectionPool:
         self._lock = threading.Lock()
         self.waiters = deque()
         while self.idle:
-            self.idle.pop().close()
+            self.idle.pop().drop()
         self.size = 0

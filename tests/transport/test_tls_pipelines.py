@@ -112,6 +112,60 @@ def test_noreply_batches_land(tls_client: Any) -> None:
     _eventually(lambda: tls_client.get_many(keys), {})
 
 
+def _quiet_batch_client(
+    make: Callable[..., Any], server: MemcachedProcess, tls_material: TLSMaterial
+) -> Any:
+    """A new client whose first exchange will be a ``noreply`` batch (classic: no meta probe)."""
+    client = make(
+        [str(server.address)], transport=TLSTransport(ca_file=tls_material.ca_file), timeout=TIMEOUT
+    )
+    for node in _nodes(client):
+        node.meta = False
+    return client
+
+
+def _connections_opened(server: MemcachedProcess) -> int:
+    return int(server.stats()["total_connections"])
+
+
+def test_unread_session_tickets_are_not_a_hang_up(
+    make: Callable[..., Any], tls_servers: list[MemcachedProcess], tls_material: TLSMaterial
+) -> None:
+    """A TLS 1.3 server's session tickets, unread after a ``noreply`` first command, wait on the
+    socket; the connection still carries the next command.
+
+    (Replacing it would reset it, and the server would drop the ``noreply``
+    commands it had not read yet.)
+    """
+    server = tls_servers[0]
+    server.flush()
+    client = _quiet_batch_client(make, server, tls_material)
+    values = {f"tls:tickets:{i}": "t" * 3000 for i in range(80)}
+    before = _connections_opened(server)
+    client.set_many(values, noreply=True)
+    time.sleep(0.05)  # the tickets have arrived
+    assert client.get_many(list(values)) == values  # at once: read after the batch, in order
+    assert _connections_opened(server) - before == 2  # the client's one, and this stats call's
+
+
+@pytest.mark.parametrize("round_", range(10))
+def test_closing_right_after_noreply_writes_loses_none(
+    make: Callable[..., Any],
+    tls_servers: list[MemcachedProcess],
+    tls_material: TLSMaterial,
+    round_: int,
+) -> None:
+    """Closing the client just after ``noreply`` writes still lets the server carry them all out."""
+    server = tls_servers[0]
+    server.flush()
+    client = _quiet_batch_client(make, server, tls_material)
+    values = {f"tls:closing:{round_}:{i}": "c" * 3000 for i in range(80)}
+    client.set_many(values, noreply=True)
+    client.close()
+    reader = make([str(server.address)], transport=TLSTransport(ca_file=tls_material.ca_file))
+    assert reader.get_many(list(values)) == values
+
+
 def test_mixed_sizes_in_one_pipeline(tls_client: Any) -> None:
     sizes = [1, 16384, 700, 40_000, 3000, 16300, 9000, 0, 17000, 50] * 6
     values = {f"tls:mixed:{i}": "m" * size for i, size in enumerate(sizes)}
