@@ -623,10 +623,11 @@ class Client(BaseClient[ServerNode]):
             node.after_fork()
 
     def close(self) -> None:
-        """Close idle connections and stop background discovery.
+        """Close idle connections and stop background discovery; the client stays usable.
 
-        The client stays usable: it reconnects when next used, and discovery
-        starts again with the first new connection.
+        It reconnects when next used, and discovery starts again with the first new
+        connection. (A TLS connection whose last commands were ``noreply`` is closed
+        once the server has read them, waiting at most ``timeout``.)
         """
         self._refresher.stop()
         close_all(list(self._nodes.values()))
