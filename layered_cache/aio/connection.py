@@ -348,6 +348,7 @@ class AsyncConnection:
         if self.closed:
             return
         self.closed = True
+        self.quiet = False  # (a failed connection is dropped at once, see close)
         timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
