@@ -278,6 +278,7 @@ class AsyncConnection:
         """:meth:`send` of a batch of one request with one reply, without building the batch."""
         self.reused = self.used > 0
         self.used += 1
+        self.quiet = False  # (its reply vouches for what went before: see send)
         lost = self._protocol.lost
         self.inflight.append(waiter)
         if lost is not None:
@@ -404,6 +405,8 @@ class AsyncConnection:
         """
         self.closed = True
         transport = self._transport
+        if transport.is_closing():
+            return  # (closing in order already: a second close() would undo its time limit)
         if self.quiet and not self.inflight and self._protocol.lost is None:
             transport.close()
             self.loop.call_later(self.timeout or _QUIET_CLOSE_TIMEOUT, transport.abort)

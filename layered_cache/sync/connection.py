@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import select
 import socket
 import ssl
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from layered_cache.auth._base import Authenticator
@@ -31,11 +32,11 @@ from layered_cache.protocol.framing import write_commands
 from layered_cache.transport._base import Address, Transport
 from layered_cache.transport.tcp import input_watch
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "close_in_order"]
 
 # What one read asks for when no value body of known size is awaited.
 _RECV_SIZE = 65536
-# How long a TLS connection with no timeout waits for the server to hang up when closed.
+# How long closing a TLS connection with no timeout waits for the server to hang up.
 _QUIET_CLOSE_TIMEOUT = 1.0
 
 
@@ -286,37 +287,73 @@ class Connection:
                 sock.settimeout(self.timeout)
 
     def close(self) -> None:
-        """Close the socket (sends nothing more to the server).
+        """Close the socket at once (sends nothing more to the server).
 
-        A TLS connection whose last commands were ``noreply`` is closed in
-        order (our end first, then waiting up to the timeout for the server's),
-        so that the server still carries them out.
-        """
-        if self.tls and self.quiet:
-            self._close_after_quiet_writes()
-        self.drop()
-
-    def drop(self) -> None:
-        """Close this process's descriptor only: a forked child's copy of its parent's socket.
-
-        Nothing is sent or read, so the parent's connection is left as it was.
+        (:func:`close_in_order` closes connections that may still carry
+        ``noreply`` commands the server has not read.)
         """
         with contextlib.suppress(OSError):  # closing never matters to the caller
             self.sock.close()
 
-    def _close_after_quiet_writes(self) -> None:
-        """Say we are done, then wait (up to the timeout) for the server to hang up.
+    def _end_writes(self) -> bool:
+        """Shut our sending side, for :func:`close_in_order`; False if the socket is gone.
 
-        A socket closed while its peer still sends is reset (a TCP RST), and a
-        server reset drops what it had not read yet. Over TLS the server does
-        send unasked: its session tickets, which a connection that never read
-        a reply has not consumed, and which may still arrive after the close.
-        Once it has read everything sent before our end-of-file (and carried
-        it out), the server closes too; what it sends meanwhile is discarded.
+        On a TLS socket this leaves TLS: what the server sends from now on is
+        read as plain bytes, and discarded.
         """
-        sock = self.sock
-        with contextlib.suppress(OSError, ValueError):
-            sock.settimeout(_QUIET_CLOSE_TIMEOUT if self.timeout is None else self.timeout)
-            sock.shutdown(socket.SHUT_WR)  # (on a TLS socket: plain TCP from here on)
-            while sock.recv(_RECV_SIZE):
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.setblocking(False)
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def _hung_up(self) -> bool:
+        """Read and discard what arrived after :meth:`_end_writes`; True once the server hung up."""
+        try:
+            while self.sock.recv(_RECV_SIZE):
                 pass
+        except BlockingIOError:
+            return False
+        except (OSError, ValueError):
+            pass  # (reset, or gone: the server will not read more either)
+        return True
+
+
+def close_in_order(conns: Iterable[Connection]) -> None:
+    """Close ``conns``, letting each server first read the ``noreply`` commands it was sent.
+
+    A socket closed while its peer still sends is reset (a TCP RST), and a
+    server reset drops what it had not read yet. Over TLS the server does send
+    unasked: its session tickets, which a connection that never read a reply
+    has not consumed, and which may still arrive after the close. So a TLS
+    connection whose last commands were ``noreply`` says it is done and waits
+    for the server to hang up, which it does once it has read (and carried
+    out) everything before. Those waits overlap: closing many connections
+    takes at most the longest of their timeouts. Any other connection, and
+    any still open when the time is up, is closed at once.
+    """
+    waiting: dict[int, Connection] = {}
+    poller = select.poll()
+    longest = 0.0
+    try:
+        for conn in conns:
+            if conn.tls and conn.quiet and conn._end_writes():
+                fd = conn.sock.fileno()
+                waiting[fd] = conn
+                poller.register(fd, select.POLLIN)
+                timeout = _QUIET_CLOSE_TIMEOUT if conn.timeout is None else conn.timeout
+                longest = max(longest, timeout)
+            else:
+                conn.close()
+        deadline = time.monotonic() + longest
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            for fd, _ in poller.poll(max(1, int(left * 1000))):
+                conn = waiting[fd]
+                if conn._hung_up():
+                    poller.unregister(fd)
+                    del waiting[fd]
+                    conn.close()
+    finally:
+        for conn in waiting.values():
+            conn.close()

@@ -152,8 +152,10 @@ class ConnectionPool:
 
     def discard(self, conn: Connection) -> None:
         """Close a connection that must not be reused; its slot is freed."""
-        conn.close()
-        self.forget()
+        try:
+            conn.close()
+        finally:
+            self.forget()
 
     def forget(self) -> None:
         """Free the slot of a connection that is gone (closed, or never opened)."""
@@ -171,6 +173,15 @@ class ConnectionPool:
                 return
             self.discard(conn)
 
+    def take_idle(self) -> list[Connection]:
+        """Take every idle connection out, to be closed by the caller; then :meth:`forget` each."""
+        taken = []
+        while True:
+            try:
+                taken.append(self.idle.pop())
+            except IndexError:
+                return taken
+
     def retire(self) -> None:
         """Keep no connection from now on: close the idle ones, and busy ones as they come back."""
         self.max_idle = 0
@@ -182,5 +193,5 @@ class ConnectionPool:
         self._lock = threading.Lock()
         self.waiters = deque()
         while self.idle:
-            self.idle.pop().drop()
+            self.idle.pop().close()
         self.size = 0

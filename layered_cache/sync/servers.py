@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 
 from layered_cache.core.config import ClientConfig, ServerEntry
 from layered_cache.core.observer import Observer
-from layered_cache.sync.connection import Connection
+from layered_cache.sync.connection import Connection, close_in_order
 from layered_cache.sync.discovery import Refresher
 from layered_cache.sync.node import ServerNode
 from layered_cache.sync.pool import ConnectionPool
@@ -96,9 +96,17 @@ def server_node(
 
 
 def close_all(nodes: Iterable[ServerNode]) -> None:
-    """Close the idle connections of ``nodes`` (busy ones close when they come back broken)."""
-    for node in nodes:
-        node.discard_idle()
+    """Close the idle connections of ``nodes`` (busy ones close when they come back broken).
+
+    They are closed in order (:func:`~layered_cache.sync.connection.close_in_order`):
+    ``noreply`` commands just sent still reach the servers.
+    """
+    taken = [(node.pool, conn) for node in nodes for conn in node.pool.take_idle()]
+    try:
+        close_in_order([conn for _, conn in taken])
+    finally:
+        for pool, _ in taken:
+            pool.forget()
 
 
 # What each live client does in a forked child (held weakly: a dropped client is forgotten).

@@ -143,7 +143,7 @@ def test_unread_session_tickets_are_not_a_hang_up(
     values = {f"tls:tickets:{i}": "t" * 3000 for i in range(80)}
     before = _connections_opened(server)
     client.set_many(values, noreply=True)
-    time.sleep(0.05)  # the tickets have arrived
+    time.sleep(0.2)  # the tickets have arrived (a loopback round trip after the handshake)
     assert client.get_many(list(values)) == values  # at once: read after the batch, in order
     assert _connections_opened(server) - before == 2  # the client's one, and this stats call's
 
@@ -164,6 +164,44 @@ def test_closing_right_after_noreply_writes_loses_none(
     client.close()
     reader = make([str(server.address)], transport=TLSTransport(ca_file=tls_material.ca_file))
     assert reader.get_many(list(values)) == values
+
+
+def test_closing_waits_once_for_a_server_that_does_not_answer(
+    tls_servers: list[MemcachedProcess], tls_material: TLSMaterial
+) -> None:
+    """Several connections left ``noreply`` by threads wait for the server together: a
+    paused server costs ``close()`` about one ``timeout``, not one per connection."""
+    from layered_cache import Client
+
+    server = tls_servers[0]
+    timeout = 0.5
+    client = Client(
+        [str(server.address)], transport=TLSTransport(ca_file=tls_material.ca_file), timeout=timeout
+    )
+    for node in _nodes(client):
+        node.meta = False
+    start = threading.Barrier(4)
+
+    def write(i: int) -> None:
+        start.wait()
+        client.set_many({f"tls:paused:{i}:{j}": "p" * 3000 for j in range(20)}, noreply=True)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (node,) = _nodes(client)
+    assert len(node.pool.idle) > 1  # (threads met on the pool: several connections)
+    server.pause()
+    try:
+        started = time.monotonic()
+        client.close()
+        took = time.monotonic() - started
+    finally:
+        server.resume()
+    assert timeout * 0.8 < took < timeout * 2  # waited for the server, once
+    assert not node.pool.idle
 
 
 def test_mixed_sizes_in_one_pipeline(tls_client: Any) -> None:
