@@ -32,6 +32,7 @@ from layered_cache.core.connection_flows import (
     ConnectionFlow,
     Conversation,
     handshake_flow,
+    quiet_close_limit,
 )
 from layered_cache.core.translate import STALE_ERRORS, PeerClosedError
 from layered_cache.protocol import ErrorReply, ProtocolError, ReplyParser
@@ -42,9 +43,6 @@ if TYPE_CHECKING:
     from layered_cache.aio.node import LoopPool
 
 __all__ = ["AsyncConnection"]
-
-# How long closing a connection with no timeout may take to let its noreply writes out.
-_QUIET_CLOSE_TIMEOUT = 1.0
 
 
 class _Protocol(asyncio.Protocol):
@@ -409,7 +407,7 @@ class AsyncConnection:
             return  # (closing in order already: a second close() would undo its time limit)
         if self.quiet and not self.inflight and self._protocol.lost is None:
             transport.close()
-            self.loop.call_later(self.timeout or _QUIET_CLOSE_TIMEOUT, transport.abort)
+            self.loop.call_later(quiet_close_limit(self.timeout), transport.abort)
         else:
             transport.abort()
 

@@ -1,5 +1,7 @@
 """Conversations on one connection, outside any call: the auth handshake and the meta probe.
 
+(And how long closing a connection in order may wait: ``quiet_close_limit``.)
+
 A connection flow yields ``(request, expect)`` pairs and receives each reply
 (an :class:`~layered_cache.protocol.replies.ErrorReply` included, or :data:`CLOSED`
 when the server hung up instead of answering). Each engine drives them on
@@ -15,7 +17,14 @@ from layered_cache.auth._base import HandshakeFlow
 from layered_cache.core.translate import ErrorReplyReceived, PeerClosedError
 from layered_cache.protocol import ErrorReply, Expect, ReplyParser, requests
 
-__all__ = ["CLOSED", "Conversation", "ConnectionFlow", "handshake_flow", "meta_probe_flow"]
+__all__ = [
+    "CLOSED",
+    "Conversation",
+    "ConnectionFlow",
+    "handshake_flow",
+    "meta_probe_flow",
+    "quiet_close_limit",
+]
 
 
 class _Closed:
@@ -32,6 +41,19 @@ CLOSED: Final[Any] = _Closed()
 ConnectionFlow: TypeAlias = Generator[tuple[bytes, int], Any, Any]
 
 _PROBE_KEY: Final = b"layered_cache:meta-probe"
+
+# How long closing in order waits for a server when its connection has no timeout.
+_QUIET_CLOSE_TIMEOUT: Final = 1.0
+
+
+def quiet_close_limit(timeout: float | None) -> float:
+    """How long closing a connection in order may wait for its server, on either engine.
+
+    A connection whose last requests were ``noreply`` is closed only once the
+    server has read them (closing at once could make it drop them): for at
+    most the connection's ``timeout``, or a second when it has none.
+    """
+    return _QUIET_CLOSE_TIMEOUT if timeout is None else timeout
 
 
 class Conversation:

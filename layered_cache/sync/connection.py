@@ -25,6 +25,7 @@ from layered_cache.core.connection_flows import (
     ConnectionFlow,
     Conversation,
     handshake_flow,
+    quiet_close_limit,
 )
 from layered_cache.core.translate import ErrorReplyReceived, PeerClosedError
 from layered_cache.protocol import ErrorReply, ReplyParser, whole_reply
@@ -36,8 +37,6 @@ __all__ = ["Connection", "close_in_order"]
 
 # What one read asks for when no value body of known size is awaited.
 _RECV_SIZE = 65536
-# How long closing a TLS connection with no timeout waits for the server to hang up.
-_QUIET_CLOSE_TIMEOUT = 1.0
 
 
 # Plain sockets are timed by the kernel (SO_RCVTIMEO/SO_SNDTIMEO on a blocking
@@ -342,8 +341,7 @@ def close_in_order(conns: Iterable[Connection]) -> None:
                 fd = conn.sock.fileno()
                 waiting[fd] = conn
                 poller.register(fd, select.POLLIN)
-                timeout = _QUIET_CLOSE_TIMEOUT if conn.timeout is None else conn.timeout
-                longest = max(longest, timeout)
+                longest = max(longest, quiet_close_limit(conn.timeout))
             else:
                 conn.close()
         deadline = time.monotonic() + longest
